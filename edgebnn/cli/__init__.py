@@ -1,0 +1,64 @@
+"""The ``edgebnn`` command line.
+
+Commands live one per module in this package and are imported only when
+they run (or when help is asked for), so ``edgebnn --help``, ``edgebnn
+bench`` and ``edgebnn export`` never import TensorFlow.
+"""
+
+import importlib
+
+import click
+
+from edgebnn import __version__
+
+# name -> (module, attribute, one-line help shown by ``edgebnn --help``)
+COMMANDS = {
+    "datasets": ("edgebnn.cli.datasets", "datasets", "List datasets and where they were found."),
+    "models": ("edgebnn.cli.models", "models", "List the model zoo."),
+    "train": ("edgebnn.cli.train", "train", "Train a BNN (or its float twin) on a dataset."),
+    "compare": ("edgebnn.cli.compare", "compare", "Compare finished training runs."),
+    "convert": ("edgebnn.cli.convert", "convert", "Convert a trained model to TFLite with LCE."),
+    "verify": ("edgebnn.cli.verify", "verify", "Check a .tflite against its trained Keras model."),
+    "pretrained": ("edgebnn.cli.pretrained", "pretrained", "List the shipped pretrained models."),
+    "bench": ("edgebnn.cli.bench", "bench", "Measure latency and size of a .tflite model."),
+    "export": ("edgebnn.cli.export", "export", "Generate C sources from a .tflite model."),
+    "targets": ("edgebnn.cli.targets", "targets", "List build targets and their toolchains."),
+    "firmware": ("edgebnn.cli.firmware", "firmware", "Build, run and flash firmware for a target."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[name]
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError):
+            # A command not written yet, or whose module fails to import:
+            # say so instead of pretending it exists.
+            @click.command(name=name, help=f"{COMMANDS[name][2]} (unavailable)")
+            def _unavailable():
+                raise click.ClickException(f"'edgebnn {name}' is not available in this build")
+
+            return _unavailable
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edgebnn")
+def main():
+    """edgebnn: train, convert, verify, benchmark and deploy binarized neural networks."""
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,63 @@
+"""Helpers shared by the CLI commands: error mapping, status output, JSON."""
+
+import functools
+import json
+import sys
+
+import click
+
+from edgebnn.errors import EdgeBnnError
+
+
+def handle_errors(func):
+    """Turn :class:`EdgeBnnError` into :class:`click.ClickException`."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except EdgeBnnError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper
+
+
+def status(message: str) -> None:
+    """Print a status line to stderr, keeping stdout parseable."""
+    click.echo(message, err=True)
+
+
+def echo_json(obj) -> None:
+    """Print one JSON object to stdout."""
+    click.echo(json.dumps(obj, indent=2, sort_keys=True, default=_default))
+
+
+def _default(value):
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover
+        np = None
+    if np is not None:
+        if isinstance(value, np.generic):
+            return value.item()
+        if isinstance(value, np.ndarray):
+            return value.tolist()
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    return str(value)
+
+
+def render_table(headers, rows) -> str:
+    """Format rows as a plain aligned text table."""
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = []
+    for n, row in enumerate(cells):
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def is_tty() -> bool:
+    return sys.stderr.isatty()
