@@ -1,0 +1,434 @@
+/*
+ * edgebnn runtime: the kernels that generated model code calls.
+ *
+ * C99, no malloc, no VLAs, no file I/O. Every kernel takes a const params
+ * struct plus its data pointers and returns an ebnn_status_t (EBNN_OK == 0).
+ * The caller (the generated code) owns every buffer; the only kernel that
+ * needs working memory, the fused row-sliced chain, takes a caller-provided
+ * scratch buffer and reports its size with ebnn_fused_scratch_bytes().
+ *
+ * Naming: every kernel exists as a portable reference variant with the
+ * suffix _ref (ebnn_bconv2d_ref). Optimized variants for an ISA keep the same
+ * params struct and signature (ebnn_bconv2d_neon, ...), so one test binary can
+ * compare them.
+ *
+ * Tensor layout
+ *   - NHWC, batch 1: a feature map is [H][W][C] contiguous, row-major. (A
+ *     batch of N can be run as N calls.)
+ *   - Float tensors are float (IEEE binary32).
+ *   - Bitpacked tensors (LCE's format): int32 words packed along the channel
+ *     axis, least significant bit first; channel c of a pixel is bit (c % 32)
+ *     of word (c / 32); bit 1 means -1 (float x < 0), bit 0 means +1 (x >= 0,
+ *     so 0.0f and -0.0f pack as +1); unused padding bits of the last word are
+ *     0. A pixel takes EBNN_PACKED_WORDS(C) words. Words are stored as
+ *     int32_t (as in the flatbuffer) and handled internally as uint32_t.
+ *   - Binary filters (LceBconv2d input 1): OHWI, packed along I:
+ *     [out_c][filter_h][filter_w][EBNN_PACKED_WORDS(in_c)] int32 words.
+ *   - Float conv filters (CONV_2D): OHWI float [out_c][fh][fw][in_c].
+ *     Depthwise filters (DEPTHWISE_CONV_2D): [1][fh][fw][in_c*depth_mult].
+ *     Fully connected weights: [out_features][in_features] (TFLite's layout).
+ *
+ * Padding (TFLite's ComputePaddingHeightWidth): for SAME,
+ *   out = ceil(in / stride), and with eff = (f - 1) * dilation + 1,
+ *   total = max((out - 1) * stride + eff - in, 0), before = total / 2
+ *   (the extra pixel of an odd total goes after). For VALID,
+ *   out = ceil((in - eff + 1) / stride), before = 0.
+ *   ebnn_output_size() and ebnn_padding_before() compute these.
+ *
+ * Popcount: EBNN_POPCOUNT32(x) counts the set bits of a uint32_t. It defaults
+ * to an inline SWAR routine (about 12 ALU ops, no table, no libgcc call: GCC
+ * lowers __builtin_popcount to a ~20-instruction __popcountsi2 call on
+ * Cortex-M). Define EBNN_USE_BUILTIN_POPCOUNT to use __builtin_popcount
+ * (one POPCNT on x86-64 with -mpopcnt, CNT on AArch64), or define
+ * EBNN_POPCOUNT32 yourself before including this header.
+ */
+#ifndef EDGEBNN_FIRMWARE_RUNTIME_EBNN_H_
+#define EDGEBNN_FIRMWARE_RUNTIME_EBNN_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define EBNN_VERSION_MAJOR 0
+#define EBNN_VERSION_MINOR 1
+
+/* ------------------------------------------------------------------------ */
+/* Status codes                                                              */
+/* ------------------------------------------------------------------------ */
+
+typedef int32_t ebnn_status_t;
+
+#define EBNN_OK 0
+/* A pointer the kernel needs is NULL. */
+#define EBNN_ERROR_NULL_POINTER 1
+/* A dimension, stride, dilation or size is out of range or inconsistent. */
+#define EBNN_ERROR_BAD_SHAPE 2
+/* An enum field (padding, activation, producer kind, ...) is unknown. */
+#define EBNN_ERROR_BAD_ENUM 3
+/* A combination LCE itself rejects (e.g. SAME zero-padding with bitpacked
+ * output or with a fused activation in LceBconv2d). */
+#define EBNN_ERROR_UNSUPPORTED 4
+/* The scratch buffer given to the fused kernel is too small. */
+#define EBNN_ERROR_SCRATCH_TOO_SMALL 5
+
+/* ------------------------------------------------------------------------ */
+/* Helpers and enums                                                         */
+/* ------------------------------------------------------------------------ */
+
+/* Number of int32 words holding (c) bitpacked channels. */
+#define EBNN_PACKED_WORDS(c) (((c) + 31) / 32)
+
+#ifndef EBNN_POPCOUNT32
+#ifdef EBNN_USE_BUILTIN_POPCOUNT
+#define EBNN_POPCOUNT32(x) ((int32_t)__builtin_popcount((unsigned int)(x)))
+#else
+#define EBNN_POPCOUNT32(x) ebnn_popcount32_swar((uint32_t)(x))
+#endif
+#endif
+
+/* Portable SWAR popcount of one 32-bit word. */
+static inline int32_t ebnn_popcount32_swar(uint32_t x) {
+  x = x - ((x >> 1) & 0x55555555u);
+  x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
+  x = (x + (x >> 4)) & 0x0F0F0F0Fu;
+  return (int32_t)((x * 0x01010101u) >> 24);
+}
+
+typedef int32_t ebnn_padding_t;
+#define EBNN_PADDING_VALID 0
+#define EBNN_PADDING_SAME 1
+
+/* TFLite's fused activation functions (the flatbuffer enum values). */
+typedef int32_t ebnn_activation_t;
+#define EBNN_ACT_NONE 0
+#define EBNN_ACT_RELU 1
+#define EBNN_ACT_RELU_N1_TO_1 2
+#define EBNN_ACT_RELU6 3
+
+/* Output size of a conv/pool along one axis (TFLite's formula), 0 if the
+ * window does not fit (VALID) or an argument is out of range. */
+int32_t ebnn_output_size(int32_t in, int32_t filter, int32_t stride,
+                         int32_t dilation, ebnn_padding_t padding);
+
+/* Padding before (top or left) along one axis, as TFLite computes it. */
+int32_t ebnn_padding_before(int32_t in, int32_t filter, int32_t stride,
+                            int32_t dilation, ebnn_padding_t padding);
+
+/* ------------------------------------------------------------------------ */
+/* Binary kernels (LCE custom ops)                                           */
+/* ------------------------------------------------------------------------ */
+
+/* LceQuantize: float [n_pixels][channels] -> bitpacked
+ * [n_pixels][EBNN_PACKED_WORDS(channels)]; bit = (x < 0). For a feature map,
+ * n_pixels = H * W. NaN packs as +1 (bit 0) since NaN < 0 is false. */
+typedef struct {
+  int32_t n_pixels;
+  int32_t channels;
+} ebnn_quantize_params_t;
+
+ebnn_status_t ebnn_quantize_ref(const ebnn_quantize_params_t *params,
+                                const float *input, int32_t *output);
+
+/* LceDequantize: bitpacked -> float, bit 0 -> +1.0f, bit 1 -> -1.0f.
+ * Shares ebnn_quantize_params_t (n_pixels, channels of the float side). */
+ebnn_status_t ebnn_dequantize_ref(const ebnn_quantize_params_t *params,
+                                  const int32_t *input, float *output);
+
+/* LceBconv2d on bitpacked input (LCE 0.16 semantics).
+ *
+ * popcount p = number of differing bits between the input window and the
+ * filter, over in-bounds taps (out-of-bounds taps read as bit 0, i.e. +1,
+ * which is pad_value = 1: "same-one" padding).
+ * Float output (thresholds == NULL, multiplier and bias given):
+ *   x = clamp(K - 2 p) with K = filter_h * filter_w * in_c (all taps),
+ *   clamp from the fused activation on the integer (RELU: [0, +inf),
+ *   RELU_N1_TO_1: [-1, 1], RELU6: [0, 6]),
+ *   y = (float)x * multiplier[o] + bias[o].
+ *   SAME with pad_value 0 ("same-zero"): padded taps must contribute 0, LCE
+ *   computes as for pad_value 1 and then adds a float correction
+ *   (-multiplier[o]) * (sum of the +-1 filter values over the out-of-bounds
+ *   taps); this kernel reproduces that float sequence. LCE allows it only
+ *   with float output and EBNN_ACT_NONE (else EBNN_ERROR_UNSUPPORTED).
+ * Bitpacked output (thresholds != NULL): bit o = (p > thresholds[o])
+ *   compared as LCE does (see ebnn_bconv2d.c for the exact form), packed
+ *   into EBNN_PACKED_WORDS(out_c) words per pixel, padding bits 0.
+ *   The converter already folded multiplier/bias/sign into the thresholds
+ *   and the filter; multiplier and bias are ignored (may be NULL).
+ * Output size: ebnn_output_size() per axis.
+ */
+typedef struct {
+  int32_t in_h, in_w, in_c; /* in_c: true channel count (channels_in) */
+  int32_t out_c;
+  int32_t filter_h, filter_w;
+  int32_t stride_h, stride_w;
+  int32_t dilation_h, dilation_w;
+  ebnn_padding_t padding;
+  int32_t pad_value;            /* 0 or 1 (LCE's pad_values) */
+  ebnn_activation_t activation; /* float output only */
+  const int32_t *filter;        /* [out_c][fh][fw][PACKED_WORDS(in_c)] */
+  const float *multiplier;      /* [out_c], float output */
+  const float *bias;            /* [out_c], float output */
+  const int32_t *thresholds;    /* [out_c], non-NULL => bitpacked output */
+} ebnn_bconv2d_params_t;
+
+/* output: float [out_h][out_w][out_c], or int32_t words
+ * [out_h][out_w][PACKED_WORDS(out_c)] when thresholds != NULL (pass the
+ * int32_t buffer cast to void *). */
+ebnn_status_t ebnn_bconv2d_ref(const ebnn_bconv2d_params_t *params,
+                               const int32_t *input, void *output);
+
+/* LceBMaxPool2d: bitwise AND over the window (max of +-1 values), window
+ * clamped at the edges (no pad value). channels is the true channel count;
+ * input and output are bitpacked with EBNN_PACKED_WORDS(channels) words. */
+typedef struct {
+  int32_t in_h, in_w, channels;
+  int32_t filter_h, filter_w;
+  int32_t stride_h, stride_w;
+  ebnn_padding_t padding;
+} ebnn_bmaxpool2d_params_t;
+
+ebnn_status_t ebnn_bmaxpool2d_ref(const ebnn_bmaxpool2d_params_t *params,
+                                  const int32_t *input, int32_t *output);
+
+/* Binary fully connected (what LCE makes of a QuantDense:
+ * LceQuantize -> LceDequantize -> FULLY_CONNECTED with +-1 weights):
+ *   acc = in_features - 2 * popcount(x XOR w)  (exact dot product of +-1),
+ *   y = (float)acc, then y = y * multiplier[o] if multiplier != NULL,
+ *   then y = y + bias[o] if bias != NULL, then the fused activation
+ *   (float clamp, as TFLite's FULLY_CONNECTED does).
+ * input: bitpacked [rows][PACKED_WORDS(in_features)];
+ * weights: bitpacked [out_features][PACKED_WORDS(in_features)];
+ * output: float [rows][out_features]. */
+typedef struct {
+  int32_t rows; /* batch rows, 1 for a flattened feature map */
+  int32_t in_features;
+  int32_t out_features;
+  ebnn_activation_t activation;
+  const int32_t *weights;
+  const float *multiplier; /* [out_features] or NULL */
+  const float *bias;       /* [out_features] or NULL */
+} ebnn_bdense_params_t;
+
+ebnn_status_t ebnn_bdense_ref(const ebnn_bdense_params_t *params,
+                              const int32_t *input, float *output);
+
+/* ------------------------------------------------------------------------ */
+/* Float kernels (TFLite builtin semantics)                                  */
+/* ------------------------------------------------------------------------ */
+
+/* CONV_2D: y = act(sum_{ky,kx,ci} x * w + bias[o]); taps outside the input
+ * contribute 0 (TFLite zero padding). Accumulation order: bias is added
+ * after the sum over ky, kx, ci (in that order). */
+typedef struct {
+  int32_t in_h, in_w, in_c;
+  int32_t out_c;
+  int32_t filter_h, filter_w;
+  int32_t stride_h, stride_w;
+  int32_t dilation_h, dilation_w;
+  ebnn_padding_t padding;
+  ebnn_activation_t activation;
+  const float *filter; /* [out_c][fh][fw][in_c] */
+  const float *bias;   /* [out_c] or NULL */
+} ebnn_conv2d_params_t;
+
+ebnn_status_t ebnn_conv2d_ref(const ebnn_conv2d_params_t *params,
+                              const float *input, float *output);
+
+/* DEPTHWISE_CONV_2D: out channel o = ci * depth_multiplier + m. */
+typedef struct {
+  int32_t in_h, in_w, in_c;
+  int32_t depth_multiplier;
+  int32_t filter_h, filter_w;
+  int32_t stride_h, stride_w;
+  int32_t dilation_h, dilation_w;
+  ebnn_padding_t padding;
+  ebnn_activation_t activation;
+  const float *filter; /* [1][fh][fw][in_c * depth_multiplier] */
+  const float *bias;   /* [in_c * depth_multiplier] or NULL */
+} ebnn_depthwise_conv2d_params_t;
+
+ebnn_status_t ebnn_depthwise_conv2d_ref(
+    const ebnn_depthwise_conv2d_params_t *params, const float *input,
+    float *output);
+
+/* FULLY_CONNECTED: y[r][o] = act(sum_i x[r][i] * w[o][i] + bias[o]). */
+typedef struct {
+  int32_t rows;
+  int32_t in_features;
+  int32_t out_features;
+  ebnn_activation_t activation;
+  const float *weights; /* [out_features][in_features] */
+  const float *bias;    /* [out_features] or NULL */
+} ebnn_fully_connected_params_t;
+
+ebnn_status_t ebnn_fully_connected_ref(
+    const ebnn_fully_connected_params_t *params, const float *input,
+    float *output);
+
+/* MAX_POOL_2D and AVERAGE_POOL_2D: window clamped to the input (padding is
+ * never read); average divides by the number of in-bounds taps. */
+typedef struct {
+  int32_t in_h, in_w, channels;
+  int32_t filter_h, filter_w;
+  int32_t stride_h, stride_w;
+  ebnn_padding_t padding;
+  ebnn_activation_t activation;
+} ebnn_pool2d_params_t;
+
+ebnn_status_t ebnn_max_pool2d_ref(const ebnn_pool2d_params_t *params,
+                                  const float *input, float *output);
+ebnn_status_t ebnn_average_pool2d_ref(const ebnn_pool2d_params_t *params,
+                                      const float *input, float *output);
+
+/* MEAN over H and W of a [H][W][C] map -> [C] (keep_dims only changes the
+ * shape, not the memory layout). sum in row-major order, then / (H * W). */
+typedef struct {
+  int32_t in_h, in_w, channels;
+} ebnn_mean_params_t;
+
+ebnn_status_t ebnn_mean_hw_ref(const ebnn_mean_params_t *params,
+                               const float *input, float *output);
+
+/* ADD and MUL with broadcasting of b over a:
+ *   out[i] = act(a[i] (+|*) b[i % b_size])
+ * b_size == size: elementwise; b_size == C (the last axis): a per-channel
+ * vector; b_size == 1: a scalar. (Both ops are commutative in IEEE float,
+ * so a broadcast first operand is passed as b.) */
+typedef struct {
+  int32_t size;
+  int32_t b_size;
+  ebnn_activation_t activation;
+} ebnn_binary_params_t;
+
+ebnn_status_t ebnn_add_ref(const ebnn_binary_params_t *params, const float *a,
+                           const float *b, float *output);
+ebnn_status_t ebnn_mul_ref(const ebnn_binary_params_t *params, const float *a,
+                           const float *b, float *output);
+
+/* SOFTMAX over the last axis of [rows][cols]:
+ *   y = exp(beta * (x - max)) / sum(exp(beta * (x - max))). */
+typedef struct {
+  int32_t rows, cols;
+  float beta;
+} ebnn_softmax_params_t;
+
+ebnn_status_t ebnn_softmax_ref(const ebnn_softmax_params_t *params,
+                               const float *input, float *output);
+
+/* CONCATENATION along any axis: view each input as [outer][inner_i], where
+ * outer is the product of the dims before the axis and inner_i the product
+ * of input i's dims from the axis on; the output is [outer][sum inner_i].
+ * For channels of an NHWC map: outer = H * W, inner_i = C_i. */
+#define EBNN_CONCAT_MAX_INPUTS 16
+typedef struct {
+  int32_t outer;
+  int32_t n_inputs;
+  int32_t inner[EBNN_CONCAT_MAX_INPUTS];
+  ebnn_activation_t activation;
+} ebnn_concat_params_t;
+
+ebnn_status_t ebnn_concatenation_ref(const ebnn_concat_params_t *params,
+                                     const float *const *inputs,
+                                     float *output);
+
+/* PAD with a constant (PAD: 0.0f) of a tensor of up to 4 dims (leading dims
+ * of size 1 for fewer). out dim d = dims[d] + before[d] + after[d]. */
+typedef struct {
+  int32_t dims[4];
+  int32_t before[4];
+  int32_t after[4];
+  float value;
+} ebnn_pad_params_t;
+
+ebnn_status_t ebnn_pad_ref(const ebnn_pad_params_t *params, const float *input,
+                           float *output);
+
+/* Elementwise activations (RELU, RELU6, RELU_N1_TO_1, TANH, LOGISTIC,
+ * LEAKY_RELU with alpha, HARD_SWISH: x * relu6(x + 3) / 6). */
+typedef struct {
+  int32_t size;
+  float alpha; /* LEAKY_RELU only */
+} ebnn_unary_params_t;
+
+ebnn_status_t ebnn_relu_ref(const ebnn_unary_params_t *params,
+                            const float *input, float *output);
+ebnn_status_t ebnn_relu6_ref(const ebnn_unary_params_t *params,
+                             const float *input, float *output);
+ebnn_status_t ebnn_relu_n1_to_1_ref(const ebnn_unary_params_t *params,
+                                    const float *input, float *output);
+ebnn_status_t ebnn_tanh_ref(const ebnn_unary_params_t *params,
+                            const float *input, float *output);
+ebnn_status_t ebnn_logistic_ref(const ebnn_unary_params_t *params,
+                                const float *input, float *output);
+ebnn_status_t ebnn_leaky_relu_ref(const ebnn_unary_params_t *params,
+                                  const float *input, float *output);
+ebnn_status_t ebnn_hard_swish_ref(const ebnn_unary_params_t *params,
+                                  const float *input, float *output);
+
+/* ------------------------------------------------------------------------ */
+/* Fused row-sliced chain                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* producer (CONV_2D on float input, or LceBconv2d with float output on
+ * bitpacked input) -> optional MAX_POOL_2D -> up to EBNN_FUSED_MAX_STAGES
+ * MUL/ADD stages with a per-channel vector or a scalar -> LceQuantize,
+ * computed a few rows at a time: the float map between the ops is never
+ * materialized. Bit for bit the same as calling the unfused kernels one
+ * after another (they share the per-pixel routines).
+ *
+ * Scratch: ebnn_fused_scratch_bytes(params) bytes (float aligned), holding
+ * pool.filter_h rows of the producer's output plus one pixel of channels
+ * (one producer row without a pool). */
+#define EBNN_FUSED_MAX_STAGES 4
+
+typedef int32_t ebnn_producer_kind_t;
+#define EBNN_PRODUCER_CONV2D 0
+#define EBNN_PRODUCER_BCONV2D 1
+
+typedef int32_t ebnn_stage_kind_t;
+#define EBNN_STAGE_MUL 0
+#define EBNN_STAGE_ADD 1
+
+typedef struct {
+  ebnn_stage_kind_t kind;
+  int32_t size; /* 1 (scalar) or the producer's out_c (per channel) */
+  const float *values;
+  ebnn_activation_t activation;
+} ebnn_fused_stage_t;
+
+typedef struct {
+  ebnn_producer_kind_t producer;
+  const ebnn_conv2d_params_t *conv;   /* producer == EBNN_PRODUCER_CONV2D */
+  const ebnn_bconv2d_params_t *bconv; /* producer == EBNN_PRODUCER_BCONV2D,
+                                         thresholds must be NULL */
+  int32_t has_pool;
+  ebnn_pool2d_params_t pool; /* in_h/in_w/channels are filled from the
+                                producer's output by the kernel if 0 */
+  int32_t n_stages;
+  ebnn_fused_stage_t stages[EBNN_FUSED_MAX_STAGES];
+} ebnn_fused_params_t;
+
+/* Bytes of scratch the fused kernel needs, 0 on invalid params. */
+size_t ebnn_fused_scratch_bytes(const ebnn_fused_params_t *params);
+
+/* Output shape of the fused chain (after the pool if any); channels are the
+ * producer's out_c, the output holds EBNN_PACKED_WORDS(channels) words per
+ * pixel. */
+ebnn_status_t ebnn_fused_output_shape(const ebnn_fused_params_t *params,
+                                      int32_t *out_h, int32_t *out_w,
+                                      int32_t *channels);
+
+/* input: float [in_h][in_w][in_c] for CONV2D, bitpacked int32 words for
+ * BCONV2D (pass as const void *). output: bitpacked int32 words. */
+ebnn_status_t ebnn_fused_conv_pool_affine_quantize_ref(
+    const ebnn_fused_params_t *params, const void *input, int32_t *output,
+    void *scratch, size_t scratch_bytes);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EDGEBNN_FIRMWARE_RUNTIME_EBNN_H_ */
