@@ -1,0 +1,300 @@
+/*
+ * Binary kernels: LceQuantize, LceDequantize, LceBconv2d, LceBMaxPool2d and
+ * the xnor-popcount dense layer. Portable C99 reference implementations.
+ *
+ * LceBconv2d follows LCE 0.16's kernels (larq_compute_engine/core/bconv2d/
+ * output_transform.h, zero_padding_correction.h and the one-time setup in
+ * tflite/kernels/bconv2d.cc):
+ *   p      = XOR-popcount over every tap, out-of-bounds taps reading bit 0
+ *   float  : x = clamp(2 p, K - nominal_max, K - nominal_min)
+ *            y = (float)x * m' + b',  m' = (float)(-(double)mul),
+ *                                     b' = (float)((double)bias + K * (double)mul)
+ *            same-zero: y += (-1.0f * mul) * (float)(sum of the +-1 filter
+ *            values on the out-of-bounds taps), on pixels whose window sticks
+ *            out of the input
+ *   packed : bit = p > threshold[o]   (the threshold is in popcount units)
+ * Mathematically y = clamp(K - 2 p) * mul + bias; the float rounding differs
+ * from that naive form, which is why the fused m', b' are reproduced.
+ */
+#include "ebnn.h"
+#include "ebnn_internal.h"
+
+ebnn_status_t ebnn_quantize_ref(const ebnn_quantize_params_t *params,
+                                const float *input, int32_t *output) {
+  int32_t i;
+  int32_t words;
+  if (params == NULL || input == NULL || output == NULL)
+    return EBNN_ERROR_NULL_POINTER;
+  if (params->n_pixels < 0 || params->channels <= 0) return EBNN_ERROR_BAD_SHAPE;
+  words = EBNN_PACKED_WORDS(params->channels);
+  for (i = 0; i < params->n_pixels; ++i) {
+    ebnn__pack_pixel(input + (size_t)i * (size_t)params->channels,
+                     params->channels, output + (size_t)i * (size_t)words);
+  }
+  return EBNN_OK;
+}
+
+ebnn_status_t ebnn_dequantize_ref(const ebnn_quantize_params_t *params,
+                                  const int32_t *input, float *output) {
+  int32_t i, c;
+  int32_t words;
+  if (params == NULL || input == NULL || output == NULL)
+    return EBNN_ERROR_NULL_POINTER;
+  if (params->n_pixels < 0 || params->channels <= 0) return EBNN_ERROR_BAD_SHAPE;
+  words = EBNN_PACKED_WORDS(params->channels);
+  for (i = 0; i < params->n_pixels; ++i) {
+    const int32_t *px = input + (size_t)i * (size_t)words;
+    float *o = output + (size_t)i * (size_t)params->channels;
+    for (c = 0; c < params->channels; ++c) {
+      const uint32_t word = (uint32_t)px[c / 32];
+      o[c] = ((word >> (c % 32)) & 1u) ? -1.0f : 1.0f;
+    }
+  }
+  return EBNN_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* LceBconv2d                                                              */
+/* ---------------------------------------------------------------------- */
+
+ebnn_status_t ebnn__bconv2d_check(const ebnn_bconv2d_params_t *p,
+                                  ebnn__bgeom_t *g) {
+  int32_t nominal_min, nominal_max;
+  if (p == NULL || p->filter == NULL) return EBNN_ERROR_NULL_POINTER;
+  if (p->in_h <= 0 || p->in_w <= 0 || p->in_c <= 0 || p->out_c <= 0 ||
+      p->filter_h <= 0 || p->filter_w <= 0 || p->stride_h <= 0 ||
+      p->stride_w <= 0 || p->dilation_h <= 0 || p->dilation_w <= 0)
+    return EBNN_ERROR_BAD_SHAPE;
+  if (p->padding != EBNN_PADDING_SAME && p->padding != EBNN_PADDING_VALID)
+    return EBNN_ERROR_BAD_ENUM;
+  if (p->pad_value != 0 && p->pad_value != 1) return EBNN_ERROR_BAD_ENUM;
+  if (!ebnn__act_valid(p->activation)) return EBNN_ERROR_BAD_ENUM;
+  if (p->thresholds == NULL && (p->multiplier == NULL || p->bias == NULL))
+    return EBNN_ERROR_NULL_POINTER;
+  g->same_zero = (p->padding == EBNN_PADDING_SAME && p->pad_value == 0);
+  /* LCE rejects these combinations in its Prepare step. */
+  if (g->same_zero &&
+      (p->thresholds != NULL || p->activation != EBNN_ACT_NONE))
+    return EBNN_ERROR_UNSUPPORTED;
+  g->g.out_h = ebnn_output_size(p->in_h, p->filter_h, p->stride_h,
+                                p->dilation_h, p->padding);
+  g->g.out_w = ebnn_output_size(p->in_w, p->filter_w, p->stride_w,
+                                p->dilation_w, p->padding);
+  if (g->g.out_h <= 0 || g->g.out_w <= 0) return EBNN_ERROR_BAD_SHAPE;
+  g->g.pad_top = ebnn_padding_before(p->in_h, p->filter_h, p->stride_h,
+                                     p->dilation_h, p->padding);
+  g->g.pad_left = ebnn_padding_before(p->in_w, p->filter_w, p->stride_w,
+                                      p->dilation_w, p->padding);
+  g->words_in = EBNN_PACKED_WORDS(p->in_c);
+  g->k = p->filter_h * p->filter_w * p->in_c;
+  /* CalculateActivationRange on int32, limited to [-K, K], then mapped onto
+   * the 2 * popcount axis (2p = K - acc). */
+  switch (p->activation) {
+    case EBNN_ACT_RELU:
+      nominal_min = 0;
+      nominal_max = INT32_MAX;
+      break;
+    case EBNN_ACT_RELU_N1_TO_1:
+      nominal_min = -1;
+      nominal_max = 1;
+      break;
+    case EBNN_ACT_RELU6:
+      nominal_min = 0;
+      nominal_max = 6;
+      break;
+    default:
+      nominal_min = INT32_MIN;
+      nominal_max = INT32_MAX;
+      break;
+  }
+  if (nominal_min < -g->k) nominal_min = -g->k;
+  if (nominal_max > g->k) nominal_max = g->k;
+  g->clamp_min = g->k - nominal_max;
+  g->clamp_max = g->k - nominal_min;
+  return EBNN_OK;
+}
+
+/* XOR-popcount of one output channel at (oy, ox); out-of-bounds taps read
+ * bit 0 (+1). *oob_sum gets the sum of the +-1 filter values on the
+ * out-of-bounds taps and *sticks_out whether there is any. */
+static inline int32_t bconv_popcount(const ebnn_bconv2d_params_t *p,
+                                     const ebnn__bgeom_t *g,
+                                     const int32_t *input, int32_t oy,
+                                     int32_t ox, int32_t o, int32_t *oob_sum,
+                                     int32_t *sticks_out) {
+  int32_t fy, fx, w;
+  int32_t count = 0;
+  const int32_t words = g->words_in;
+  const int32_t y_origin = oy * p->stride_h - g->g.pad_top;
+  const int32_t x_origin = ox * p->stride_w - g->g.pad_left;
+  const int32_t *filt =
+      p->filter + (size_t)o * (size_t)p->filter_h * (size_t)p->filter_w *
+                      (size_t)words;
+  *oob_sum = 0;
+  *sticks_out = 0;
+  for (fy = 0; fy < p->filter_h; ++fy) {
+    const int32_t iy = y_origin + fy * p->dilation_h;
+    for (fx = 0; fx < p->filter_w; ++fx) {
+      const int32_t ix = x_origin + fx * p->dilation_w;
+      const int32_t *wt = filt + ((size_t)fy * (size_t)p->filter_w + (size_t)fx) *
+                                     (size_t)words;
+      if (iy >= 0 && iy < p->in_h && ix >= 0 && ix < p->in_w) {
+        const int32_t *px =
+            input + ((size_t)iy * (size_t)p->in_w + (size_t)ix) * (size_t)words;
+        for (w = 0; w < words; ++w) {
+          count += EBNN_POPCOUNT32((uint32_t)px[w] ^ (uint32_t)wt[w]);
+        }
+      } else {
+        int32_t ones = 0;
+        for (w = 0; w < words; ++w) ones += EBNN_POPCOUNT32((uint32_t)wt[w]);
+        count += ones; /* input bit 0 XOR w */
+        *oob_sum += p->in_c - 2 * ones;
+        *sticks_out = 1;
+      }
+    }
+  }
+  return count;
+}
+
+void ebnn__bconv2d_row_float(const ebnn_bconv2d_params_t *p,
+                             const ebnn__bgeom_t *g, const int32_t *input,
+                             int32_t oy, float *out_row) {
+  int32_t o, ox;
+  for (o = 0; o < p->out_c; ++o) {
+    const float m = (float)(-1.0 * (double)p->multiplier[o]);
+    const float b =
+        (float)((double)p->bias[o] + (double)g->k * (double)p->multiplier[o]);
+    const float neg_mul = -1.0f * p->multiplier[o];
+    for (ox = 0; ox < g->g.out_w; ++ox) {
+      int32_t oob_sum, sticks_out, x;
+      float y;
+      const int32_t count =
+          bconv_popcount(p, g, input, oy, ox, o, &oob_sum, &sticks_out);
+      x = 2 * count;
+      x = x > g->clamp_max ? g->clamp_max : x;
+      x = x < g->clamp_min ? g->clamp_min : x;
+      y = (float)x * m;
+      y = y + b;
+      if (g->same_zero && sticks_out) {
+        const float corr = neg_mul * (float)oob_sum;
+        y = y + corr;
+      }
+      out_row[(size_t)ox * (size_t)p->out_c + (size_t)o] = y;
+    }
+  }
+}
+
+ebnn_status_t ebnn_bconv2d_ref(const ebnn_bconv2d_params_t *params,
+                               const int32_t *input, void *output) {
+  ebnn__bgeom_t g;
+  int32_t oy, ox, o;
+  ebnn_status_t st;
+  if (params == NULL || input == NULL || output == NULL)
+    return EBNN_ERROR_NULL_POINTER;
+  st = ebnn__bconv2d_check(params, &g);
+  if (st != EBNN_OK) return st;
+  if (params->thresholds == NULL) {
+    float *out = (float *)output;
+    for (oy = 0; oy < g.g.out_h; ++oy) {
+      ebnn__bconv2d_row_float(
+          params, &g, input, oy,
+          out + (size_t)oy * (size_t)g.g.out_w * (size_t)params->out_c);
+    }
+  } else {
+    int32_t *out = (int32_t *)output;
+    const int32_t words_out = EBNN_PACKED_WORDS(params->out_c);
+    for (oy = 0; oy < g.g.out_h; ++oy) {
+      for (ox = 0; ox < g.g.out_w; ++ox) {
+        int32_t *px = out + ((size_t)oy * (size_t)g.g.out_w + (size_t)ox) *
+                                (size_t)words_out;
+        uint32_t word = 0u;
+        for (o = 0; o < params->out_c; ++o) {
+          int32_t oob_sum, sticks_out;
+          const int32_t count =
+              bconv_popcount(params, &g, input, oy, ox, o, &oob_sum, &sticks_out);
+          if (count > params->thresholds[o]) word |= (uint32_t)1u << (o % 32);
+          if (o % 32 == 31 || o == params->out_c - 1) {
+            px[o / 32] = (int32_t)word;
+            word = 0u;
+          }
+        }
+      }
+    }
+  }
+  return EBNN_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* LceBMaxPool2d                                                           */
+/* ---------------------------------------------------------------------- */
+
+ebnn_status_t ebnn_bmaxpool2d_ref(const ebnn_bmaxpool2d_params_t *params,
+                                  const int32_t *input, int32_t *output) {
+  int32_t out_h, out_w, pad_top, pad_left, oy, ox, y, x, w, words;
+  const ebnn_bmaxpool2d_params_t *p = params;
+  if (p == NULL || input == NULL || output == NULL)
+    return EBNN_ERROR_NULL_POINTER;
+  if (p->in_h <= 0 || p->in_w <= 0 || p->channels <= 0 || p->filter_h <= 0 ||
+      p->filter_w <= 0 || p->stride_h <= 0 || p->stride_w <= 0)
+    return EBNN_ERROR_BAD_SHAPE;
+  if (p->padding != EBNN_PADDING_SAME && p->padding != EBNN_PADDING_VALID)
+    return EBNN_ERROR_BAD_ENUM;
+  out_h = ebnn_output_size(p->in_h, p->filter_h, p->stride_h, 1, p->padding);
+  out_w = ebnn_output_size(p->in_w, p->filter_w, p->stride_w, 1, p->padding);
+  if (out_h <= 0 || out_w <= 0) return EBNN_ERROR_BAD_SHAPE;
+  pad_top = ebnn_padding_before(p->in_h, p->filter_h, p->stride_h, 1, p->padding);
+  pad_left = ebnn_padding_before(p->in_w, p->filter_w, p->stride_w, 1, p->padding);
+  words = EBNN_PACKED_WORDS(p->channels);
+  for (oy = 0; oy < out_h; ++oy) {
+    int32_t y0, y1;
+    ebnn__window(oy, p->stride_h, pad_top, p->filter_h, p->in_h, &y0, &y1);
+    for (ox = 0; ox < out_w; ++ox) {
+      int32_t x0, x1;
+      int32_t *o = output + ((size_t)oy * (size_t)out_w + (size_t)ox) * (size_t)words;
+      ebnn__window(ox, p->stride_w, pad_left, p->filter_w, p->in_w, &x0, &x1);
+      for (w = 0; w < words; ++w) {
+        uint32_t acc = 0xFFFFFFFFu;
+        for (y = y0; y < y1; ++y) {
+          for (x = x0; x < x1; ++x) {
+            acc &= (uint32_t)input[((size_t)y * (size_t)p->in_w + (size_t)x) *
+                                       (size_t)words + (size_t)w];
+          }
+        }
+        o[w] = (int32_t)acc;
+      }
+    }
+  }
+  return EBNN_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Binary dense                                                            */
+/* ---------------------------------------------------------------------- */
+
+ebnn_status_t ebnn_bdense_ref(const ebnn_bdense_params_t *params,
+                              const int32_t *input, float *output) {
+  int32_t r, o, w, words;
+  const ebnn_bdense_params_t *p = params;
+  if (p == NULL || input == NULL || output == NULL || p->weights == NULL)
+    return EBNN_ERROR_NULL_POINTER;
+  if (p->rows <= 0 || p->in_features <= 0 || p->out_features <= 0)
+    return EBNN_ERROR_BAD_SHAPE;
+  if (!ebnn__act_valid(p->activation)) return EBNN_ERROR_BAD_ENUM;
+  words = EBNN_PACKED_WORDS(p->in_features);
+  for (r = 0; r < p->rows; ++r) {
+    const int32_t *x = input + (size_t)r * (size_t)words;
+    for (o = 0; o < p->out_features; ++o) {
+      const int32_t *wt = p->weights + (size_t)o * (size_t)words;
+      int32_t count = 0;
+      float y;
+      for (w = 0; w < words; ++w)
+        count += EBNN_POPCOUNT32((uint32_t)x[w] ^ (uint32_t)wt[w]);
+      y = (float)(p->in_features - 2 * count);
+      if (p->multiplier != NULL) y = y * p->multiplier[o];
+      if (p->bias != NULL) y = y + p->bias[o];
+      output[(size_t)r * (size_t)p->out_features + (size_t)o] =
+          ebnn__act(y, p->activation);
+    }
+  }
+  return EBNN_OK;
+}

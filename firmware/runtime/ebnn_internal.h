@@ -1,0 +1,125 @@
+/*
+ * Per-pixel routines shared by the unfused kernels and the fused row-sliced
+ * chain, so that both perform the same float operations in the same order
+ * (bit-exact agreement). Not part of the public API.
+ */
+#ifndef EDGEBNN_FIRMWARE_RUNTIME_EBNN_INTERNAL_H_
+#define EDGEBNN_FIRMWARE_RUNTIME_EBNN_INTERNAL_H_
+
+#include <float.h>
+
+#include "ebnn.h"
+
+/* Float clamp of a fused activation (TFLite's ActivationFunctionWithMinMax
+ * for RELU, RELU_N1_TO_1, RELU6: min(max(x, lo), hi)). NONE is the
+ * identity. */
+static inline float ebnn__act(float x, ebnn_activation_t act) {
+  switch (act) {
+    case EBNN_ACT_RELU:
+      return x < 0.0f ? 0.0f : x;
+    case EBNN_ACT_RELU_N1_TO_1:
+      x = x < -1.0f ? -1.0f : x;
+      return x > 1.0f ? 1.0f : x;
+    case EBNN_ACT_RELU6:
+      x = x < 0.0f ? 0.0f : x;
+      return x > 6.0f ? 6.0f : x;
+    default:
+      return x;
+  }
+}
+
+static inline int ebnn__act_valid(ebnn_activation_t act) {
+  return act == EBNN_ACT_NONE || act == EBNN_ACT_RELU ||
+         act == EBNN_ACT_RELU_N1_TO_1 || act == EBNN_ACT_RELU6;
+}
+
+/* Pack channels floats of one pixel: bit = (x < 0), LSB first. */
+static inline void ebnn__pack_pixel(const float *x, int32_t channels,
+                                    int32_t *out) {
+  int32_t w;
+  const int32_t words = EBNN_PACKED_WORDS(channels);
+  for (w = 0; w < words; ++w) {
+    uint32_t word = 0u;
+    int32_t b;
+    const int32_t base = w * 32;
+    const int32_t n = (channels - base) < 32 ? (channels - base) : 32;
+    for (b = 0; b < n; ++b) {
+      if (x[base + b] < 0.0f) word |= (uint32_t)1u << b;
+    }
+    out[w] = (int32_t)word;
+  }
+}
+
+/* Window [lo, hi) of a pool/conv along one axis, clamped to [0, in). */
+static inline void ebnn__window(int32_t out_idx, int32_t stride, int32_t pad,
+                                int32_t filter, int32_t in, int32_t *lo,
+                                int32_t *hi) {
+  int32_t a = out_idx * stride - pad;
+  int32_t b = a + filter;
+  *lo = a < 0 ? 0 : a;
+  *hi = b > in ? in : b;
+}
+
+/* MAX_POOL_2D of one output pixel over rows [y0, y1) and columns [x0, x1)
+ * of a [rows][width][channels] block (TFLite: start at the lowest float,
+ * max(a, b) = a < b ? b : a, in window order), then the activation. */
+static inline void ebnn__maxpool_pixel(const float *rows, int32_t width,
+                                       int32_t channels, int32_t y0,
+                                       int32_t y1, int32_t x0, int32_t x1,
+                                       ebnn_activation_t act, float *out) {
+  int32_t c, y, x;
+  for (c = 0; c < channels; ++c) {
+    float m = -FLT_MAX;
+    for (y = y0; y < y1; ++y) {
+      const float *row = rows + ((size_t)y * (size_t)width) * (size_t)channels;
+      for (x = x0; x < x1; ++x) {
+        const float v = row[(size_t)x * (size_t)channels + (size_t)c];
+        m = m < v ? v : m;
+      }
+    }
+    out[c] = ebnn__act(m, act);
+  }
+}
+
+/* One element of ADD / MUL then the activation. */
+static inline float ebnn__add1(float a, float b, ebnn_activation_t act) {
+  return ebnn__act(a + b, act);
+}
+static inline float ebnn__mul1(float a, float b, ebnn_activation_t act) {
+  return ebnn__act(a * b, act);
+}
+
+/* Conv geometry resolved once per call. */
+typedef struct {
+  int32_t out_h, out_w;
+  int32_t pad_top, pad_left;
+} ebnn__geom_t;
+
+ebnn_status_t ebnn__conv2d_check(const ebnn_conv2d_params_t *p,
+                                 ebnn__geom_t *g);
+/* CONV_2D of output row oy (out_w * out_c floats). */
+void ebnn__conv2d_row(const ebnn_conv2d_params_t *p, const ebnn__geom_t *g,
+                      const float *input, int32_t oy, float *out_row);
+
+/* LceBconv2d output transform, resolved once per call. */
+typedef struct {
+  ebnn__geom_t g;
+  int32_t words_in;
+  int32_t k;            /* backtransform_add = fh * fw * in_c */
+  int32_t clamp_min;    /* bounds of 2 * popcount */
+  int32_t clamp_max;
+  int32_t same_zero;    /* SAME padding with pad_value 0 (float output) */
+} ebnn__bgeom_t;
+
+ebnn_status_t ebnn__bconv2d_check(const ebnn_bconv2d_params_t *p,
+                                  ebnn__bgeom_t *g);
+/* LceBconv2d float output of row oy (out_w * out_c floats). Channel-outer
+ * so the fused multiplier/bias (double arithmetic, soft-float on Cortex-M)
+ * are computed once per row and channel, not per pixel. */
+void ebnn__bconv2d_row_float(const ebnn_bconv2d_params_t *p,
+                             const ebnn__bgeom_t *g, const int32_t *input,
+                             int32_t oy, float *out_row);
+
+ebnn_status_t ebnn__pool_geom(const ebnn_pool2d_params_t *p, ebnn__geom_t *g);
+
+#endif /* EDGEBNN_FIRMWARE_RUNTIME_EBNN_INTERNAL_H_ */
