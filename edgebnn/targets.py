@@ -264,6 +264,7 @@ def load_target(name_or_path) -> Target:
         return name_or_path
     text = str(name_or_path)
     path = Path(text)
+    by_name = False
     if text.endswith(".toml") or path.is_file():
         if not path.is_file():
             raise TargetError(f"target file {path} does not exist")
@@ -275,6 +276,7 @@ def load_target(name_or_path) -> Target:
                 f"(files in {', '.join(str(d) for d in _search_dirs())})"
             )
         path = files[text]
+        by_name = True
     if _toml is None:  # pragma: no cover
         raise TargetError("reading target files needs Python >= 3.11 (tomllib) or the 'tomli' package")
     try:
@@ -283,7 +285,7 @@ def load_target(name_or_path) -> Target:
         raise TargetError(f"cannot read target file {path}: {exc}") from exc
     except _toml.TOMLDecodeError as exc:
         raise TargetError(f"target file {path} is not valid TOML: {exc}") from exc
-    return _parse(data, path)
+    return _parse(data, path, check_stem=by_name)
 
 
 class _Reader:
@@ -347,10 +349,10 @@ def _check_placeholders(template, path, field_name):
                 )
 
 
-def _parse(data: dict, path: Path) -> Target:
+def _parse(data: dict, path: Path, *, check_stem: bool = True) -> Target:
     top = _Reader(data, path)
     name = top.get("name", "str", required=True)
-    if name != path.stem:
+    if check_stem and name != path.stem:
         raise TargetError(
             f"target file {path}: field 'name' is {name!r} but the file is named "
             f"{path.name}; they must match ({name}.toml)"

@@ -1,0 +1,64 @@
+/* edgebnn firmware main: runs the model on every embedded sample, prints the
+ * prediction next to the expected one, and returns the number of mismatches
+ * (the process exit status: through semihosting on a microcontroller).
+ *
+ * Output lines (parsed by `edgebnn firmware run`):
+ *   EBNN begin samples=<n> input=<size> output=<size> timer=<kind>
+ *   EBNN sample=<i> pred=<p> expected=<e> ticks=<t>
+ *   EBNN end mismatches=<m> stack_peak=<bytes> stack_size=<bytes>
+ */
+#include <stdint.h>
+#include <stdio.h>
+
+#include "ebnn_platform.h"
+#include "fw_model.h"
+#include "samples.h"
+
+static float fw_input[FW_MODEL_INPUT_SIZE];
+static float fw_output[FW_MODEL_OUTPUT_SIZE];
+
+static int fw_argmax(const float *v, int n) {
+  int best = 0;
+  int i;
+  for (i = 1; i < n; ++i) {
+    if (v[i] > v[best]) {
+      best = i;
+    }
+  }
+  return best;
+}
+
+int main(void) {
+  int mismatches = 0;
+  int i, j;
+  if (ebnn_platform_init() != 0) {
+    printf("EBNN error platform_init\n");
+    return 255;
+  }
+  ebnn_platform_stack_paint();
+  printf("EBNN begin samples=%d input=%d output=%d timer=%s\n", FW_NUM_SAMPLES,
+         (int)FW_MODEL_INPUT_SIZE, (int)FW_MODEL_OUTPUT_SIZE, ebnn_platform_timer_kind());
+  for (i = 0; i < FW_NUM_SAMPLES; ++i) {
+    uint64_t t0, t1;
+    int status, pred;
+    for (j = 0; j < FW_MODEL_INPUT_SIZE; ++j) {
+      fw_input[j] = (float)fw_samples[i][j];
+    }
+    t0 = ebnn_platform_ticks();
+    status = FW_MODEL_INVOKE(fw_input, fw_output);
+    t1 = ebnn_platform_ticks();
+    if (status != 0) {
+      printf("EBNN error sample=%d status=%d\n", i, status);
+      return 255;
+    }
+    pred = fw_argmax(fw_output, FW_MODEL_OUTPUT_SIZE);
+    if (pred != fw_expected[i]) {
+      ++mismatches;
+    }
+    printf("EBNN sample=%d pred=%d expected=%d ticks=%lu\n", i, pred, (int)fw_expected[i],
+           (unsigned long)(t1 - t0));
+  }
+  printf("EBNN end mismatches=%d stack_peak=%lu stack_size=%lu\n", mismatches,
+         (unsigned long)ebnn_platform_stack_peak(), (unsigned long)ebnn_platform_stack_size());
+  return mismatches > 254 ? 254 : mismatches;
+}
