@@ -97,9 +97,11 @@ static inline int32_t ebnn_popcount32_swar(uint32_t x) {
   return (int32_t)((x * 0x01010101u) >> 24);
 }
 
+/* TFLite's Padding enum values (LceBconv2d's and LceBMaxPool2d's integer
+ * "padding" options use the same: 0 = SAME, 1 = VALID). */
 typedef int32_t ebnn_padding_t;
-#define EBNN_PADDING_VALID 0
-#define EBNN_PADDING_SAME 1
+#define EBNN_PADDING_SAME 0
+#define EBNN_PADDING_VALID 1
 
 /* TFLite's fused activation functions (the flatbuffer enum values). */
 typedef int32_t ebnn_activation_t;
