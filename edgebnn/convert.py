@@ -649,3 +649,51 @@ def conversion_report(tflite_bytes) -> dict:
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+# --------------------------------------------------------------------------
+# Where a model argument came from
+
+
+def read_run_config(run_dir) -> dict:
+    """Return a run directory's ``config.yml`` as a dict.
+
+    Raises:
+        ModelError: the file is missing or is not a YAML mapping.
+    """
+    import yaml
+
+    from edgebnn import rundir
+
+    path = Path(run_dir) / rundir.CONFIG
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ModelError(f"cannot read the run configuration {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ModelError(f"{path} should hold a YAML mapping (dataset, model, precision, ...); found {type(data).__name__}")
+    return data
+
+
+def dataset_of(ref, override=None):
+    """The dataset a resolved model argument was trained on, or None when unknown.
+
+    ``override`` (a ``--dataset`` flag) wins; then a run directory's
+    ``config.yml``; then a shipped model's index entry.
+    """
+    if override:
+        return override
+    if ref.kind == "run_dir":
+        return read_run_config(ref.run_dir).get("dataset")
+    if ref.kind == "pretrained" and ref.pretrained is not None:
+        return ref.pretrained.dataset
+    return None
+
+
+def representative_inputs(x, n: int = 500, seed: int = 0):
+    """A seeded random subset of ``n`` inputs for int8 calibration."""
+    x = np.asarray(x)
+    if len(x) <= n:
+        return x
+    idx = np.sort(np.random.default_rng(seed).choice(len(x), size=n, replace=False))
+    return x[idx]

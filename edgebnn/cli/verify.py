@@ -1,0 +1,73 @@
+"""``edgebnn verify``: the converted .tflite against the trained Keras model."""
+
+import click
+
+from edgebnn.cli._common import echo_json, handle_errors, render_table, status
+
+
+@click.command()
+@click.argument("model_arg", metavar="RUN_DIR|PRETRAINED_NAME|MODEL_FILE")
+@click.option("--tflite", "tflite_path", type=click.Path(dir_okay=False), help="The .tflite to check (default: RUN_DIR/model.tflite, or the shipped one).")
+@click.option("--dataset", help="Dataset to test on (default: the run's or the shipped model's).")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Directory searched first for the dataset.")
+@click.option("--limit", type=click.IntRange(min=1), help="Use only the first N test images (default: all).")
+@click.option("--min-agreement", type=click.FloatRange(0, 1), default=0.999, show_default=True)
+@click.option("--max-acc-diff", type=click.FloatRange(min=0), default=0.1, show_default=True,
+              help="Largest accepted accuracy difference, in percentage points.")
+@click.option("--json", "json_", is_flag=True, help="Print the figures as one JSON object.")
+@handle_errors
+def verify(model_arg, tflite_path, dataset, data_dir, limit, min_agreement, max_acc_diff, json_):
+    """Evaluate the Keras model and its .tflite on the test set and compare.
+
+    Exits non-zero when top-1 agreement is below --min-agreement or the
+    accuracies differ by more than --max-acc-diff percentage points.
+    """
+    from pathlib import Path
+
+    from edgebnn.convert import dataset_of, load_keras_model
+    from edgebnn.datasets import load_dataset
+    from edgebnn.errors import ModelError
+    from edgebnn.pretrained import resolve_model
+    from edgebnn.verify import verify as run_verify
+
+    ref = resolve_model(model_arg)
+    if ref.kind == "tflite":
+        raise ModelError(f"'{model_arg}' is a .tflite; pass the run directory or Keras model it came from, "
+                         "and the .tflite with --tflite")
+    if ref.keras_path is None:
+        raise ModelError(f"'{model_arg}' has no Keras model to verify against (looked for model.h5)")
+    tflite = tflite_path or ref.tflite_path
+    if tflite is None:
+        raise ModelError(f"no .tflite found for '{model_arg}'; run `edgebnn convert {model_arg}` first or pass --tflite FILE")
+    if not Path(tflite).is_file():
+        raise ModelError(f".tflite not found: {tflite}")
+    ds_name = dataset_of(ref, dataset)
+    if not ds_name:
+        raise ModelError(f"the dataset of '{model_arg}' is unknown (not a run directory or shipped model); pass --dataset NAME")
+    status(f"loading {ds_name}")
+    ds = load_dataset(ds_name, data_dir=data_dir)
+    x, y = ds.x_test, ds.y_test
+    if limit:
+        x, y = x[:limit], y[:limit]
+    status(f"loading {ref.keras_path}")
+    model = load_keras_model(ref.keras_path)
+    status(f"evaluating on {len(y)} test images of {ds.name}")
+    result = run_verify(model, Path(tflite).read_bytes(), x, y,
+                        min_agreement=min_agreement, max_accuracy_diff_pp=max_acc_diff)
+    if json_:
+        out = result.to_dict()
+        out.update(dataset=ds.name, keras_path=str(ref.keras_path), tflite_path=str(tflite))
+        echo_json(out)
+    else:
+        rows = [
+            ("test images", f"{result.n} ({ds.name})"),
+            ("Keras accuracy", f"{100 * result.keras_accuracy:.2f}%"),
+            (".tflite accuracy", f"{100 * result.tflite_accuracy:.2f}%"),
+            ("difference", f"{result.accuracy_diff_pp:+.2f} pp"),
+            ("top-1 agreement", f"{result.agreement:.4f} ({result.disagreements} differ)"),
+            ("max |output diff|", f"{result.max_abs_diff:.3g}"),
+            ("result", "PASS" if result.passed else "FAIL"),
+        ]
+        click.echo(render_table(("", "value"), rows))
+    if not result.passed:
+        raise click.ClickException("verification failed: " + "; ".join(result.failures))

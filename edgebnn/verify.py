@@ -1,0 +1,196 @@
+"""Check that a converted .tflite behaves like the Keras model it came from.
+
+Both models run on the same inputs (a dataset's full test set); the check
+compares their accuracies and their top-1 predictions.
+
+Example:
+    >>> result = verify(model, Path("model.tflite").read_bytes(), ds.x_test, ds.y_test)  # doctest: +SKIP
+    >>> result.agreement, result.passed  # doctest: +SKIP
+    (1.0, True)
+"""
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from edgebnn.errors import VerificationError
+
+MIN_AGREEMENT = 0.999
+MAX_ACCURACY_DIFF_PP = 0.1
+# Accuracies come from integer counts; this only absorbs the float rounding
+# of 100 * count / n at the boundary (e.g. exactly 0.1 pp).
+_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """Converted-vs-trained figures.
+
+    Attributes:
+        n: number of test inputs.
+        keras_accuracy: top-1 accuracy of the Keras model (0..1).
+        tflite_accuracy: top-1 accuracy of the .tflite (0..1).
+        accuracy_diff_pp: ``100 * (tflite_accuracy - keras_accuracy)``,
+            in percentage points.
+        agreement: fraction of inputs whose top-1 class is the same.
+        disagreements: number of inputs whose top-1 class differs.
+        max_abs_diff: largest absolute difference of any output value
+            (probabilities for a softmax model).
+        min_agreement, max_accuracy_diff_pp: the thresholds checked.
+        failures: one sentence per failed condition; empty when passed.
+    """
+
+    n: int
+    keras_accuracy: float
+    tflite_accuracy: float
+    accuracy_diff_pp: float
+    agreement: float
+    disagreements: int
+    max_abs_diff: float
+    min_agreement: float = MIN_AGREEMENT
+    max_accuracy_diff_pp: float = MAX_ACCURACY_DIFF_PP
+    failures: tuple = ()
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["failures"] = list(self.failures)
+        d["passed"] = self.passed
+        return d
+
+    def check(self) -> "VerifyResult":
+        """Return self, or raise :class:`VerificationError` naming each failed condition."""
+        if self.failures:
+            raise VerificationError("; ".join(self.failures))
+        return self
+
+
+def compare_predictions(
+    keras_out,
+    tflite_out,
+    y,
+    *,
+    min_agreement: float = MIN_AGREEMENT,
+    max_accuracy_diff_pp: float = MAX_ACCURACY_DIFF_PP,
+) -> VerifyResult:
+    """Compare two models' outputs on the same labelled inputs.
+
+    ``agreement = mean(argmax(keras_out) == argmax(tflite_out))``; the check
+    fails when ``agreement < min_agreement`` or when
+    ``|accuracy_diff_pp| > max_accuracy_diff_pp``. (With the defaults the
+    second condition can only fail together with the first: accuracies can
+    differ by at most the fraction of inputs on which the models disagree.)
+
+    Example:
+        >>> r = compare_predictions(np.eye(3), np.eye(3), np.arange(3))
+        >>> r.agreement, r.passed
+        (1.0, True)
+
+    Args:
+        keras_out: ``(N, classes)`` outputs of the trained model.
+        tflite_out: ``(N, classes)`` outputs of the converted model.
+        y: ``(N,)`` integer labels.
+        min_agreement: lowest accepted top-1 agreement.
+        max_accuracy_diff_pp: largest accepted accuracy difference, in
+            percentage points.
+
+    Returns:
+        A :class:`VerifyResult`.
+
+    Raises:
+        VerificationError: the arrays' shapes do not match, or N is 0.
+    """
+    a = np.asarray(keras_out, dtype=np.float64)
+    b = np.asarray(tflite_out, dtype=np.float64)
+    y = np.asarray(y).reshape(-1)
+    a = a.reshape(len(a), -1)
+    b = b.reshape(len(b), -1)
+    if a.shape != b.shape or len(a) != len(y):
+        raise VerificationError(
+            f"outputs do not line up: Keras model gave {a.shape}, the .tflite {b.shape}, "
+            f"labels {y.shape}; expected the same (N, classes) with N labels"
+        )
+    n = len(y)
+    if n == 0:
+        raise VerificationError("no test inputs to verify on (N = 0)")
+    pa, pb = a.argmax(axis=1), b.argmax(axis=1)
+    k_correct = int((pa == y).sum())
+    t_correct = int((pb == y).sum())
+    same = int((pa == pb).sum())
+    agreement = same / n
+    diff_pp = 100.0 * (t_correct - k_correct) / n
+    failures = []
+    if agreement < min_agreement - _EPS:
+        failures.append(
+            f"agreement {agreement:.4f} is below {min_agreement}: the .tflite's top-1 class "
+            f"differs from the Keras model's on {n - same} of {n} inputs"
+        )
+    if abs(diff_pp) > max_accuracy_diff_pp + _EPS:
+        failures.append(
+            f"accuracy differs by {diff_pp:+.2f} pp (Keras {100 * k_correct / n:.2f}%, "
+            f".tflite {100 * t_correct / n:.2f}%), more than {max_accuracy_diff_pp} pp"
+        )
+    return VerifyResult(
+        n=n,
+        keras_accuracy=k_correct / n,
+        tflite_accuracy=t_correct / n,
+        accuracy_diff_pp=diff_pp,
+        agreement=agreement,
+        disagreements=n - same,
+        max_abs_diff=float(np.abs(a - b).max()),
+        min_agreement=float(min_agreement),
+        max_accuracy_diff_pp=float(max_accuracy_diff_pp),
+        failures=tuple(failures),
+    )
+
+
+def verify(
+    keras_model,
+    tflite_bytes,
+    x,
+    y,
+    *,
+    min_agreement: float = MIN_AGREEMENT,
+    max_accuracy_diff_pp: float = MAX_ACCURACY_DIFF_PP,
+    batch_size: int = 256,
+) -> VerifyResult:
+    """Run the Keras model and the .tflite on ``x`` and compare (see :func:`compare_predictions`).
+
+    The .tflite runs through :func:`edgebnn.predict.predict_tflite` (LCE's
+    interpreter for LCE models, a stock runtime otherwise); inputs are given
+    to both models as stored (raw pixels as float32), since the models carry
+    their own normalization.
+
+    Example:
+        >>> verify(model, tflite, ds.x_test, ds.y_test).to_dict()["agreement"]  # doctest: +SKIP
+        1.0
+
+    Args:
+        keras_model: the trained tf-keras model.
+        tflite_bytes: the converted flatbuffer (bytes or a path).
+        x: inputs ``(N, H, W, C)``.
+        y: integer labels ``(N,)``.
+
+    Returns:
+        A :class:`VerifyResult`; it does not raise when the check fails
+        (call ``.check()`` for that).
+
+    Raises:
+        EngineError: the .tflite's input shape does not match ``x``.
+        TFLiteFormatError: ``tflite_bytes`` is not a TFLite flatbuffer.
+    """
+    from edgebnn.predict import predict_tflite
+
+    x = np.asarray(x, dtype=np.float32)
+    tflite_out = predict_tflite(tflite_bytes, x, batch_size=batch_size)
+    keras_out = keras_model.predict(x, batch_size=batch_size, verbose=0)
+    return compare_predictions(
+        keras_out,
+        tflite_out,
+        y,
+        min_agreement=min_agreement,
+        max_accuracy_diff_pp=max_accuracy_diff_pp,
+    )
