@@ -1,0 +1,44 @@
+"""``edgebnn targets``: the build targets, their budgets and toolchains here.
+
+Never imports TensorFlow.
+"""
+
+import click
+
+from edgebnn.cli._common import echo_json, handle_errors, render_table
+
+
+def _kib(n):
+    return "-" if n is None else f"{n // 1024} KiB"
+
+
+@click.command("targets")
+@click.option("--json", "json_", is_flag=True, help="Print JSON instead of a table.")
+@handle_errors
+def targets(json_):
+    """List build targets (targets/*.toml), their memory budgets, and which of
+    their toolchains, emulators and flashing tools are installed here."""
+    from edgebnn.targets import list_targets, toolchain_status
+
+    items = []
+    for t in list_targets():
+        st = toolchain_status(t)
+        items.append((t, st))
+    if json_:
+        echo_json([dict(t.to_dict(), toolchain=st) for t, st in items])
+        return
+    rows = []
+    for t, st in items:
+        missing = sorted({v["executable"] for v in st["tools"].values() if not v["found"]})
+        rows.append((
+            t.name, t.kind, t.cpu or t.arch, _kib(t.flash_bytes), _kib(t.ram_bytes),
+            t.qemu_machine or "-",
+            "yes" if st["build"] else "no", "yes" if st["run"] else "no",
+            "yes" if st["flash"] else "no",
+            ", ".join(missing) or "-",
+        ))
+    click.echo(render_table(
+        ("target", "kind", "cpu", "flash", "ram", "emulated on", "build", "run", "flash tool",
+         "missing here"), rows))
+    for t, _ in items:
+        click.echo(f"  {t.name}: {t.description}")
