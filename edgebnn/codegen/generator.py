@@ -1,0 +1,581 @@
+"""Turn a .tflite (LCE or stock float) into C: data, a memory plan, calls.
+
+The pipeline: :func:`edgebnn.graph.load_graph` -> one handler per op
+(:mod:`edgebnn.codegen.ops`) -> graph passes (:mod:`edgebnn.codegen.passes`)
+-> arena plan (:mod:`edgebnn.codegen.planner`) -> ``NAME.h``/``NAME.c``
+through :class:`edgebnn.codegen.writer.CWriter`, plus the runtime sources
+from ``firmware/runtime/`` that the calls need and a Makefile.
+"""
+
+import re
+import shlex
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgebnn import __version__
+from edgebnn.codegen import ops as O
+from edgebnn.codegen import passes
+from edgebnn.codegen.planner import ALIGN, Buffer, plan_arena
+from edgebnn.codegen.writer import CWriter, c_float, c_int32, comment_text
+from edgebnn.errors import TFLiteFormatError, UnsupportedOpError
+from edgebnn.graph import load_graph
+
+REPO = Path(__file__).resolve().parent.parent.parent
+RUNTIME_DIR = REPO / "firmware" / "runtime"
+HOST_TEMPLATES = REPO / "firmware" / "templates" / "host"
+
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_C_TYPES = {"float": "float", "int32_t": "int32_t"}
+
+
+@dataclass(frozen=True)
+class GeneratedModel:
+    """The C sources of one model and what they cost.
+
+    Attributes:
+        files: relative path -> file content: ``NAME.h``, ``NAME.c``, the
+            runtime sources the model needs (from ``firmware/runtime/``) and
+            a ``Makefile``.
+        weights_bytes: bytes of constant data (weights, biases, thresholds).
+        arena_bytes: the static arena (peak activation memory, scratch included).
+        scratch_bytes: the part of the arena the fused kernels use as scratch
+            at their peak.
+        input_shape, output_shape: shapes of the model's input and output.
+        input_size, output_size: number of floats in and out.
+        name: the C prefix (``NAME_invoke``).
+        sha256: the .tflite's SHA-256.
+        ops: one dict per generated call (op indices, type, kernel, output).
+    """
+
+    files: dict
+    weights_bytes: int
+    arena_bytes: int
+    scratch_bytes: int
+    input_shape: tuple
+    output_shape: tuple
+    input_size: int
+    output_size: int
+    name: str
+    sha256: str
+    ops: list = field(default_factory=list)
+
+    def to_dict(self, *, with_files: bool = False) -> dict:
+        d = asdict(self)
+        if not with_files:
+            d["files"] = sorted(self.files)
+        d["input_shape"] = list(self.input_shape)
+        d["output_shape"] = list(self.output_shape)
+        return d
+
+
+class _Context:
+    """What handlers see of the graph while parsing."""
+
+    def __init__(self, graph):
+        self.graph = graph
+        self.packed_channels = {}
+
+    def tensor(self, index):
+        return self.graph.tensor(index)
+
+
+# --------------------------------------------------------------------------
+# Runtime sources
+
+
+def runtime_functions(runtime_dir=RUNTIME_DIR) -> dict:
+    """Map every function defined in the runtime's .c files to its file name."""
+    defs = {}
+    pat = re.compile(r"^(?:static\s+)?(?:inline\s+)?[A-Za-z_][\w\s\*]*?\b(ebnn_\w+)\s*\(([^;{]*)\)?\s*\{?\s*$",
+                     re.MULTILINE)
+    for path in sorted(Path(runtime_dir).glob("*.c")):
+        text = path.read_text()
+        for m in re.finditer(r"^[A-Za-z_][\w \*]*?\b(ebnn_\w+)\s*\(", text, re.MULTILINE):
+            # a definition: the text after the closing parenthesis starts with '{'
+            start = m.end()
+            depth, i = 1, start
+            while i < len(text) and depth:
+                depth += {"(": 1, ")": -1}.get(text[i], 0)
+                i += 1
+            if text[i:].lstrip().startswith("{"):
+                defs.setdefault(m.group(1), path.name)
+    del pat
+    return defs
+
+
+def runtime_sources(called, runtime_dir=RUNTIME_DIR) -> dict:
+    """The runtime files (name -> text) needed by the functions ``called``.
+
+    Every header is included; a .c file is included when it defines a called
+    function or a function that an included file calls (closure).
+    """
+    runtime_dir = Path(runtime_dir)
+    if not (runtime_dir / "ebnn.h").is_file():
+        raise UnsupportedOpError(f"the C runtime is missing: {runtime_dir / 'ebnn.h'} not found")
+    defs = runtime_functions(runtime_dir)
+    files = {p.name: p.read_text() for p in sorted(runtime_dir.glob("*.h"))}
+    todo = list(called)
+    seen = set()
+    while todo:
+        fn = todo.pop()
+        if fn in seen:
+            continue
+        seen.add(fn)
+        src = defs.get(fn)
+        if src is None or src in files:
+            continue
+        text = (runtime_dir / src).read_text()
+        files[src] = text
+        todo.extend(set(re.findall(r"\b(ebnn_\w+)\s*\(", text)))
+    return dict(sorted(files.items()))
+
+
+def kernel_suffix_for(kernels: str, defs: dict, base: str) -> str:
+    """The variant of ``base`` to call for a kernel set: ``_<set>`` if the runtime has it, else ``_ref``."""
+    if kernels and kernels != "portable" and f"{base}_{kernels}" in defs:
+        return f"{base}_{kernels}"
+    return f"{base}_ref"
+
+
+# --------------------------------------------------------------------------
+# Emitter: the handlers' view of the C being written
+
+
+class Emitter:
+    def __init__(self, name, ctx, locations, kernels, defs):
+        self.name = name
+        self.ctx = ctx
+        self.locations = locations  # tensor -> ("input"|"output"|"arena", offset)
+        self.kernels = kernels
+        self.defs = defs
+        self.data = CWriter()
+        self.params_w = CWriter()
+        self.code = CWriter()
+        self.consts = {}  # tensor index or key -> C identifier
+        self.weights_bytes = 0
+        self.called = set()
+        self.calls = []
+        self.scratch_offsets = {}
+
+    # -- data
+    def const(self, index, ctype):
+        if index is None or index < 0:
+            return "NULL"
+        if index in self.consts:
+            return self.consts[index]
+        t = self.ctx.tensor(index)
+        if not t.is_constant:
+            raise TFLiteFormatError(f"tensor {index} ('{t.name}') was expected to be constant")
+        want = {"float": "float32", "int32_t": "int32"}[ctype]
+        if t.dtype != want:
+            raise UnsupportedOpError(f"constant tensor {index} ('{t.name}') has dtype {t.dtype}, expected {want}")
+        ident = f"{self.name}_t{index}"
+        self._array(ident, t.data, ctype, f"tensor {index} '{t.name}' {list(t.shape)} {t.dtype}")
+        self.consts[index] = ident
+        return ident
+
+    def const_array(self, key, values, ctype, note=""):
+        if key in self.consts:
+            return self.consts[key]
+        ident = f"{self.name}_{key}"
+        self._array(ident, values, ctype, note)
+        self.consts[key] = ident
+        return ident
+
+    def _array(self, ident, values, ctype, note):
+        flat = np.asarray(values).ravel()
+        if ctype == "float":
+            flat = flat.astype(np.float32)
+            fmt, per_line = c_float, 8
+        else:
+            flat = flat.astype(np.int32)
+            fmt, per_line = c_int32, 8
+        self.weights_bytes += int(flat.size) * 4
+        self.data.comment(note)
+        self.data.array(f"static const {ctype} {ident}[{flat.size}]", flat.tolist(), fmt, per_line)
+        self.data.blank()
+
+    def float(self, value):
+        return c_float(value)
+
+    def params(self, node, ctype, fields_, suffix=None):
+        ident = f"{self.name}_op{node.op.index}" + (f"_{suffix}" if suffix else "")
+        self.params_w.comment(f"op {', '.join(str(i) for i in node.ops)}: {node.op_type}")
+        with self.params_w.block(f"static const {ctype} {ident} =", "};"):
+            for k, v in fields_:
+                if isinstance(v, str):
+                    text = v
+                elif isinstance(v, bool):
+                    text = str(int(v))
+                elif isinstance(v, (int, np.integer)):
+                    text = c_int32(v)
+                elif isinstance(v, float):
+                    text = c_float(v)
+                else:
+                    raise TypeError(f"field {k} of {ctype}: {v!r}")
+                self.params_w.line(f".{k} = {text},")
+        self.params_w.blank()
+        return ident
+
+    # -- pointers
+    def ptr(self, index, ctype, const=False):
+        t = self.ctx.tensor(index)
+        if t.is_constant:
+            return self.const(index, ctype if ctype != "void" else "float")
+        kind, off = self.locations[index]
+        q = "const " if const else ""
+        if kind == "input":
+            return "input"
+        if kind == "output":
+            return "(void *)output" if ctype == "void" else "output"
+        if ctype == "void":
+            return f"({q}void *)({self.name}_arena + {off})"
+        return f"({q}{ctype} *)({q}void *)({self.name}_arena + {off})"
+
+    def scratch_ptr(self, node):
+        return f"(void *)({self.name}_arena + {self.scratch_offsets[id(node)]})"
+
+    def local_pointer_array(self, node, ctype, ptrs):
+        ident = f"op{node.op.index}_inputs"
+        self.code.line(f"const {ctype} *const {ident}[{len(ptrs)}] = {{")
+        with self.code.indent():
+            for p in ptrs:
+                self.code.line(f"{p},")
+        self.code.line("};")
+        return ident
+
+    # -- code
+    def _header_comment(self, node):
+        out = self.ctx.tensor(node.outputs[0]).name
+        return f"op {', '.join(str(i) for i in node.ops)}: {node.op_type} -> '{out}'"
+
+    def call(self, node, base, args):
+        fn = kernel_suffix_for(self.kernels, self.defs, base)
+        self.called.add(fn)
+        self.calls.append({"ops": list(node.ops), "type": node.op_type, "kernel": fn,
+                           "output": self.ctx.tensor(node.outputs[0]).name})
+        self.code.comment(self._header_comment(node))
+        self.code.line(f"status = {fn}({', '.join(args)});")
+        self.code.line("if (status != EBNN_OK) return (int)status;")
+
+    def alias_comment(self, node):
+        src = self.ctx.tensor(node.inputs[0]).name
+        self.calls.append({"ops": list(node.ops), "type": node.op_type, "kernel": None,
+                           "output": self.ctx.tensor(node.outputs[0]).name})
+        self.code.comment(f"{self._header_comment(node)}: same memory as '{comment_text(src)}', no call")
+
+
+# --------------------------------------------------------------------------
+# The generator
+
+
+def _read(model):
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        return bytes(model), None
+    path = Path(model)
+    if not path.is_file():
+        raise TFLiteFormatError(f"model file not found: {path}")
+    return path.read_bytes(), path
+
+
+def build_nodes(graph, *, fuse=True):
+    """Parse every op into a handler and run the graph passes."""
+    ctx = _Context(graph)
+    nodes = []
+    for op in graph.ops:
+        cls = O.lookup(op)
+        nodes.append(cls(op, ctx))
+    outs = set(graph.outputs)
+    nodes = passes.binary_dense(nodes, outs)
+    if fuse:
+        nodes = passes.fuse_chains(nodes, outs)
+    nodes = passes.drop_dead(nodes, outs)
+    return ctx, nodes
+
+
+def _plan(graph, nodes):
+    """Tensor locations and the arena plan."""
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        raise UnsupportedOpError(
+            f"the model has {len(graph.inputs)} inputs and {len(graph.outputs)} outputs; "
+            "the C generator supports exactly one of each"
+        )
+    inp, out = graph.inputs[0], graph.outputs[0]
+    # alias sets: RESHAPE outputs share their input's memory
+    root = {}
+
+    def find(t):
+        while root.get(t, t) != t:
+            t = root[t]
+        return t
+
+    for n in nodes:
+        if n.alias:
+            root[n.outputs[0]] = find(n.inputs[0])
+    # lifetimes per root
+    first, last, size = {}, {}, {}
+    for pos, n in enumerate(nodes):
+        for t in n.outputs:
+            r = find(t)
+            first.setdefault(r, pos)
+            last[r] = max(last.get(r, pos), pos)
+            size[r] = max(size.get(r, 0), graph.tensor(t).nbytes or _nbytes(graph.tensor(t)))
+        for t in n.inputs:
+            r = find(t)
+            last[r] = max(last.get(r, pos), pos)
+    r_in, r_out = find(inp), find(out)
+    if r_in == r_out:
+        raise UnsupportedOpError("the model's output is its input (reshaped); nothing to compute")
+    buffers = [Buffer(("t", r), size[r], first[r], last[r]) for r in sorted(first) if r not in (r_in, r_out)]
+    for pos, n in enumerate(nodes):
+        if n.scratch_bytes:
+            buffers.append(Buffer(("scratch", pos), n.scratch_bytes, pos, pos))
+    plan = plan_arena(buffers)
+    locations = {}
+    every = set(first) | {inp} | {t for n in nodes for t in n.inputs}
+    for t in sorted(every | set(root)):
+        r = find(t)
+        if r == r_in:
+            locations[t] = ("input", 0)
+        elif r == r_out:
+            locations[t] = ("output", 0)
+        elif ("t", r) in plan.offsets:
+            locations[t] = ("arena", plan.offsets[("t", r)])
+    scratch = {id(n): plan.offsets[("scratch", pos)] for pos, n in enumerate(nodes) if n.scratch_bytes}
+    # peak scratch: largest scratch buffer (they are never alive together)
+    peak_scratch = max((n.scratch_bytes for n in nodes), default=0)
+    return locations, plan, scratch, peak_scratch
+
+
+def _nbytes(t):
+    return int(np.prod(t.shape, dtype=np.int64)) * np.dtype(t.dtype).itemsize
+
+
+def _shape_macros(w, prefix, what, shape):
+    w.line(f"#define {prefix}_{what}_RANK {len(shape)}")
+    for i, d in enumerate(shape):
+        w.line(f"#define {prefix}_{what}_DIM{i} {int(d)}")
+    w.line(f"#define {prefix}_{what}_SHAPE {{{', '.join(str(int(d)) for d in shape)}}}")
+
+
+def _banner(w, what, name, sha, command, graph):
+    w.block_comment([
+        f"{what} of the model '{name}', generated by edgebnn {__version__}.",
+        f"Command: {command}",
+        f"Model SHA-256: {sha}",
+        f"Model: {graph.size} bytes, {len(graph.ops)} ops ({', '.join(f'{k} x{v}' for k, v in graph.op_types().items())})",
+        "Do not edit: regenerate with `edgebnn export`.",
+    ])
+
+
+def generate(model, *, name="model", target=None, fuse=True, command=None) -> GeneratedModel:
+    """Generate C99 sources that run ``model`` with the edgebnn runtime.
+
+    The generated ``NAME_invoke(input, output)`` computes what LCE's
+    interpreter computes: bitpacked and integer results exactly, float
+    results up to float rounding of sums taken in a different order.
+
+    Example:
+        >>> gen = generate("model.tflite", name="mnist")  # doctest: +SKIP
+        >>> sorted(gen.files)[:2], gen.arena_bytes  # doctest: +SKIP
+        (['Makefile', 'ebnn.h'], 6784)
+
+    Args:
+        model: path of a .tflite file, or its bytes.
+        name: C identifier prefix of the generated API.
+        target: an :class:`edgebnn.targets.Target` (kernel set, compiler and
+            flags for the Makefile) or None for the host's ``cc``.
+        fuse: compute conv -> pool -> batchnorm -> binarize chains in row
+            slices (less RAM, same results).
+        command: the command line recorded in each file's header.
+
+    Returns:
+        a :class:`GeneratedModel`.
+
+    Raises:
+        TFLiteFormatError: the file is not a readable flatbuffer.
+        UnsupportedOpError: an op or option the generator cannot handle
+            (the message names the op, its index and the supported ops).
+    """
+    if not _NAME_RE.match(name or ""):
+        raise UnsupportedOpError(f"--name '{name}' is not a C identifier (letters, digits, '_', not starting with a digit)")
+    data, path = _read(model)
+    graph = load_graph(data)
+    if command is None:
+        command = f"edgebnn.codegen.generate({path.name if path else '<bytes>'!s}, name={name!r}, fuse={fuse})"
+    inp, out = graph.tensor(graph.inputs[0]), graph.tensor(graph.outputs[-1])
+    for t, role in ((inp, "input"), (out, "output")):
+        if t.dtype != "float32":
+            raise UnsupportedOpError(f"the model's {role} '{t.name}' is {t.dtype}; the C API takes and returns float32")
+    ctx, nodes = build_nodes(graph, fuse=fuse)
+    locations, plan, scratch, peak_scratch = _plan(graph, nodes)
+    kernels = getattr(target, "kernels", "portable") if target is not None else "portable"
+    defs = runtime_functions()
+    em = Emitter(name, ctx, locations, kernels, defs)
+    em.scratch_offsets = scratch
+    for n in nodes:
+        n.emit(em)
+
+    upper = name.upper()
+    sha = graph.sha256
+    arena = max(plan.size, ALIGN)
+
+    h = CWriter()
+    _banner(h, "Public API", name, sha, command, graph)
+    guard = f"EDGEBNN_{upper}_H_"
+    h.line(f"#ifndef {guard}")
+    h.line(f"#define {guard}")
+    h.blank()
+    h.line("#ifdef __cplusplus")
+    h.line('extern "C" {')
+    h.line("#endif")
+    h.blank()
+    h.line(f"#define {upper}_INPUT_SIZE {int(np.prod(inp.shape))}")
+    h.line(f"#define {upper}_OUTPUT_SIZE {int(np.prod(out.shape))}")
+    h.line(f"#define {upper}_ARENA_BYTES {arena}")
+    h.line(f"#define {upper}_SCRATCH_BYTES {peak_scratch}")
+    h.line(f"#define {upper}_WEIGHTS_BYTES {em.weights_bytes}")
+    _shape_macros(h, upper, "INPUT", inp.shape)
+    _shape_macros(h, upper, "OUTPUT", out.shape)
+    h.blank()
+    h.block_comment([
+        f"Run the model on one input of {upper}_INPUT_SIZE floats (shape {upper}_INPUT_SHAPE,",
+        f"row-major NHWC) and write {upper}_OUTPUT_SIZE floats to output.",
+        "Returns 0 (EBNN_OK) or the runtime's error code. Not reentrant: the",
+        f"activations live in one static arena of {upper}_ARENA_BYTES bytes.",
+    ])
+    h.line(f"int {name}_invoke(const float *input, float *output);")
+    h.blank()
+    h.line("#ifdef __cplusplus")
+    h.line("}")
+    h.line("#endif")
+    h.blank()
+    h.line(f"#endif /* {guard} */")
+
+    c = CWriter()
+    _banner(c, "Weights, memory plan and calls", name, sha, command, graph)
+    c.line(f'#include "{name}.h"')
+    c.blank()
+    c.line("#include <stddef.h>")
+    c.line("#include <stdint.h>")
+    c.blank()
+    c.line('#include "ebnn.h"')
+    c.blank()
+    c.block_comment([
+        f"Memory: {em.weights_bytes} bytes of constants, an arena of {arena} bytes "
+        f"(of which at most {peak_scratch} bytes of fused-kernel scratch).",
+        "Arena offsets come from tensor lifetimes: tensors never alive together share bytes.",
+    ])
+    c.line("#if defined(__GNUC__) || defined(__clang__)")
+    c.line(f"#define {upper}_ALIGNED __attribute__((aligned({ALIGN})))")
+    c.line("#else")
+    c.line(f"#define {upper}_ALIGNED")
+    c.line("#endif")
+    c.line(f"static unsigned char {name}_arena[{upper}_ARENA_BYTES] {upper}_ALIGNED;")
+    c.blank()
+    c.comment("---- constants ----")
+    c.lines(em.data.text().rstrip("\n").split("\n") if em.consts else [])
+    c.blank()
+    c.comment("---- kernel parameters ----")
+    c.lines(em.params_w.text().rstrip("\n").split("\n"))
+    c.blank()
+    with c.block(f"int {name}_invoke(const float *input, float *output)"):
+        c.line("ebnn_status_t status;")
+        c.line("if (input == NULL || output == NULL) return (int)EBNN_ERROR_NULL_POINTER;")
+        c.lines(em.code.text().rstrip("\n").split("\n"))
+        c.line("(void)input;")
+        c.line("return (int)EBNN_OK;")
+
+    files = {f"{name}.h": h.text(), f"{name}.c": c.text()}
+    files.update(runtime_sources(sorted(em.called)))
+    files["Makefile"] = _makefile(name, files, target, sha, command)
+    return GeneratedModel(
+        files=dict(sorted(files.items())),
+        weights_bytes=em.weights_bytes,
+        arena_bytes=arena,
+        scratch_bytes=peak_scratch,
+        input_shape=tuple(int(d) for d in inp.shape),
+        output_shape=tuple(int(d) for d in out.shape),
+        input_size=int(np.prod(inp.shape)),
+        output_size=int(np.prod(out.shape)),
+        name=name,
+        sha256=sha,
+        ops=em.calls,
+    )
+
+
+def _makefile(name, files, target, sha, command):
+    cc = getattr(target, "cc", None) or "cc"
+    flags = list(getattr(target, "cflags", ()) or ()) if target is not None else ["-O2"]
+    flags = ["-std=c99", "-Wall", "-Wextra"] + [f for f in flags if not f.startswith("--specs")] + \
+        [f for f in flags if f.startswith("--specs")]
+    srcs = sorted(f for f in files if f.endswith(".c"))
+    ar = cc[: -len("gcc")] + "ar" if cc.endswith("gcc") else "ar"
+    lines = [
+        f"# Build of the model '{name}', generated by edgebnn {__version__}.",
+        f"# Command: {command}",
+        f"# Model SHA-256: {sha}",
+        "# `make` builds lib$(NAME).a; override CC, AR or CFLAGS on the command line.",
+        "",
+        f"NAME = {name}",
+        f"CC = {cc}",
+        f"AR = {ar}",
+        f"CFLAGS = {' '.join(shlex.quote(f) for f in flags)}",
+        f"SRCS = {' '.join(srcs)}",
+        "OBJS = $(SRCS:.c=.o)",
+        "",
+        "lib$(NAME).a: $(OBJS)",
+        "\t$(AR) rcs $@ $(OBJS)",
+        "",
+        "%.o: %.c $(wildcard *.h)",
+        "\t$(CC) $(CFLAGS) -c $< -o $@",
+        "",
+        "clean:",
+        "\trm -f $(OBJS) lib$(NAME).a",
+        "",
+        ".PHONY: clean",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def generate_sources(model, **kw) -> dict:
+    """The files of :func:`generate` only: relative path -> content."""
+    return generate(model, **kw).files
+
+
+def c_array_sources(model, *, name="model", command=None) -> dict:
+    """The flatbuffer itself as a C array (TFLite Micro's convention).
+
+    ``NAME.h`` declares ``extern const unsigned char NAME_tflite[]`` and
+    ``NAME_tflite_len``; ``NAME.cc`` defines them with C++11/C11
+    ``alignas(16)`` (the TFLite schema asks for 16-byte aligned buffers), as
+    TFLite Micro's ``xxd``-style model files do.
+    """
+    if not _NAME_RE.match(name or ""):
+        raise UnsupportedOpError(f"--name '{name}' is not a C identifier")
+    data, path = _read(model)
+    graph = load_graph(data)
+    if command is None:
+        command = f"edgebnn.codegen.c_array_sources({path.name if path else '<bytes>'}, name={name!r})"
+    h = CWriter()
+    _banner(h, "The flatbuffer as a C array", name, graph.sha256, command, graph)
+    guard = f"EDGEBNN_{name.upper()}_TFLITE_H_"
+    h.lines([f"#ifndef {guard}", f"#define {guard}", ""])
+    h.line(f"extern const unsigned char {name}_tflite[];")
+    h.line(f"extern const unsigned int {name}_tflite_len;")
+    h.lines(["", f"#endif /* {guard} */"])
+    cc = CWriter()
+    _banner(cc, "The flatbuffer as a C array", name, graph.sha256, command, graph)
+    cc.line(f'#include "{name}.h"')
+    cc.blank()
+    cc.line("#include <cstdalign>" if False else "/* alignas: a keyword in C++11; C11 code includes <stdalign.h>. */")
+    cc.line("#ifndef __cplusplus")
+    cc.line("#include <stdalign.h>")
+    cc.line("#endif")
+    cc.blank()
+    cc.array(f"alignas(16) const unsigned char {name}_tflite[{len(data)}]", list(data),
+             lambda b: f"0x{b:02x}", per_line=12)
+    cc.line(f"const unsigned int {name}_tflite_len = {len(data)};")
+    return {f"{name}.h": h.text(), f"{name}.cc": cc.text()}

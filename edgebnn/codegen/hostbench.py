@@ -1,0 +1,148 @@
+"""Compile generated model code into host programs: a benchmark and a batch predictor.
+
+``build_bench_program`` links the generated sources with
+``firmware/templates/host/bench_main.c``: ``prog WARMUP RUNS`` reads one
+input (little-endian float32) from stdin and prints one JSON object with
+per-invoke times (``clock_gettime(CLOCK_MONOTONIC)``), the output, and the
+arena and weights bytes. ``predict_c`` links ``predict_main.c`` (many inputs
+on stdin, outputs on stdout) and returns the outputs for a batch.
+
+Example:
+    >>> exe = build_bench_program("model.tflite", "build/")  # doctest: +SKIP
+    >>> y = predict_c("model.tflite", x_test[:100])  # doctest: +SKIP
+"""
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from edgebnn.codegen.generator import HOST_TEMPLATES, generate
+from edgebnn.errors import EngineError, ToolchainError
+
+#: Flags for host builds: optimized, ISO C99 (which also keeps GCC from
+#: contracting a * b + c into an FMA: results stay those of the reference).
+HOST_CFLAGS = ("-std=c99", "-O2", "-ffp-contract=off")
+
+
+def _compiler(target, cc):
+    if cc:
+        exe = cc
+    elif target is not None and getattr(target, "cc", None):
+        exe = target.cc
+    else:
+        exe = os.environ.get("CC", "gcc")
+    path = shutil.which(exe)
+    if path is None:
+        hint = ""
+        if target is not None and hasattr(target, "package_for") and target.package_for(exe):
+            hint = f"; install the Debian package '{target.package_for(exe)}'"
+        raise ToolchainError(f"C compiler '{exe}' not found on PATH{hint}")
+    return exe
+
+
+def _build(model_path, workdir, main_name, *, target=None, cc=None, extra_cflags=(), name="model", fuse=True):
+    workdir = Path(workdir)
+    src = workdir / "src"
+    src.mkdir(parents=True, exist_ok=True)
+    gen = generate(model_path, name=name, target=target, fuse=fuse,
+                   command=f"edgebnn.codegen.hostbench ({main_name})")
+    for rel, text in gen.files.items():
+        (src / rel).write_text(text)
+    main_src = HOST_TEMPLATES / main_name
+    if not main_src.is_file():
+        raise ToolchainError(f"host program template missing: {main_src}")
+    shutil.copyfile(main_src, src / main_name)
+    compiler = _compiler(target, cc)
+    if target is not None:
+        flags = ["-std=c99"] + list(getattr(target, "cflags", ()) or ()) + ["-ffp-contract=off"]
+        ldflags = list(getattr(target, "ldflags", ()) or ())
+    else:
+        flags = list(HOST_CFLAGS)
+        ldflags = []
+    flags += list(extra_cflags)
+    defines = [f'-DEDGEBNN_MODEL_HEADER="{name}.h"', f"-DEDGEBNN_MODEL_INVOKE={name}_invoke",
+               f"-DEDGEBNN_MODEL_PREFIX={name.upper()}"]
+    sources = [str(src / f) for f in sorted(gen.files) if f.endswith(".c")] + [str(src / main_name)]
+    exe = workdir / Path(main_name).stem.replace("_main", "")
+    cmd = [compiler, *flags, *defines, f"-I{src}", *sources, "-o", str(exe), *ldflags, "-lm"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ToolchainError(
+            f"compiling the generated code failed ({' '.join(cmd)}):\n{proc.stderr[-4000:]}"
+        )
+    return exe, gen
+
+
+def build_bench_program(model_path, workdir, *, target=None, cc=None, extra_cflags=()) -> Path:
+    """Compile the generated code and the host benchmark main into an executable.
+
+    Args:
+        model_path: the .tflite file.
+        workdir: directory for the sources (``workdir/src``) and the program.
+        target: an :class:`edgebnn.targets.Target` (its cc, cflags, ldflags and
+            kernel set) or None for the host compiler (``$CC`` or gcc).
+        cc: override the compiler.
+        extra_cflags: more flags (e.g. ``-march=native``).
+
+    Returns:
+        the path of the executable: ``prog WARMUP RUNS < input.f32`` prints
+        ``{"times_ns": [...], "output": [...], "arena_bytes": N, "weights_bytes": N}``.
+
+    Raises:
+        ToolchainError: no compiler, or the build failed (the message holds
+            the command and the compiler's errors).
+        UnsupportedOpError: the model has an op the generator cannot handle.
+    """
+    exe, _ = _build(model_path, workdir, "bench_main.c", target=target, cc=cc, extra_cflags=extra_cflags)
+    return exe
+
+
+_PREDICT_CACHE = {}
+
+
+def build_predict_program(model_path, workdir, *, cc=None, extra_cflags=(), fuse=True):
+    """Compile the batch prediction program (``prog < inputs.f32 > outputs.f32``)."""
+    return _build(model_path, workdir, "predict_main.c", cc=cc, extra_cflags=extra_cflags, fuse=fuse)
+
+
+def predict_c(model_path, x, *, workdir=None, fuse=True, cc=None, extra_cflags=()) -> np.ndarray:
+    """Outputs of the generated C (host build) for a batch of inputs.
+
+    Args:
+        model_path: the .tflite file.
+        x: inputs ``(N, *input_shape)`` (raw values, e.g. pixels 0-255).
+        workdir: where to build; a temporary directory when None (the built
+            program is then cached per model, flags and fuse setting for the
+            life of the process).
+
+    Returns:
+        ``float32`` array ``(N, *output_shape)``.
+
+    Raises:
+        EngineError: wrong input shape, or the program failed.
+        ToolchainError: the build failed.
+    """
+    data = Path(model_path).read_bytes()
+    key = (hashlib.sha256(data).hexdigest(), bool(fuse), cc, tuple(extra_cflags))
+    if workdir is None and key in _PREDICT_CACHE and _PREDICT_CACHE[key][0].exists():
+        exe, gen = _PREDICT_CACHE[key]
+    else:
+        wd = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="edgebnn-predict-"))
+        exe, gen = build_predict_program(model_path, wd, cc=cc, extra_cflags=extra_cflags, fuse=fuse)
+        if workdir is None:
+            _PREDICT_CACHE[key] = (exe, gen)
+    x = np.ascontiguousarray(np.asarray(x, dtype="<f4"))
+    if tuple(x.shape[1:]) != tuple(gen.input_shape[1:]) and x.reshape(len(x), -1).shape[1] != gen.input_size:
+        raise EngineError(f"input shape {x.shape[1:]} does not match the model's input {gen.input_shape[1:]}")
+    proc = subprocess.run([str(exe)], input=x.tobytes(), capture_output=True)
+    if proc.returncode != 0:
+        raise EngineError(f"the generated C failed (exit {proc.returncode}): {proc.stderr.decode(errors='replace')[-2000:]}")
+    y = np.frombuffer(proc.stdout, dtype="<f4")
+    if y.size != len(x) * gen.output_size:
+        raise EngineError(f"the generated C wrote {y.size} values for {len(x)} inputs, expected {len(x) * gen.output_size}")
+    return y.reshape((len(x),) + tuple(gen.output_shape[1:])).astype(np.float32)

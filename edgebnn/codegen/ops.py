@@ -1,0 +1,1056 @@
+"""One small class per TFLite/LCE op: parse options, infer shapes, emit a call.
+
+Every class is registered with :func:`register_op` under the op's name in
+the flatbuffer (builtin name such as ``"CONV_2D"`` or LCE custom code such
+as ``"LceBconv2d"``). A class turns the op's options into a frozen params
+dataclass (:meth:`OpKernel.parse`), checks the output shape it infers
+against the flatbuffer's (:meth:`OpKernel.infer`), and writes one call into
+the runtime (:meth:`OpKernel.emit`). Semantics follow LCE 0.16 and TFLite
+(../shared/LCE-FORMAT.md, firmware/runtime/ebnn.h).
+
+Example:
+    >>> sorted(SUPPORTED_OPS)[:3]
+    ['ADD', 'AVERAGE_POOL_2D', 'CONCATENATION']
+"""
+
+from dataclasses import dataclass, fields
+from typing import Optional
+
+import numpy as np
+
+from edgebnn.errors import UnsupportedOpError
+
+_REGISTRY = {}
+
+# TFLite's ActivationFunctionType; ebnn.h uses the same numbers.
+ACTIVATIONS = {"NONE": 0, "RELU": 1, "RELU_N1_TO_1": 2, "RELU6": 3}
+ACTIVATION_MACROS = {0: "EBNN_ACT_NONE", 1: "EBNN_ACT_RELU", 2: "EBNN_ACT_RELU_N1_TO_1", 3: "EBNN_ACT_RELU6"}
+# TFLite's Padding enum (LCE stores it as an int): SAME = 0, VALID = 1.
+TFLITE_PADDING = {0: "SAME", 1: "VALID", "SAME": "SAME", "VALID": "VALID"}
+PADDING_MACROS = {"SAME": "EBNN_PADDING_SAME", "VALID": "EBNN_PADDING_VALID"}
+
+
+def register_op(name: str):
+    """Class decorator: make ``cls`` the handler of ops of type ``name``."""
+
+    def deco(cls):
+        if name in _REGISTRY:
+            raise ValueError(f"op {name} registered twice ({_REGISTRY[name].__name__}, {cls.__name__})")
+        _REGISTRY[name] = cls
+        cls.op_type = name
+        return cls
+
+    return deco
+
+
+def supported_ops() -> list:
+    """The op types the code generator handles, sorted."""
+    return sorted(_REGISTRY)
+
+
+class _Supported:
+    def __iter__(self):
+        return iter(supported_ops())
+
+    def __contains__(self, item):
+        return item in _REGISTRY
+
+
+SUPPORTED_OPS = _Supported()
+
+
+def lookup(op) -> type:
+    """Return the handler class of ``op`` or raise :class:`UnsupportedOpError`."""
+    cls = _REGISTRY.get(op.type)
+    if cls is None:
+        raise UnsupportedOpError(
+            f"op {op.index} ({op.type}) is not supported by the C code generator; "
+            f"supported ops: {', '.join(supported_ops())}"
+        )
+    return cls
+
+
+# --------------------------------------------------------------------------
+# Shape helpers (TFLite's formulas, as ebnn_output_size/ebnn_padding_before)
+
+
+def output_size(in_: int, filt: int, stride: int, dilation: int, padding: str) -> int:
+    eff = (filt - 1) * dilation + 1
+    if padding == "SAME":
+        return (in_ + stride - 1) // stride
+    return max((in_ - eff + stride) // stride, 0)
+
+
+def packed_words(channels: int) -> int:
+    return (channels + 31) // 32
+
+
+def _prod(shape) -> int:
+    return int(np.prod(shape, dtype=np.int64)) if len(shape) else 1
+
+
+# --------------------------------------------------------------------------
+# Base class
+
+
+@dataclass(frozen=True)
+class Params:
+    """Base of every params dataclass: fields become a C designated initializer."""
+
+    def c_fields(self):
+        return [(f.name, getattr(self, f.name)) for f in fields(self)]
+
+
+class OpKernel:
+    """Handler of one op (or, after graph passes, of a fused chain of ops).
+
+    Attributes:
+        op: the :class:`edgebnn.graph.Op` (the first op for a chain).
+        ops: every op index this node computes (for the comments).
+        inputs: activation tensors read (graph indices, no constants).
+        outputs: activation tensors written.
+        params: the frozen params dataclass.
+        scratch_bytes: working memory the call needs (arena-planned).
+    """
+
+    op_type = "?"
+    c_params_type = ""
+    c_function = ""
+    scratch_bytes = 0
+    alias = False  # output shares the input's memory (RESHAPE)
+
+    def __init__(self, op, ctx):
+        self.op = op
+        self.ctx = ctx
+        self.ops = (op.index,)
+        self.params = self.parse()
+        self.inputs = self.activation_inputs()
+        self.outputs = tuple(op.outputs)
+        self.check_outputs()
+
+    # -- helpers
+    def fail(self, what: str) -> UnsupportedOpError:
+        return UnsupportedOpError(
+            f"op {self.op.index} ({self.op.type}, output '{self.ctx.tensor(self.op.outputs[0]).name}'): "
+            f"{what}; supported ops: {', '.join(supported_ops())}"
+        )
+
+    def tensor(self, pos):
+        idx = self.op.inputs[pos] if pos < len(self.op.inputs) else -1
+        return None if idx < 0 else self.ctx.tensor(idx)
+
+    def out_tensor(self, pos=0):
+        return self.ctx.tensor(self.op.outputs[pos])
+
+    def option(self, name, default=None, *, required=False):
+        if name not in self.op.options:
+            if required:
+                raise self.fail(f"option '{name}' is missing (options: {sorted(self.op.options)})")
+            return default
+        return self.op.options[name]
+
+    def activation(self, name="fused_activation_function") -> int:
+        value = self.option(name, 0)
+        if isinstance(value, str):
+            if value not in ACTIVATIONS:
+                raise self.fail(f"fused activation {value} is not supported (supported: {', '.join(ACTIVATIONS)})")
+            return ACTIVATIONS[value]
+        if int(value) not in ACTIVATION_MACROS:
+            raise self.fail(f"fused activation enum {value} is not supported (supported: 0-3 = {', '.join(ACTIVATIONS)})")
+        return int(value)
+
+    def padding(self, name="padding") -> str:
+        value = self.option(name, required=True)
+        if value not in TFLITE_PADDING:
+            raise self.fail(f"padding {value!r} is not SAME or VALID")
+        return TFLITE_PADDING[value]
+
+    def require_dtype(self, tensor, dtypes, role):
+        if tensor is None:
+            raise self.fail(f"{role} is missing")
+        if tensor.dtype not in dtypes:
+            raise self.fail(f"{role} '{tensor.name}' has dtype {tensor.dtype}, expected {' or '.join(dtypes)}")
+
+    def require_const(self, tensor, role):
+        if tensor is None or not tensor.is_constant:
+            raise self.fail(f"{role} must be a constant tensor")
+
+    def hwc(self, tensor, role="input"):
+        shape = tensor.shape
+        if len(shape) != 4 or shape[0] != 1:
+            raise self.fail(f"{role} '{tensor.name}' has shape {shape}, expected [1, H, W, C] (batch 1)")
+        return tuple(int(s) for s in shape[1:])
+
+    def activation_inputs(self):
+        return tuple(i for i in self.op.inputs if i >= 0 and not self.ctx.tensor(i).is_constant)
+
+    # -- the three steps
+    def parse(self) -> Params:
+        raise NotImplementedError
+
+    def infer(self):
+        """Output shapes as tuples (batch included), or None to skip the check."""
+        return None
+
+    def check_outputs(self):
+        shapes = self.infer()
+        if shapes is None:
+            return
+        for idx, shape in zip(self.op.outputs, shapes):
+            t = self.ctx.tensor(idx)
+            if tuple(t.shape) != tuple(shape):
+                raise self.fail(f"output '{t.name}' has shape {t.shape} in the flatbuffer, but the op computes {tuple(shape)}")
+
+    def emit(self, em) -> None:
+        """Write this node's params (data) and call (code) through ``em``."""
+        name = em.params(self, self.c_params_type, self.params.c_fields())
+        em.call(self, self.c_function, [f"&{name}"] + self.call_args(em))
+
+    def call_args(self, em):
+        raise NotImplementedError
+
+
+# --------------------------------------------------------------------------
+# LCE custom ops
+
+
+@dataclass(frozen=True)
+class QuantizeParams(Params):
+    n_pixels: int
+    channels: int
+
+
+@register_op("LceQuantize")
+class LceQuantize(OpKernel):
+    c_params_type = "ebnn_quantize_params_t"
+    c_function = "ebnn_quantize"
+
+    def parse(self):
+        x = self.tensor(0)
+        self.require_dtype(x, ("float32",), "input")
+        if not x.shape:
+            raise self.fail("input is a scalar")
+        c = int(x.shape[-1])
+        self.ctx.packed_channels[self.op.outputs[0]] = c
+        return QuantizeParams(n_pixels=_prod(x.shape[:-1]), channels=c)
+
+    def infer(self):
+        x = self.tensor(0)
+        return [tuple(x.shape[:-1]) + (packed_words(self.params.channels),)]
+
+    def call_args(self, em):
+        return [em.ptr(self.op.inputs[0], "float", const=True), em.ptr(self.op.outputs[0], "int32_t")]
+
+
+@register_op("LceDequantize")
+class LceDequantize(OpKernel):
+    c_params_type = "ebnn_quantize_params_t"
+    c_function = "ebnn_dequantize"
+
+    def parse(self):
+        x = self.tensor(0)
+        y = self.out_tensor()
+        self.require_dtype(x, ("int32",), "bitpacked input")
+        if y.dtype != "float32":
+            raise self.fail(f"output dtype {y.dtype} is not supported (expected float32)")
+        c = int(y.shape[-1])
+        known = self.ctx.packed_channels.get(self.op.inputs[0])
+        if known is not None and known != c:
+            raise self.fail(f"input holds {known} bitpacked channels but the output has {c}")
+        return QuantizeParams(n_pixels=_prod(y.shape[:-1]), channels=c)
+
+    def infer(self):
+        x = self.tensor(0)
+        if int(x.shape[-1]) != packed_words(self.params.channels):
+            raise self.fail(f"input has {x.shape[-1]} words per pixel, {self.params.channels} channels need "
+                            f"{packed_words(self.params.channels)}")
+        return None
+
+    def call_args(self, em):
+        return [em.ptr(self.op.inputs[0], "int32_t", const=True), em.ptr(self.op.outputs[0], "float")]
+
+
+@dataclass(frozen=True)
+class BConv2DParams(Params):
+    in_h: int
+    in_w: int
+    in_c: int
+    out_c: int
+    filter_h: int
+    filter_w: int
+    stride_h: int
+    stride_w: int
+    dilation_h: int
+    dilation_w: int
+    padding: str
+    pad_value: int
+    activation: int
+    filter: int  # tensor indices of the constants (-1: NULL)
+    multiplier: int
+    bias: int
+    thresholds: int
+
+    @property
+    def bitpacked_output(self) -> bool:
+        return self.thresholds >= 0
+
+
+@register_op("LceBconv2d")
+class LceBconv2d(OpKernel):
+    c_params_type = "ebnn_bconv2d_params_t"
+    c_function = "ebnn_bconv2d"
+
+    def parse(self):
+        x, w = self.tensor(0), self.tensor(1)
+        self.require_dtype(x, ("int32",), "bitpacked input")
+        self.require_dtype(w, ("int32",), "filter (bitpacked int32 OHWI)")
+        self.require_const(w, "filter")
+        in_h, in_w, in_words = self.hwc(x)
+        c_in = int(self.option("channels_in", required=True))
+        if packed_words(c_in) != in_words:
+            raise self.fail(f"channels_in={c_in} needs {packed_words(c_in)} words per pixel, the input has {in_words}")
+        if len(w.shape) != 4 or w.shape[3] != in_words:
+            raise self.fail(f"filter shape {w.shape}, expected [out_c, kh, kw, {in_words}]")
+        out_c, fh, fw = (int(s) for s in w.shape[:3])
+        y = self.out_tensor()
+        thr = self.tensor(4)
+        mult, bias = self.tensor(2), self.tensor(3)
+        if y.dtype == "int32":
+            self.require_const(thr, "output_threshold (bitpacked output)")
+            self.require_dtype(thr, ("int32",), "output_threshold")
+            self.ctx.packed_channels[self.op.outputs[0]] = out_c
+        elif y.dtype == "float32":
+            if thr is not None:
+                raise self.fail("float output with an output_threshold tensor")
+            for t, role in ((mult, "post_activation_multiplier"), (bias, "post_activation_bias")):
+                self.require_const(t, role)
+                self.require_dtype(t, ("float32",), role)
+                if _prod(t.shape) != out_c:
+                    raise self.fail(f"{role} has {_prod(t.shape)} values, expected {out_c}")
+        else:
+            raise self.fail(f"output dtype {y.dtype} is not supported (float32 or bitpacked int32)")
+        pad_value = int(self.option("pad_values", 0))
+        if pad_value not in (0, 1):
+            raise self.fail(f"pad_values={pad_value} (expected 0 or 1)")
+        padding = self.padding()
+        act = self.activation()
+        if padding == "SAME" and pad_value == 0 and (y.dtype == "int32" or act != 0):
+            raise self.fail("SAME padding with pad_values=0 is only valid with float output and no fused activation")
+        return BConv2DParams(
+            in_h=in_h, in_w=in_w, in_c=c_in, out_c=out_c, filter_h=fh, filter_w=fw,
+            stride_h=int(self.option("stride_height", 1)), stride_w=int(self.option("stride_width", 1)),
+            dilation_h=int(self.option("dilation_height_factor", 1)),
+            dilation_w=int(self.option("dilation_width_factor", 1)),
+            padding=padding, pad_value=pad_value, activation=act,
+            filter=self.op.inputs[1],
+            multiplier=mult.index if (mult is not None and y.dtype == "float32") else -1,
+            bias=bias.index if (bias is not None and y.dtype == "float32") else -1,
+            thresholds=thr.index if (thr is not None and y.dtype == "int32") else -1,
+        )
+
+    def out_hw(self):
+        p = self.params
+        return (output_size(p.in_h, p.filter_h, p.stride_h, p.dilation_h, p.padding),
+                output_size(p.in_w, p.filter_w, p.stride_w, p.dilation_w, p.padding))
+
+    def infer(self):
+        oh, ow = self.out_hw()
+        c = packed_words(self.params.out_c) if self.params.bitpacked_output else self.params.out_c
+        return [(1, oh, ow, c)]
+
+    def c_struct(self, em):
+        p = self.params
+        return [
+            ("in_h", p.in_h), ("in_w", p.in_w), ("in_c", p.in_c), ("out_c", p.out_c),
+            ("filter_h", p.filter_h), ("filter_w", p.filter_w),
+            ("stride_h", p.stride_h), ("stride_w", p.stride_w),
+            ("dilation_h", p.dilation_h), ("dilation_w", p.dilation_w),
+            ("padding", PADDING_MACROS[p.padding]), ("pad_value", p.pad_value),
+            ("activation", ACTIVATION_MACROS[p.activation]),
+            ("filter", em.const(p.filter, "int32_t")),
+            ("multiplier", em.const(p.multiplier, "float")),
+            ("bias", em.const(p.bias, "float")),
+            ("thresholds", em.const(p.thresholds, "int32_t")),
+        ]
+
+    def emit(self, em):
+        name = em.params(self, self.c_params_type, self.c_struct(em))
+        out = em.ptr(self.op.outputs[0], "void")
+        em.call(self, self.c_function, [f"&{name}", em.ptr(self.op.inputs[0], "int32_t", const=True), out])
+
+
+@dataclass(frozen=True)
+class BMaxPoolParams(Params):
+    in_h: int
+    in_w: int
+    channels: int
+    filter_h: int
+    filter_w: int
+    stride_h: int
+    stride_w: int
+    padding: str
+
+
+@register_op("LceBMaxPool2d")
+class LceBMaxPool2d(OpKernel):
+    c_params_type = "ebnn_bmaxpool2d_params_t"
+    c_function = "ebnn_bmaxpool2d"
+
+    def parse(self):
+        x = self.tensor(0)
+        self.require_dtype(x, ("int32",), "bitpacked input")
+        h, w, words = self.hwc(x)
+        c = self.ctx.packed_channels.get(self.op.inputs[0], words * 32)
+        self.ctx.packed_channels[self.op.outputs[0]] = c
+        return BMaxPoolParams(
+            in_h=h, in_w=w, channels=c,
+            filter_h=int(self.option("filter_height", required=True)),
+            filter_w=int(self.option("filter_width", required=True)),
+            stride_h=int(self.option("stride_height", required=True)),
+            stride_w=int(self.option("stride_width", required=True)),
+            padding=self.padding(),
+        )
+
+    def infer(self):
+        p = self.params
+        return [(1, output_size(p.in_h, p.filter_h, p.stride_h, 1, p.padding),
+                 output_size(p.in_w, p.filter_w, p.stride_w, 1, p.padding), packed_words(p.channels))]
+
+    def emit(self, em):
+        f = [(k, PADDING_MACROS[v] if k == "padding" else v) for k, v in self.params.c_fields()]
+        name = em.params(self, self.c_params_type, f)
+        em.call(self, self.c_function, [f"&{name}", em.ptr(self.op.inputs[0], "int32_t", const=True),
+                                        em.ptr(self.op.outputs[0], "int32_t")])
+
+
+# --------------------------------------------------------------------------
+# Float builtins
+
+
+@dataclass(frozen=True)
+class Conv2DParams(Params):
+    in_h: int
+    in_w: int
+    in_c: int
+    out_c: int
+    filter_h: int
+    filter_w: int
+    stride_h: int
+    stride_w: int
+    dilation_h: int
+    dilation_w: int
+    padding: str
+    activation: int
+    filter: int
+    bias: int
+
+
+@register_op("CONV_2D")
+class Conv2D(OpKernel):
+    c_params_type = "ebnn_conv2d_params_t"
+    c_function = "ebnn_conv2d"
+
+    def parse(self):
+        x, w, b = self.tensor(0), self.tensor(1), self.tensor(2)
+        self.require_dtype(x, ("float32",), "input")
+        self.require_dtype(w, ("float32",), "filter")
+        self.require_const(w, "filter")
+        if b is not None:
+            self.require_dtype(b, ("float32",), "bias")
+            self.require_const(b, "bias")
+        h, wd, c = self.hwc(x)
+        if len(w.shape) != 4 or w.shape[3] != c:
+            raise self.fail(f"filter shape {w.shape}, expected [out_c, kh, kw, {c}] (grouped convolution is not supported)")
+        return Conv2DParams(
+            in_h=h, in_w=wd, in_c=c, out_c=int(w.shape[0]), filter_h=int(w.shape[1]), filter_w=int(w.shape[2]),
+            stride_h=int(self.option("stride_h", 1)), stride_w=int(self.option("stride_w", 1)),
+            dilation_h=int(self.option("dilation_hfactor", 1)), dilation_w=int(self.option("dilation_wfactor", 1)),
+            padding=self.padding(), activation=self.activation(),
+            filter=w.index, bias=b.index if b is not None else -1,
+        )
+
+    def out_hw(self):
+        p = self.params
+        return (output_size(p.in_h, p.filter_h, p.stride_h, p.dilation_h, p.padding),
+                output_size(p.in_w, p.filter_w, p.stride_w, p.dilation_w, p.padding))
+
+    def infer(self):
+        return [(1, *self.out_hw(), self.params.out_c)]
+
+    def c_struct(self, em):
+        f = []
+        for k, v in self.params.c_fields():
+            if k == "padding":
+                v = PADDING_MACROS[v]
+            elif k == "activation":
+                v = ACTIVATION_MACROS[v]
+            elif k in ("filter", "bias"):
+                v = em.const(v, "float")
+            f.append((k, v))
+        return f
+
+    def emit(self, em):
+        name = em.params(self, self.c_params_type, self.c_struct(em))
+        em.call(self, self.c_function, [f"&{name}", em.ptr(self.op.inputs[0], "float", const=True),
+                                        em.ptr(self.op.outputs[0], "float")])
+
+
+@dataclass(frozen=True)
+class DepthwiseParams(Params):
+    in_h: int
+    in_w: int
+    in_c: int
+    depth_multiplier: int
+    filter_h: int
+    filter_w: int
+    stride_h: int
+    stride_w: int
+    dilation_h: int
+    dilation_w: int
+    padding: str
+    activation: int
+    filter: int
+    bias: int
+
+
+@register_op("DEPTHWISE_CONV_2D")
+class DepthwiseConv2D(Conv2D):
+    c_params_type = "ebnn_depthwise_conv2d_params_t"
+    c_function = "ebnn_depthwise_conv2d"
+
+    def parse(self):
+        x, w, b = self.tensor(0), self.tensor(1), self.tensor(2)
+        self.require_dtype(x, ("float32",), "input")
+        self.require_dtype(w, ("float32",), "filter")
+        self.require_const(w, "filter")
+        if b is not None:
+            self.require_dtype(b, ("float32",), "bias")
+            self.require_const(b, "bias")
+        h, wd, c = self.hwc(x)
+        if len(w.shape) != 4 or w.shape[0] != 1 or w.shape[3] % c:
+            raise self.fail(f"filter shape {w.shape}, expected [1, kh, kw, {c} * depth_multiplier]")
+        dm = int(w.shape[3]) // c
+        return DepthwiseParams(
+            in_h=h, in_w=wd, in_c=c, depth_multiplier=dm, filter_h=int(w.shape[1]), filter_w=int(w.shape[2]),
+            stride_h=int(self.option("stride_h", 1)), stride_w=int(self.option("stride_w", 1)),
+            dilation_h=int(self.option("dilation_hfactor", 1)), dilation_w=int(self.option("dilation_wfactor", 1)),
+            padding=self.padding(), activation=self.activation(),
+            filter=w.index, bias=b.index if b is not None else -1,
+        )
+
+    def infer(self):
+        return [(1, *self.out_hw(), self.params.in_c * self.params.depth_multiplier)]
+
+
+@dataclass(frozen=True)
+class FullyConnectedParams(Params):
+    rows: int
+    in_features: int
+    out_features: int
+    activation: int
+    weights: int
+    bias: int
+
+
+@register_op("FULLY_CONNECTED")
+class FullyConnected(OpKernel):
+    c_params_type = "ebnn_fully_connected_params_t"
+    c_function = "ebnn_fully_connected"
+
+    def parse(self):
+        x, w, b = self.tensor(0), self.tensor(1), self.tensor(2)
+        self.require_dtype(x, ("float32",), "input")
+        self.require_dtype(w, ("float32",), "weights (quantized weights are not supported)")
+        self.require_const(w, "weights")
+        if b is not None:
+            self.require_dtype(b, ("float32",), "bias")
+            self.require_const(b, "bias")
+        if int(self.option("weights_format", 0)) != 0:
+            raise self.fail(f"weights_format {self.option('weights_format')} (only DEFAULT = 0)")
+        if len(w.shape) != 2:
+            raise self.fail(f"weights shape {w.shape}, expected [out, in]")
+        out_f, in_f = (int(s) for s in w.shape)
+        n = _prod(x.shape)
+        if n % in_f:
+            raise self.fail(f"input of {n} values is not a multiple of in_features={in_f}")
+        return FullyConnectedParams(rows=n // in_f, in_features=in_f, out_features=out_f,
+                                    activation=self.activation(), weights=w.index,
+                                    bias=b.index if b is not None else -1)
+
+    def infer(self):
+        y = self.out_tensor()
+        if _prod(y.shape) != self.params.rows * self.params.out_features:
+            raise self.fail(f"output shape {y.shape} does not hold {self.params.rows} x {self.params.out_features} values")
+        return None
+
+    def emit(self, em):
+        p = self.params
+        name = em.params(self, self.c_params_type, [
+            ("rows", p.rows), ("in_features", p.in_features), ("out_features", p.out_features),
+            ("activation", ACTIVATION_MACROS[p.activation]),
+            ("weights", em.const(p.weights, "float")), ("bias", em.const(p.bias, "float")),
+        ])
+        em.call(self, self.c_function, [f"&{name}", em.ptr(self.op.inputs[0], "float", const=True),
+                                        em.ptr(self.op.outputs[0], "float")])
+
+
+@dataclass(frozen=True)
+class Pool2DParams(Params):
+    in_h: int
+    in_w: int
+    channels: int
+    filter_h: int
+    filter_w: int
+    stride_h: int
+    stride_w: int
+    padding: str
+    activation: int
+
+
+@register_op("MAX_POOL_2D")
+class MaxPool2D(OpKernel):
+    c_params_type = "ebnn_pool2d_params_t"
+    c_function = "ebnn_max_pool2d"
+
+    def parse(self):
+        x = self.tensor(0)
+        self.require_dtype(x, ("float32",), "input")
+        h, w, c = self.hwc(x)
+        return Pool2DParams(
+            in_h=h, in_w=w, channels=c,
+            filter_h=int(self.option("filter_height", required=True)),
+            filter_w=int(self.option("filter_width", required=True)),
+            stride_h=int(self.option("stride_h", required=True)),
+            stride_w=int(self.option("stride_w", required=True)),
+            padding=self.padding(), activation=self.activation(),
+        )
+
+    def infer(self):
+        p = self.params
+        return [(1, output_size(p.in_h, p.filter_h, p.stride_h, 1, p.padding),
+                 output_size(p.in_w, p.filter_w, p.stride_w, 1, p.padding), p.channels)]
+
+    def c_struct(self):
+        out = []
+        for k, v in self.params.c_fields():
+            if k == "padding":
+                v = PADDING_MACROS[v]
+            elif k == "activation":
+                v = ACTIVATION_MACROS[v]
+            out.append((k, v))
+        return out
+
+    def emit(self, em):
+        name = em.params(self, self.c_params_type, self.c_struct())
+        em.call(self, self.c_function, [f"&{name}", em.ptr(self.op.inputs[0], "float", const=True),
+                                        em.ptr(self.op.outputs[0], "float")])
+
+
+@register_op("AVERAGE_POOL_2D")
+class AveragePool2D(MaxPool2D):
+    c_function = "ebnn_average_pool2d"
+
+
+@dataclass(frozen=True)
+class MeanParams(Params):
+    in_h: int
+    in_w: int
+    channels: int
+
+
+@register_op("MEAN")
+class Mean(OpKernel):
+    c_params_type = "ebnn_mean_params_t"
+    c_function = "ebnn_mean_hw"
+
+    def parse(self):
+        x, axes = self.tensor(0), self.tensor(1)
+        self.require_dtype(x, ("float32",), "input")
+        self.require_const(axes, "axes")
+        h, w, c = self.hwc(x)
+        ax = sorted(int(a) % 4 for a in np.asarray(axes.data).ravel())
+        if ax != [1, 2]:
+            raise self.fail(f"MEAN over axes {ax}; only the spatial mean over axes [1, 2] is supported")
+        return MeanParams(in_h=h, in_w=w, channels=c)
+
+    def infer(self):
+        c = self.params.channels
+        return [(1, 1, 1, c) if self.option("keep_dims", False) else (1, c)]
+
+    def emit(self, em):
+        name = em.params(self, self.c_params_type, self.params.c_fields())
+        em.call(self, self.c_function, [f"&{name}", em.ptr(self.op.inputs[0], "float", const=True),
+                                        em.ptr(self.op.outputs[0], "float")])
+
+
+@dataclass(frozen=True)
+class BinaryParams(Params):
+    size: int
+    b_size: int
+    activation: int
+    a: int  # tensor indices after the swap that puts the full operand first
+    b: int
+
+
+def _broadcast(shape_a, shape_b):
+    n = max(len(shape_a), len(shape_b))
+    a = (1,) * (n - len(shape_a)) + tuple(shape_a)
+    b = (1,) * (n - len(shape_b)) + tuple(shape_b)
+    out = []
+    for x, y in zip(a, b):
+        if x != y and 1 not in (x, y):
+            return None
+        out.append(max(x, y))
+    return tuple(out)
+
+
+@register_op("ADD")
+class Add(OpKernel):
+    c_params_type = "ebnn_binary_params_t"
+    c_function = "ebnn_add"
+
+    def parse(self):
+        a, b = self.tensor(0), self.tensor(1)
+        for t, role in ((a, "first operand"), (b, "second operand")):
+            self.require_dtype(t, ("float32",), role)
+        y = self.out_tensor()
+        full = _broadcast(a.shape, b.shape)
+        if full is None or tuple(full) != tuple(y.shape):
+            raise self.fail(f"operand shapes {a.shape} and {b.shape} do not broadcast to the output {y.shape}")
+        size = _prod(y.shape)
+        if _prod(a.shape) != size:
+            a, b = b, a  # commutative: the broadcast operand goes second
+        if _prod(a.shape) != size:
+            raise self.fail(f"both operands {a.shape} and {b.shape} are broadcast; one must have the output's shape")
+        b_size = _prod(b.shape)
+        bshape = tuple(d for d in b.shape)
+        trimmed = bshape
+        while trimmed and trimmed[0] == 1:
+            trimmed = trimmed[1:]
+        last = int(y.shape[-1]) if y.shape else 1
+        if not (b_size in (1, size) or (len(trimmed) == 1 and trimmed[0] == last)):
+            raise self.fail(f"broadcast of {b.shape} over {y.shape}; supported: same shape, a scalar, or a vector over the last axis")
+        return BinaryParams(size=size, b_size=b_size, activation=self.activation(), a=a.index, b=b.index)
+
+    def emit(self, em):
+        p = self.params
+        name = em.params(self, self.c_params_type, [("size", p.size), ("b_size", p.b_size),
+                                                   ("activation", ACTIVATION_MACROS[p.activation])])
+        em.call(self, self.c_function, [f"&{name}", em.ptr(p.a, "float", const=True), em.ptr(p.b, "float", const=True),
+                                        em.ptr(self.op.outputs[0], "float")])
+
+
+@register_op("MUL")
+class Mul(Add):
+    c_function = "ebnn_mul"
+
+
+@register_op("RESHAPE")
+class Reshape(OpKernel):
+    """RESHAPE (and SQUEEZE) move no data: the output aliases the input's memory."""
+
+    alias = True
+
+    def parse(self):
+        x, y = self.tensor(0), self.out_tensor()
+        if _prod(x.shape) != _prod(y.shape) or x.dtype != y.dtype:
+            raise self.fail(f"reshape of {x.shape} {x.dtype} to {y.shape} {y.dtype}")
+        if x.dtype == "int32" and self.op.inputs[0] in self.ctx.packed_channels:
+            if int(x.shape[-1]) != int(y.shape[-1]):
+                raise self.fail("reshape of a bitpacked tensor that changes its last axis")
+            self.ctx.packed_channels[self.op.outputs[0]] = self.ctx.packed_channels[self.op.inputs[0]]
+        return Params()
+
+    def activation_inputs(self):
+        return (self.op.inputs[0],)
+
+    def emit(self, em):
+        em.alias_comment(self)
+
+
+@register_op("SQUEEZE")
+class Squeeze(Reshape):
+    pass
+
+
+@dataclass(frozen=True)
+class SoftmaxParams(Params):
+    rows: int
+    cols: int
+    beta: float
+
+
+@register_op("SOFTMAX")
+class Softmax(OpKernel):
+    c_params_type = "ebnn_softmax_params_t"
+    c_function = "ebnn_softmax"
+
+    def parse(self):
+        x = self.tensor(0)
+        self.require_dtype(x, ("float32",), "input")
+        cols = int(x.shape[-1])
+        return SoftmaxParams(rows=_prod(x.shape) // cols, cols=cols, beta=float(self.option("beta", 1.0)))
+
+    def infer(self):
+        return [tuple(self.tensor(0).shape)]
+
+    def emit(self, em):
+        p = self.params
+        name = em.params(self, self.c_params_type, [("rows", p.rows), ("cols", p.cols), ("beta", em.float(p.beta))])
+        em.call(self, self.c_function, [f"&{name}", em.ptr(self.op.inputs[0], "float", const=True),
+                                        em.ptr(self.op.outputs[0], "float")])
+
+
+MAX_CONCAT_INPUTS = 16  # EBNN_CONCAT_MAX_INPUTS
+
+
+@dataclass(frozen=True)
+class ConcatParams(Params):
+    outer: int
+    inner: tuple
+    activation: int
+
+
+@register_op("CONCATENATION")
+class Concatenation(OpKernel):
+    c_params_type = "ebnn_concat_params_t"
+    c_function = "ebnn_concatenation"
+
+    def parse(self):
+        y = self.out_tensor()
+        rank = len(y.shape)
+        axis = int(self.option("axis", required=True))
+        axis = axis + rank if axis < 0 else axis
+        if not 0 <= axis < rank:
+            raise self.fail(f"axis {self.option('axis')} out of range for rank {rank}")
+        ins = [self.tensor(i) for i in range(len(self.op.inputs))]
+        if len(ins) > MAX_CONCAT_INPUTS:
+            raise self.fail(f"{len(ins)} inputs, the runtime takes at most {MAX_CONCAT_INPUTS}")
+        for t in ins:
+            self.require_dtype(t, ("float32",), "input (bitpacked concatenation is not supported)")
+            if len(t.shape) != rank:
+                raise self.fail(f"input '{t.name}' of rank {len(t.shape)}, output rank {rank}")
+        return ConcatParams(outer=_prod(y.shape[:axis]), inner=tuple(_prod(t.shape[axis:]) for t in ins),
+                            activation=self.activation())
+
+    def infer(self):
+        y = self.out_tensor()
+        if sum(self.params.inner) * self.params.outer != _prod(y.shape):
+            raise self.fail(f"inputs hold {sum(self.params.inner) * self.params.outer} values, output {y.shape}")
+        return None
+
+    def emit(self, em):
+        p = self.params
+        name = em.params(self, self.c_params_type, [
+            ("outer", p.outer), ("n_inputs", len(p.inner)), ("inner", "{" + ", ".join(str(i) for i in p.inner) + "}"),
+            ("activation", ACTIVATION_MACROS[p.activation]),
+        ])
+        arr = em.local_pointer_array(self, "float", [em.ptr(i, "float", const=True) for i in self.op.inputs])
+        em.call(self, self.c_function, [f"&{name}", arr, em.ptr(self.op.outputs[0], "float")])
+
+
+@dataclass(frozen=True)
+class PadParams(Params):
+    dims: tuple
+    before: tuple
+    after: tuple
+    value: float
+
+
+@register_op("PAD")
+class Pad(OpKernel):
+    c_params_type = "ebnn_pad_params_t"
+    c_function = "ebnn_pad"
+
+    def parse(self):
+        x, pads = self.tensor(0), self.tensor(1)
+        self.require_dtype(x, ("float32",), "input")
+        self.require_const(pads, "paddings")
+        rank = len(x.shape)
+        if rank > 4:
+            raise self.fail(f"input of rank {rank}, at most 4 is supported")
+        pv = np.asarray(pads.data).reshape(rank, 2).astype(int)
+        if (pv < 0).any():
+            raise self.fail("negative paddings")
+        lead = 4 - rank
+        dims = (1,) * lead + tuple(int(d) for d in x.shape)
+        before = (0,) * lead + tuple(int(v) for v in pv[:, 0])
+        after = (0,) * lead + tuple(int(v) for v in pv[:, 1])
+        return PadParams(dims=dims, before=before, after=after, value=self.pad_value())
+
+    def pad_value(self):
+        return 0.0
+
+    def infer(self):
+        p = self.params
+        rank = len(self.tensor(0).shape)
+        full = tuple(d + b + a for d, b, a in zip(p.dims, p.before, p.after))
+        return [full[4 - rank:]]
+
+    def emit(self, em):
+        p = self.params
+        arr = lambda v: "{" + ", ".join(str(i) for i in v) + "}"  # noqa: E731
+        name = em.params(self, self.c_params_type, [("dims", arr(p.dims)), ("before", arr(p.before)),
+                                                   ("after", arr(p.after)), ("value", em.float(p.value))])
+        em.call(self, self.c_function, [f"&{name}", em.ptr(self.op.inputs[0], "float", const=True),
+                                        em.ptr(self.op.outputs[0], "float")])
+
+
+@register_op("PADV2")
+class PadV2(Pad):
+    def pad_value(self):
+        v = self.tensor(2)
+        self.require_const(v, "constant_values")
+        self.require_dtype(v, ("float32",), "constant_values")
+        return float(np.asarray(v.data).ravel()[0])
+
+    def activation_inputs(self):
+        return (self.op.inputs[0],)
+
+
+@dataclass(frozen=True)
+class UnaryParams(Params):
+    size: int
+    alpha: float
+
+
+class _Unary(OpKernel):
+    c_params_type = "ebnn_unary_params_t"
+
+    def parse(self):
+        x = self.tensor(0)
+        self.require_dtype(x, ("float32",), "input")
+        return UnaryParams(size=_prod(x.shape), alpha=float(self.option("alpha", 0.0)))
+
+    def infer(self):
+        return [tuple(self.tensor(0).shape)]
+
+    def emit(self, em):
+        p = self.params
+        name = em.params(self, self.c_params_type, [("size", p.size), ("alpha", em.float(p.alpha))])
+        em.call(self, self.c_function, [f"&{name}", em.ptr(self.op.inputs[0], "float", const=True),
+                                        em.ptr(self.op.outputs[0], "float")])
+
+
+for _name, _fn in (("RELU", "ebnn_relu"), ("RELU6", "ebnn_relu6"), ("RELU_N1_TO_1", "ebnn_relu_n1_to_1"),
+                   ("TANH", "ebnn_tanh"), ("LOGISTIC", "ebnn_logistic"), ("LEAKY_RELU", "ebnn_leaky_relu"),
+                   ("HARD_SWISH", "ebnn_hard_swish")):
+    register_op(_name)(type(f"Unary_{_name}", (_Unary,), {"c_function": _fn}))
+
+
+# --------------------------------------------------------------------------
+# Nodes made by the graph passes
+
+
+@dataclass(frozen=True)
+class BDenseParams(Params):
+    rows: int
+    in_features: int
+    out_features: int
+    activation: int
+    bias: int
+
+
+class BinaryDense(OpKernel):
+    """xnor-popcount dense on bitpacked input and weights (replaces LceDequantize -> FULLY_CONNECTED)."""
+
+    op_type = "FULLY_CONNECTED(binary)"
+    c_params_type = "ebnn_bdense_params_t"
+    c_function = "ebnn_bdense"
+
+    def __init__(self, fc: FullyConnected, dequantize: LceDequantize, scales=None):
+        self.op = fc.op
+        self.ctx = fc.ctx
+        self.ops = (dequantize.op.index, fc.op.index)
+        p = fc.params
+        self.params = BDenseParams(rows=p.rows, in_features=p.in_features, out_features=p.out_features,
+                                   activation=p.activation, bias=p.bias)
+        self.inputs = (dequantize.op.inputs[0],)
+        self.outputs = fc.outputs
+        w = self.ctx.tensor(p.weights).data.reshape(p.out_features, p.in_features)
+        self.packed_weights = pack_bits(w)
+        # None when every weight is exactly +-1: no multiply at all.
+        self.scales = None if scales is None or np.all(scales == 1.0) else np.asarray(scales, np.float32)
+
+    def emit(self, em):
+        p = self.params
+        w = em.const_array(f"op{self.op.index}_packed_weights", self.packed_weights, "int32_t",
+                           note=f"+-1 weights of '{self.ctx.tensor(self.op.inputs[1]).name}', bitpacked")
+        name = em.params(self, self.c_params_type, [
+            ("rows", p.rows), ("in_features", p.in_features), ("out_features", p.out_features),
+            ("activation", ACTIVATION_MACROS[p.activation]), ("weights", w),
+            ("multiplier", "NULL" if self.scales is None else em.const_array(
+                f"op{self.op.index}_row_scales", self.scales, "float",
+                note="per-row magnitude of the +-s weights (a folded batch-norm scale)")),
+            ("bias", em.const(p.bias, "float")),
+        ])
+        em.call(self, self.c_function, [f"&{name}", em.ptr(self.inputs[0], "int32_t", const=True),
+                                        em.ptr(self.outputs[0], "float")])
+
+
+def pack_bits(values: np.ndarray) -> np.ndarray:
+    """Bitpack along the last axis as LCE does: bit 1 for x < 0, LSB first, int32 words."""
+    v = np.asarray(values)
+    n = v.shape[-1]
+    words = packed_words(n)
+    bits = np.zeros(v.shape[:-1] + (words * 32,), dtype=np.uint64)
+    bits[..., :n] = (v < 0)
+    bits = bits.reshape(v.shape[:-1] + (words, 32))
+    weights = (np.uint64(1) << np.arange(32, dtype=np.uint64))
+    packed = (bits * weights).sum(axis=-1).astype(np.uint64).astype(np.uint32)
+    return packed.view(np.int32)
+
+
+class FusedChain(OpKernel):
+    """[CONV_2D | LceBconv2d float] -> [MAX_POOL_2D] -> MUL/ADD* -> LceQuantize, row-sliced."""
+
+    op_type = "fused"
+    c_params_type = "ebnn_fused_params_t"
+    c_function = "ebnn_fused_conv_pool_affine_quantize"
+    MAX_STAGES = 4  # EBNN_FUSED_MAX_STAGES
+
+    def __init__(self, producer, pool, stages, quantize):
+        self.op = producer.op
+        self.ctx = producer.ctx
+        self.producer, self.pool, self.stages, self.quantize = producer, pool, stages, quantize
+        chain = [producer] + ([pool] if pool else []) + [st for st, _ in stages] + [quantize]
+        self.ops = tuple(k.op.index for k in chain)
+        self.op_type = " -> ".join(k.op_type for k in chain)
+        self.inputs = (producer.op.inputs[0],)
+        self.outputs = quantize.outputs
+        self.params = None
+        oh, ow = producer.out_hw()
+        c = producer.params.out_c
+        # As ebnn_fused_scratch_bytes() computes it (ebnn_fused.c): with a pool,
+        # min(pool.filter_h, producer rows) producer rows plus one pixel;
+        # without, one producer row (floats).
+        if pool:
+            self.scratch_bytes = 4 * (min(pool.params.filter_h, oh) * ow * c + c)
+        else:
+            self.scratch_bytes = 4 * ow * c
+
+    def emit(self, em):
+        prod = self.producer
+        inner = em.params(prod, prod.c_params_type, prod.c_struct(em), suffix="producer")
+        is_conv = isinstance(prod, Conv2D)
+        stages = []
+        for st, const_idx in self.stages:
+            n = _prod(self.ctx.tensor(const_idx).shape)
+            kind = "EBNN_STAGE_MUL" if st.op_type == "MUL" else "EBNN_STAGE_ADD"
+            stages.append("{" + f"{kind}, {n}, {em.const(const_idx, 'float')}, {ACTIVATION_MACROS[st.params.activation]}" + "}")
+        f = [
+            ("producer", "EBNN_PRODUCER_CONV2D" if is_conv else "EBNN_PRODUCER_BCONV2D"),
+            ("conv", f"&{inner}" if is_conv else "NULL"),
+            ("bconv", "NULL" if is_conv else f"&{inner}"),
+            ("has_pool", 1 if self.pool else 0),
+        ]
+        if self.pool:
+            f.append(("pool", "{" + ", ".join(str(v) for _, v in self.pool.c_struct()) + "}"))
+        f.append(("n_stages", len(stages)))
+        if stages:
+            f.append(("stages", "{" + ", ".join(stages) + "}"))
+        name = em.params(self, self.c_params_type, f)
+        scratch = em.scratch_ptr(self)
+        x = em.ptr(self.inputs[0], "float" if is_conv else "int32_t", const=True)
+        em.call(self, self.c_function, [f"&{name}", x, em.ptr(self.outputs[0], "int32_t"), scratch,
+                                        f"{self.scratch_bytes}u"])

@@ -1,0 +1,145 @@
+"""Graph passes over the list of op handlers, before memory planning.
+
+- :func:`binary_dense`: ``LceDequantize -> FULLY_CONNECTED`` whose weights
+  are all exactly +-1 (what LCE makes of a larq ``QuantDense``) becomes one
+  xnor-popcount dense call on the bitpacked input and bitpacked weights
+  (32x fewer weight bytes; exact, since a dot product of +-1 vectors is an
+  integer well inside float32's exact range). When a batch norm follows, LCE
+  folds its scale into the weights and each row o is +-s_o: the call then
+  multiplies the exact integer by s_o once, where TFLite rounds after each
+  of the in_features additions of +-s_o, so float outputs differ by float
+  rounding only (relative ~in_features * 2^-24 at worst).
+- :func:`fuse_chains`: ``[CONV_2D | LceBconv2d with float output] ->
+  [MAX_POOL_2D] -> MUL/ADD (constant per-channel or scalar, up to 4) ->
+  LceQuantize`` becomes one row-sliced call whose float intermediate maps are
+  never materialized (a scratch of a few rows instead).
+- :func:`drop_dead`: removes nodes whose outputs nobody reads.
+
+A pass only rewrites when every intermediate tensor is read by the next op
+of the chain alone and is not a graph output.
+"""
+
+import numpy as np
+
+from edgebnn.codegen import ops as O
+
+
+def _consumers(nodes):
+    out = {}
+    for n in nodes:
+        for t in n.inputs:
+            out.setdefault(t, []).append(n)
+    return out
+
+
+def _producers(nodes):
+    return {t: n for n in nodes for t in n.outputs}
+
+
+def binary_dense(nodes, graph_outputs):
+    """Replace ``LceDequantize -> FULLY_CONNECTED(+-1 weights)`` by :class:`ops.BinaryDense`."""
+    prod = _producers(nodes)
+    out = []
+    for n in nodes:
+        if isinstance(n, O.FullyConnected) and not isinstance(n, O.BinaryDense):
+            src = prod.get(n.op.inputs[0])
+            scale = binary_row_scales(n.ctx.tensor(n.params.weights).data)
+            if isinstance(src, O.LceDequantize) and scale is not None:
+                out.append(O.BinaryDense(n, src, scale))
+                continue
+        out.append(n)
+    return drop_dead(out, graph_outputs)
+
+
+def binary_row_scales(weights):
+    """Per output row s > 0 such that every weight of the row is +s or -s, else None.
+
+    LCE folds a batch norm that follows a ``QuantDense`` into its +-1
+    weights, so each row is +-s_o rather than +-1 (s_o = 1 without one).
+    """
+    w = np.asarray(weights, dtype=np.float32)
+    if w.ndim != 2 or w.size == 0:
+        return None
+    s = np.abs(w[:, :1])
+    if not np.all(s > 0) or not np.all(np.abs(w) == s) or not np.all(np.isfinite(s)):
+        return None
+    return s[:, 0].astype(np.float32)
+
+
+def drop_dead(nodes, graph_outputs):
+    """Remove nodes none of whose outputs is read or is a graph output."""
+    nodes = list(nodes)
+    while True:
+        cons = _consumers(nodes)
+        keep = [n for n in nodes if any(t in cons or t in graph_outputs for t in n.outputs)]
+        if len(keep) == len(nodes):
+            return keep
+        nodes = keep
+
+
+def _only_consumer(cons, tensor, graph_outputs):
+    users = cons.get(tensor, [])
+    if len(users) != 1 or tensor in graph_outputs:
+        return None
+    return users[0]
+
+
+def _stage_const(node, chain_tensor, channels):
+    """The constant operand of a MUL/ADD stage, or None if it cannot be fused."""
+    if not isinstance(node, O.Add) or node.op.type not in ("MUL", "ADD"):
+        return None
+    a, b = node.op.inputs[:2]
+    other = b if a == chain_tensor else a if b == chain_tensor else None
+    if other is None or other == chain_tensor:
+        return None
+    t = node.ctx.tensor(other)
+    if not t.is_constant or t.dtype != "float32":
+        return None
+    n = int(np.prod(t.shape)) if t.shape else 1
+    shape = tuple(d for d in t.shape if d != 1)
+    if n == 1 or (n == channels and len(shape) == 1):
+        return other
+    return None
+
+
+def fuse_chains(nodes, graph_outputs):
+    """Replace producer -> [pool] -> MUL/ADD* -> LceQuantize chains by :class:`ops.FusedChain`."""
+    cons = _consumers(nodes)
+    fused = {}  # id(first node) -> FusedChain
+    absorbed = set()
+    for n in nodes:
+        is_conv = type(n) is O.Conv2D
+        is_bconv = isinstance(n, O.LceBconv2d) and not n.params.bitpacked_output
+        if not (is_conv or is_bconv):
+            continue
+        channels = n.params.out_c
+        t = n.outputs[0]
+        nxt = _only_consumer(cons, t, graph_outputs)
+        chain = [n]
+        pool = None
+        if type(nxt) is O.MaxPool2D:
+            pool = nxt
+            chain.append(pool)
+            t = pool.outputs[0]
+            nxt = _only_consumer(cons, t, graph_outputs)
+        stages = []
+        while nxt is not None and len(stages) < O.FusedChain.MAX_STAGES:
+            const = _stage_const(nxt, t, channels)
+            if const is None:
+                break
+            stages.append((nxt, const))
+            chain.append(nxt)
+            t = nxt.outputs[0]
+            nxt = _only_consumer(cons, t, graph_outputs)
+        if not isinstance(nxt, O.LceQuantize):
+            continue
+        chain.append(nxt)
+        fused[id(n)] = O.FusedChain(n, pool, stages, nxt)
+        absorbed.update(id(k) for k in chain[1:])
+    out = []
+    for n in nodes:
+        if id(n) in fused:
+            out.append(fused[id(n)])
+        elif id(n) not in absorbed:
+            out.append(n)
+    return out

@@ -1,0 +1,86 @@
+"""Static memory planning: one arena, offsets from tensor lifetimes.
+
+Every activation tensor lives from the op that writes it to the last op that
+reads it (op indices of the scheduled call list, inclusive). Tensors whose
+lifetimes overlap must not share bytes; the others may. Buffers are placed
+greedily, largest first, each at the lowest aligned offset that does not
+collide with an already placed buffer alive at the same time (the
+"greedy by size" strategy of TFLite Micro's planner). An input and the output
+of the same op are both alive at that op, so no kernel ever runs in place.
+
+Example:
+    >>> plan = plan_arena([Buffer("a", 400, 0, 1), Buffer("b", 100, 1, 2),
+    ...                    Buffer("c", 400, 2, 3)])
+    >>> plan.offsets["a"], plan.offsets["b"], plan.offsets["c"], plan.size
+    (0, 400, 0, 512)
+"""
+
+from dataclasses import dataclass, field
+
+ALIGN = 16
+
+
+def align_up(n: int, align: int = ALIGN) -> int:
+    return (n + align - 1) // align * align
+
+
+@dataclass(frozen=True)
+class Buffer:
+    """A block of arena memory: ``size`` bytes alive over ops ``[first, last]``."""
+
+    key: object
+    size: int
+    first: int
+    last: int
+
+    def overlaps(self, other: "Buffer") -> bool:
+        return self.first <= other.last and other.first <= self.last
+
+
+@dataclass(frozen=True)
+class ArenaPlan:
+    offsets: dict = field(default_factory=dict)
+    size: int = 0
+
+    def to_dict(self):
+        return {"size": self.size, "offsets": {str(k): v for k, v in self.offsets.items()}}
+
+
+def plan_arena(buffers, align: int = ALIGN) -> ArenaPlan:
+    """Assign each buffer an offset so that buffers alive together never overlap.
+
+    Args:
+        buffers: :class:`Buffer` objects (``size`` in bytes).
+        align: every offset is a multiple of this (16: room for SIMD loads).
+
+    Returns:
+        an :class:`ArenaPlan` with the offset of every buffer and the arena
+        size (a multiple of ``align``; 0 for no buffers).
+    """
+    order = sorted(buffers, key=lambda b: (-b.size, b.first, str(b.key)))
+    placed = []  # (offset, end, buffer)
+    offsets = {}
+    for buf in order:
+        size = align_up(max(buf.size, 1), align)
+        busy = sorted((o, e) for o, e, b in placed if b.overlaps(buf))
+        offset = 0
+        for start, end in busy:
+            if offset + size <= start:
+                break
+            offset = max(offset, align_up(end, align))
+        placed.append((offset, offset + size, buf))
+        offsets[buf.key] = offset
+    total = max((e for _, e, _ in placed), default=0)
+    return ArenaPlan(offsets=offsets, size=align_up(total, align))
+
+
+def check_plan(buffers, plan: ArenaPlan) -> None:
+    """Raise AssertionError if two buffers alive together overlap in memory."""
+    bufs = list(buffers)
+    for i, a in enumerate(bufs):
+        oa = plan.offsets[a.key]
+        assert oa % ALIGN == 0 and oa + a.size <= plan.size, (a, oa, plan.size)
+        for b in bufs[i + 1 :]:
+            if a.overlaps(b):
+                ob = plan.offsets[b.key]
+                assert oa + a.size <= ob or ob + b.size <= oa, (a, b, oa, ob)

@@ -1,0 +1,136 @@
+"""A small writer for C source: indentation, comments, constant arrays.
+
+Generated C is built line by line through :class:`CWriter`; nothing is
+assembled by ``+`` concatenation, and every number is formatted the same way
+on every run so the output is byte-for-byte deterministic.
+
+Example:
+    >>> w = CWriter()
+    >>> w.comment("op 0: CONV_2D")
+    >>> with w.block("int f(void)"):
+    ...     w.line("return 0;")
+    >>> print(w.text(), end="")
+    /* op 0: CONV_2D */
+    int f(void) {
+        return 0;
+    }
+"""
+
+import contextlib
+import struct
+
+import numpy as np
+
+INDENT = "    "
+
+
+def c_float(value) -> str:
+    """A float32 as a C literal that reads back bit-exactly.
+
+    Uses the shortest ``repr`` of the float32 value (round-trips through
+    ``strtof``); infinities and NaNs, which C99 has no literal for, become
+    ``INFINITY``/``NAN`` from ``<math.h>``.
+    """
+    v = np.float32(value)
+    if np.isnan(v):
+        return "NAN"
+    if np.isinf(v):
+        return "INFINITY" if v > 0 else "-INFINITY"
+    text = repr(float(v))
+    # repr of the float64 of a float32 may be longer than needed; prefer the
+    # shortest decimal that rounds to the same float32.
+    for digits in range(1, 10):
+        short = f"{float(v):.{digits}g}"
+        if np.float32(float(short)) == v:
+            text = short
+            break
+    if "e" not in text and "." not in text and "inf" not in text:
+        text += ".0"
+    return text + "f"
+
+
+def c_int32(value) -> str:
+    """An int32 as a C literal (INT32_MIN written so it is not an overflow)."""
+    v = int(value)
+    if v == -(2**31):
+        return "(-2147483647 - 1)"
+    return str(v)
+
+
+def c_string(text: str) -> str:
+    """A C string literal; escapes backslashes, quotes and non-printables."""
+    out = []
+    for ch in text:
+        if ch in "\\\"":
+            out.append("\\" + ch)
+        elif 32 <= ord(ch) < 127:
+            out.append(ch)
+        else:
+            out.append("\\%03o" % (ord(ch) & 0xFF))
+    return '"' + "".join(out) + '"'
+
+
+def comment_text(text: str) -> str:
+    """Make text safe inside a ``/* */`` comment."""
+    return str(text).replace("*/", "* /").replace("/*", "/ *")
+
+
+class CWriter:
+    """Accumulates lines of C with indentation."""
+
+    def __init__(self):
+        self._lines = []
+        self._depth = 0
+
+    def line(self, text: str = "") -> None:
+        self._lines.append(f"{INDENT * self._depth}{text}" if text else "")
+
+    def lines(self, texts) -> None:
+        for t in texts:
+            self.line(t)
+
+    def blank(self) -> None:
+        if self._lines and self._lines[-1] != "":
+            self._lines.append("")
+
+    def comment(self, text: str) -> None:
+        self.line(f"/* {comment_text(text)} */")
+
+    def block_comment(self, texts) -> None:
+        self.line("/*")
+        for t in texts:
+            self.line(f" * {comment_text(t)}".rstrip())
+        self.line(" */")
+
+    @contextlib.contextmanager
+    def block(self, head: str, tail: str = "}"):
+        self.line(f"{head} {{")
+        self._depth += 1
+        yield self
+        self._depth -= 1
+        self.line(tail)
+
+    @contextlib.contextmanager
+    def indent(self):
+        self._depth += 1
+        yield self
+        self._depth -= 1
+
+    def array(self, decl: str, values, fmt, per_line: int = 8) -> None:
+        """Write ``decl = { v0, v1, ... };`` with ``per_line`` values a line."""
+        values = list(values)
+        if not values:
+            raise ValueError(f"empty C array {decl!r}: C99 forbids zero-length arrays")
+        self.line(f"{decl} = {{")
+        with self.indent():
+            for i in range(0, len(values), per_line):
+                self.line(", ".join(fmt(v) for v in values[i : i + per_line]) + ",")
+        self.line("};")
+
+    def text(self) -> str:
+        return "\n".join(self._lines).rstrip("\n") + "\n"
+
+
+def float_bits_equal(a, b) -> bool:
+    """True when two floats have the same float32 bit pattern."""
+    return struct.pack("<f", a) == struct.pack("<f", b)
