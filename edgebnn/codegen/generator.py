@@ -27,7 +27,6 @@ RUNTIME_DIR = REPO / "firmware" / "runtime"
 HOST_TEMPLATES = REPO / "firmware" / "templates" / "host"
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_C_TYPES = {"float": "float", "int32_t": "int32_t"}
 
 
 @dataclass(frozen=True)
@@ -88,8 +87,6 @@ class _Context:
 def runtime_functions(runtime_dir=RUNTIME_DIR) -> dict:
     """Map every function defined in the runtime's .c files to its file name."""
     defs = {}
-    pat = re.compile(r"^(?:static\s+)?(?:inline\s+)?[A-Za-z_][\w\s\*]*?\b(ebnn_\w+)\s*\(([^;{]*)\)?\s*\{?\s*$",
-                     re.MULTILINE)
     for path in sorted(Path(runtime_dir).glob("*.c")):
         text = path.read_text()
         for m in re.finditer(r"^[A-Za-z_][\w \*]*?\b(ebnn_\w+)\s*\(", text, re.MULTILINE):
@@ -101,7 +98,6 @@ def runtime_functions(runtime_dir=RUNTIME_DIR) -> dict:
                 i += 1
             if text[i:].lstrip().startswith("{"):
                 defs.setdefault(m.group(1), path.name)
-    del pat
     return defs
 
 
@@ -570,7 +566,7 @@ def c_array_sources(model, *, name="model", command=None) -> dict:
     _banner(cc, "The flatbuffer as a C array", name, graph.sha256, command, graph)
     cc.line(f'#include "{name}.h"')
     cc.blank()
-    cc.line("#include <cstdalign>" if False else "/* alignas: a keyword in C++11; C11 code includes <stdalign.h>. */")
+    cc.comment("alignas: a keyword in C++11; compiled as C11, <stdalign.h> defines it.")
     cc.line("#ifndef __cplusplus")
     cc.line("#include <stdalign.h>")
     cc.line("#endif")

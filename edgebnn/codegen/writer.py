@@ -17,7 +17,6 @@ Example:
 """
 
 import contextlib
-import struct
 
 import numpy as np
 
@@ -129,8 +128,3 @@ class CWriter:
 
     def text(self) -> str:
         return "\n".join(self._lines).rstrip("\n") + "\n"
-
-
-def float_bits_equal(a, b) -> bool:
-    """True when two floats have the same float32 bit pattern."""
-    return struct.pack("<f", a) == struct.pack("<f", b)

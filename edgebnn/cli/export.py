@@ -1,0 +1,89 @@
+"""``edgebnn export``: C sources (or a C array of the flatbuffer) from a model.
+
+Never imports TensorFlow.
+"""
+
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from edgebnn.cli._common import echo_json, handle_errors, render_table, status
+
+
+@click.command("export")
+@click.argument("model")
+@click.option("-o", "--output", "output", required=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="The directory to write (replaced atomically if it exists).")
+@click.option("--name", default="model", show_default=True,
+              help="C identifier prefix of the generated API (NAME_invoke).")
+@click.option("--target", "target", default=None, metavar="TARGET",
+              help="A target name or .toml file (kernel set, compiler and flags of the Makefile).")
+@click.option("--format", "format_", type=click.Choice(["c", "c-array"]), default="c", show_default=True,
+              help="c: generated engine (NAME.h, NAME.c, runtime, Makefile); "
+                   "c-array: the .tflite as an alignas(16) C array (NAME.h, NAME.cc).")
+@click.option("--no-fuse", is_flag=True,
+              help="Do not fuse conv -> pool -> batchnorm -> binarize chains (more RAM, same results).")
+@click.option("--json", "json_", is_flag=True, help="Print a JSON report instead of text.")
+@handle_errors
+def export(model, output, name, target, format_, no_fuse, json_):
+    """Generate C for MODEL (.tflite, run directory or shipped model name) in OUTPUT.
+
+    \b
+    Example:
+      edgebnn export mnist-bcnn-binary -o build/mnist --name mnist
+      make -C build/mnist          # builds libmnist.a
+    """
+    from edgebnn import codegen
+    from edgebnn.errors import ModelError
+    from edgebnn.io import atomic_directory
+    from edgebnn.pretrained import resolve_model
+
+    ref = resolve_model(model)
+    if not ref.tflite_path:
+        raise ModelError(f"'{model}' has no converted .tflite model; run `edgebnn convert {model}` first")
+    tgt = None
+    if target is not None:
+        from edgebnn.targets import load_target
+
+        tgt = load_target(target)
+    command = shlex.join(["edgebnn", *sys.argv[1:]]) if sys.argv and "edgebnn" in Path(sys.argv[0]).name \
+        else shlex.join(["edgebnn", "export", str(model), "-o", str(output), "--name", name]
+                        + (["--target", target] if target else []) + (["--format", format_])
+                        + (["--no-fuse"] if no_fuse else []))
+    status(f"generating C for {ref.tflite_path} ...")
+    report = {"model": str(ref.tflite_path), "output": str(output), "format": format_, "name": name}
+    if format_ == "c":
+        gen = codegen.generate(ref.tflite_path, name=name, target=tgt, fuse=not no_fuse, command=command)
+        files = gen.files
+        report.update(gen.to_dict())
+        report["files"] = sorted(files)
+        report["target"] = tgt.name if tgt else None
+    else:
+        files = codegen.c_array_sources(ref.tflite_path, name=name, command=command)
+        report["files"] = sorted(files)
+        report["bytes"] = Path(ref.tflite_path).stat().st_size
+    with atomic_directory(output, replace=True) as tmp:
+        for rel, text in files.items():
+            dest = tmp / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_text(text)
+    if json_:
+        echo_json(report)
+        return
+    click.echo(f"wrote {len(files)} files to {output}")
+    if format_ == "c":
+        rows = [
+            ("weights (constants)", f"{gen.weights_bytes:,} B"),
+            ("arena (peak activations)", f"{gen.arena_bytes:,} B"),
+            ("  of which fused scratch", f"{gen.scratch_bytes:,} B"),
+            ("input", f"{list(gen.input_shape)} ({gen.input_size} floats)"),
+            ("output", f"{list(gen.output_shape)} ({gen.output_size} floats)"),
+            ("calls", str(sum(1 for o in gen.ops if o["kernel"]))),
+        ]
+        click.echo(render_table(("", name), rows))
+        click.echo(f"build: make -C {output}   (API: int {name}_invoke(const float *input, float *output))")
+    else:
+        click.echo(f"{name}_tflite[] : {report['bytes']:,} bytes (alignas(16)), in {name}.h / {name}.cc")
