@@ -327,10 +327,11 @@ def read_counts(location: DatasetLocation) -> tuple:
     if not location.found:
         return (None, None)
     spec = _spec(location.name)
-    match, _ = spec.probe(Path(location.path))
-    if match is None or match.format != location.format:
-        return (None, None)
-    return spec.counts(match)
+    for layout in spec.layouts:
+        match, _ = spec.probe(Path(location.path), (layout.format,))
+        if match is not None and match.format == location.format:
+            return spec.counts(match)
+    return (None, None)  # the files went away since the location was found
 
 
 def _not_found_message(spec, loc, download_note):
