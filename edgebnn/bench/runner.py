@@ -48,9 +48,9 @@ def resolve_tflite(model) -> str:
     raise ModelError(f"shipped model '{model}' has no .tflite file in this installation")
 
 
-def _availability_error(engine, reason) -> Exception:
+def _availability_error(engine, reason, hint="") -> Exception:
     cls = MissingDependencyError if "not installed" in reason else EngineError
-    return cls(f"engine '{engine}' is not available here: {reason}")
+    return cls(f"engine '{engine}' is not available here: {reason}" + (f"; {hint}" if hint else ""))
 
 
 def choose_engine(graph, *, lce_binary=None, target=None) -> tuple:
@@ -77,7 +77,8 @@ def choose_engine(graph, *, lce_binary=None, target=None) -> tuple:
         eng = get_engine(name, **opts)
         ok, why = eng.is_available()
         if not ok:
-            missing.append(f"{name}: {why}")
+            hint = eng.install_hint()
+            missing.append(f"{name}: {why}" + (f" ({hint})" if hint else ""))
             continue
         can, why_not = eng.can_run(graph)
         if not can:
@@ -143,7 +144,7 @@ class _Side:
     def check(self):
         ok, why = self.engine.is_available()
         if not ok:
-            raise _availability_error(self.engine_name, why)
+            raise _availability_error(self.engine_name, why, self.engine.install_hint())
         can, why_not = self.engine.can_run(self.graph)
         if not can:
             raise EngineError(f"{self.path}: {why_not}")
@@ -162,7 +163,8 @@ class _Side:
         else:
             vals = [m.peak_rss_bytes for m in ms if m.peak_rss_bytes]
             rss = max(vals) if vals else None
-            scope = "the benchmark program's process"
+            scope = ("the emulator process running the benchmark program" if s.emulated
+                     else "the benchmark program's process") + " (VmHWM sampled every 5 ms)"
         out = ms[-1].output
         argmax = int(np.argmax(out)) if out is not None and np.size(out) else None
         info = dict(s.info())

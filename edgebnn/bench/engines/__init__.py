@@ -150,6 +150,10 @@ class Engine:
     def version(self) -> dict:
         return {}
 
+    def install_hint(self) -> str:
+        """What to do when :meth:`is_available` says no (appended to the error)."""
+        return ""
+
     def open(self, model_path: str, graph, *, threads: int, workdir: str) -> Session:
         raise NotImplementedError
 
@@ -194,6 +198,21 @@ def timed_loop(prepare, call, warmup: int, runs: int) -> list:
     return times
 
 
+RSS_POLL_S = 0.005
+
+
+def _vm_hwm(status_file):
+    """VmHWM in bytes from a /proc/PID/status file, None if unreadable."""
+    try:
+        with open(status_file) as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 @dataclass
 class ProcessResult:
     returncode: int
@@ -205,8 +224,12 @@ class ProcessResult:
 def run_measured(cmd, *, input_bytes: bytes = b"", timeout: float = 600.0, env=None) -> ProcessResult:
     """Run ``cmd``, feed ``input_bytes`` on stdin, and return its output and peak RSS.
 
-    The peak resident set size is that of this child alone (``os.wait4``), so
-    a compiler run earlier does not count.
+    The peak resident set size is the child's ``VmHWM`` (high-water RSS of
+    the program after ``exec``) read from ``/proc/PID/status`` every
+    :data:`RSS_POLL_S` seconds while it runs; None when the program ended
+    before the first read or /proc is absent. (``wait4``'s ``ru_maxrss`` is
+    not used: Linux carries the spawning Python process's high-water mark
+    into the child at ``exec``, which would report this process's memory.)
 
     Raises:
         EngineError: the executable cannot be started, or it outlives ``timeout``.
@@ -238,6 +261,19 @@ def run_measured(cmd, *, input_bytes: bytes = b"", timeout: float = 600.0, env=N
         proc.stdin.close()
     except BrokenPipeError:
         pass  # the program exited without reading; its status says why
+    peak = []
+    done = threading.Event()
+
+    def poll_rss():
+        status_file = f"/proc/{proc.pid}/status"
+        while not done.is_set():
+            hwm = _vm_hwm(status_file)
+            if hwm is not None:
+                peak.append(hwm)
+            done.wait(RSS_POLL_S)
+
+    poller = threading.Thread(target=poll_rss, daemon=True)
+    poller.start()
     killed = []
 
     def kill():
@@ -247,11 +283,13 @@ def run_measured(cmd, *, input_bytes: bytes = b"", timeout: float = 600.0, env=N
     timer = threading.Timer(timeout, kill)
     timer.start()
     try:
-        _, status, usage = os.wait4(proc.pid, 0)  # blocks without polling
+        _, status, _usage = os.wait4(proc.pid, 0)  # blocks without polling
     finally:
         timer.cancel()
+        done.set()
+    poller.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
-    rss = int(usage.ru_maxrss) * 1024  # ru_maxrss is in KiB on Linux
+    rss = max(peak) if peak else None
     if killed:
         raise EngineError(f"{cmd[0]} did not finish within {timeout:.0f} s and was killed")
     for t in threads:

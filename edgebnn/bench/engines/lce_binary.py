@@ -48,7 +48,7 @@ def find_lce_binary(explicit=None) -> tuple:
     found = shutil.which(PROGRAM)
     if found:
         return found, "PATH"
-    return None, f"{PROGRAM} not found (no --lce-binary, no ${ENV}, not on PATH); {HOW_TO_GET}"
+    return None, f"{PROGRAM} not found (no --lce-binary, no ${ENV}, not on PATH)"
 
 
 class LCEBinarySession(Session):
@@ -123,11 +123,14 @@ class LCEBinaryEngine(Engine):
             return False, why
         return True, f"{path} (via {why})"
 
+    def install_hint(self):
+        return HOW_TO_GET
+
     def can_run(self, graph):
         return refuse_custom_ops(graph, "lce-binary", supported=LCE_CUSTOM_OPS)
 
     def open(self, model_path, graph, *, threads, workdir):
         path, why = find_lce_binary(self.lce_binary)
         if path is None:
-            raise EngineError(why)
+            raise EngineError(f"{why}; {HOW_TO_GET}")
         return LCEBinarySession(path, why, str(Path(model_path).resolve()), threads)
