@@ -39,7 +39,7 @@ RAM_SECTIONS = (".stack", ".data", ".tdata", ".tbss", ".bss")
 FLASH_CATEGORIES = ("runtime", "weights", "model_code", "libc", "samples", "other")
 RAM_CATEGORIES = ("arena", "stack", "io", "runtime", "libc", "other")
 
-_OUT_RE = re.compile(r"^(\.[\w.]+)\s+0x([0-9a-fA-F]+)\s+0x([0-9a-fA-F]+)")
+_OUT_RE = re.compile(r"^(\.[\w.]+)\s+0x([0-9a-fA-F]+)\s+0x([0-9a-fA-F]+)(?:\s+load address 0x([0-9a-fA-F]+))?")
 _OUT_NAME_ONLY = re.compile(r"^(\.[\w.]+)\s*$")
 _IN_RE = re.compile(r"^ (\S+)\s+0x([0-9a-fA-F]+)\s+0x([0-9a-fA-F]+)\s+(\S.*)$")
 _IN_NAME_ONLY = re.compile(r"^ (\S+)\s*$")
@@ -169,6 +169,7 @@ def parse_map(text: str, *, flash_budget=None, ram_budget=None,
     start = text.find("Linker script and memory map")
     lines = text[start:].splitlines() if start >= 0 else text.splitlines()
     current = None
+    extents = {}  # flash section -> (load address, size)
     pending_out = None
     pending_in = None
 
@@ -186,11 +187,12 @@ def parse_map(text: str, *, flash_budget=None, ram_budget=None,
 
     for line in lines:
         if pending_out is not None:
-            m = re.match(r"^\s+0x([0-9a-fA-F]+)\s+0x([0-9a-fA-F]+)", line)
+            m = re.match(r"^\s+0x([0-9a-fA-F]+)\s+0x([0-9a-fA-F]+)(?:\s+load address 0x([0-9a-fA-F]+))?", line)
             if m:
                 current = pending_out if pending_out in FLASH_SECTIONS + RAM_SECTIONS else None
                 if current:
                     sections[current] = int(m.group(2), 16)
+                    extents[current] = (int(m.group(3) or m.group(1), 16), sections[current])
             pending_out = None
             continue
         if pending_in is not None:
@@ -208,6 +210,7 @@ def parse_map(text: str, *, flash_budget=None, ram_budget=None,
                 current = name if name in FLASH_SECTIONS + RAM_SECTIONS else None
                 if current:
                     sections[current] = int(m.group(3), 16)
+                    extents[current] = (int(m.group(4) or m.group(2), 16), sections[current])
                 continue
             m = _OUT_NAME_ONLY.match(line)
             if m:
@@ -242,6 +245,11 @@ def parse_map(text: str, *, flash_budget=None, ram_budget=None,
             f"({', '.join(sorted(set(FLASH_SECTIONS + RAM_SECTIONS)))}); is it an edgebnn firmware map?"
         )
     flash_total = sum(v for k, v in sections.items() if k in FLASH_SECTIONS)
+    # The image spans from its first to its last flash byte: alignment gaps
+    # between output sections count (they are in the .bin too).
+    spans = [(a, a + n) for k, (a, n) in extents.items() if k in FLASH_SECTIONS and n]
+    if spans:
+        flash_total = max(flash_total, max(e for _, e in spans) - min(a for a, _ in spans))
     ram_total = sum(v for k, v in sections.items() if k in RAM_SECTIONS)
     # Whatever the input-section walk missed (alignment inside sections)
     # goes to "other", so the categories add up to the sections' sizes.
