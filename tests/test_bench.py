@@ -24,6 +24,19 @@ from edgebnn.graph import Graph, Op, Tensor, load_graph
 FIXTURES = Path(__file__).parent / "fixtures" / "bench"
 
 
+@pytest.fixture
+def no_new_tensorflow():
+    """Fail if the test imports TensorFlow (when the session had not already).
+
+    The authoritative check runs in a fresh interpreter (test_bench_cli.py);
+    this one catches regressions early when this file runs on its own.
+    """
+    before = "tensorflow" in sys.modules
+    yield
+    if not before:
+        assert "tensorflow" not in sys.modules, "this code path imported TensorFlow"
+
+
 # ---------------------------------------------------------------- statistics
 
 def test_latency_stats_known_sequence():
@@ -144,7 +157,7 @@ def test_parser_rejects_unfinished_output(text, message):
 
 # ------------------------------------------------------------- host facts
 
-def test_simd_flags_from_cpuinfo_text(tmp_path):
+def test_simd_flags_from_cpuinfo_text(tmp_path, no_new_tensorflow):
     from edgebnn.bench.host import _cpuinfo
 
     x86 = tmp_path / "x86"
@@ -155,7 +168,6 @@ def test_simd_flags_from_cpuinfo_text(tmp_path):
     assert simd_flags(_cpuinfo(arm)) == ["neon", "asimd", "asimddp"]
     info = host_info()
     assert info["arch"] and info["cores"] >= 1 and isinstance(info["simd"], list)
-    assert "tensorflow" not in sys.modules  # versions come from metadata, not imports
 
 
 # ---------------------------------------------------------- engine choice
@@ -249,7 +261,7 @@ def test_keras_file_asks_for_conversion(tmp_path):
         resolve_tflite(h5)
 
 
-def test_engine_whose_package_is_missing(monkeypatch, tmp_path):
+def test_engine_whose_package_is_missing(monkeypatch, tmp_path, no_new_tensorflow):
     import importlib.util
 
     real = importlib.util.find_spec
@@ -259,7 +271,6 @@ def test_engine_whose_package_is_missing(monkeypatch, tmp_path):
     model.write_bytes(relu_model((1, 8)))
     with pytest.raises(MissingDependencyError, match=r"larq_compute_engine not installed.*pip install"):
         run_benchmark(model, engine="lce", runs=1)
-    assert "tensorflow" not in sys.modules
 
 
 def test_target_only_with_the_c_engine(tmp_path):
@@ -364,7 +375,7 @@ def test_lce_binary_unparseable_output(tmp_path, lce_model_bytes):
         run_benchmark(model, engine="lce-binary", lce_binary=exe, runs=5)
 
 
-def test_lce_binary_against_alternates_and_pools(tmp_path, lce_model_bytes):
+def test_lce_binary_against_alternates_and_pools(tmp_path, lce_model_bytes, no_new_tensorflow):
     a = tmp_path / "a.tflite"
     b = tmp_path / "b.tflite"
     a.write_bytes(lce_model_bytes)
@@ -375,4 +386,3 @@ def test_lce_binary_against_alternates_and_pools(tmp_path, lce_model_bytes):
     assert r.alternation["chunks"] == 10
     assert r.primary.latency_us.runs == 500 and r.primary.latency_us.median is None
     assert r.ratio == pytest.approx(1.0) and r.ratio_basis == "mean"
-    assert "tensorflow" not in sys.modules
