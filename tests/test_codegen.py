@@ -1,0 +1,290 @@
+"""The C code generator: writer, planner, passes, compilation, sanitizers, determinism.
+
+Models are the small fixtures of tests/fixtures/codegen/ (make_fixtures.py
+rebuilds them with LCE; the .npz files hold LCE's interpreter's outputs for
+16 seeded inputs, so these tests need neither TensorFlow nor LCE).
+"""
+
+import dataclasses
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgebnn.codegen import generate, generate_sources, supported_ops
+from edgebnn.codegen import ops as O
+from edgebnn.codegen.generator import build_nodes, c_array_sources
+from edgebnn.codegen.hostbench import build_bench_program, predict_c
+from edgebnn.codegen.planner import Buffer, check_plan, plan_arena
+from edgebnn.codegen.writer import c_float
+from edgebnn.errors import UnsupportedOpError
+from edgebnn.graph import load_graph
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "codegen"
+MODELS = ("tiny_bcnn", "ops_mix")
+STRICT = ("-std=c99", "-Wall", "-Wextra", "-Werror")
+
+
+def fixture(name) -> Path:
+    path = FIXTURES / f"{name}.tflite"
+    assert path.is_file(), f"fixture {path} missing (rebuild with tests/fixtures/codegen/make_fixtures.py)"
+    return path
+
+
+def reference(name):
+    data = np.load(FIXTURES / f"{name}.npz")
+    return data["x"], data["y"]
+
+
+def write_sources(files, directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for rel, text in files.items():
+        (directory / rel).write_text(text)
+    return directory
+
+
+# ---------------------------------------------------------------- writer/planner
+
+
+def test_c_float_round_trips_float32_bit_exactly():
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.standard_normal(2000) * 10.0 ** rng.integers(-30, 30, 2000),
+                             [0.0, -0.0, 1.0, -1.0, 1e-40, 3.4e38, 0.1]]).astype(np.float32)
+    for v in values:
+        text = c_float(v)
+        assert text.endswith("f")
+        assert np.float32(text[:-1]).tobytes() == np.float32(v).tobytes() or v == 0.0, (v, text)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_planner_never_overlaps_live_buffers(seed):
+    rng = np.random.default_rng(seed)
+    bufs = []
+    for i in range(40):
+        first = int(rng.integers(0, 30))
+        bufs.append(Buffer(i, int(rng.integers(1, 5000)), first, first + int(rng.integers(0, 6))))
+    plan = plan_arena(bufs)
+    check_plan(bufs, plan)
+    # sharing happens: the arena is smaller than the sum of the buffers
+    assert plan.size < sum(b.size for b in bufs)
+    # and never smaller than the peak of live bytes at any op
+    peak = max(sum(b.size for b in bufs if b.first <= t <= b.last) for t in range(40))
+    assert plan.size >= peak
+
+
+def test_pack_bits_matches_lce_layout():
+    v = np.ones((2, 40), np.float32)
+    v[0, 0] = -1.0   # word 0 bit 0
+    v[0, 33] = -2.0  # word 1 bit 1
+    v[1, 31] = -0.5  # word 0 bit 31
+    v[1, 5] = 0.0    # zero packs as +1
+    packed = O.pack_bits(v)
+    assert packed.dtype == np.int32 and packed.shape == (2, 2)
+    assert packed.view(np.uint32).tolist() == [[1, 2], [0x80000000, 0]]
+
+
+# ---------------------------------------------------------------- generation
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_generation_is_deterministic(name):
+    a = generate(fixture(name), name="m", command="edgebnn export X")
+    b = generate(fixture(name).read_bytes(), name="m", command="edgebnn export X")
+    assert a.files == b.files
+    assert a.files["m.c"].startswith("/*")
+    head = a.files["m.c"][:600]
+    assert "edgebnn 0.1.0" in head and a.sha256 in head and "edgebnn export X" in head
+    assert a.sha256 in a.files["m.h"][:600] and a.sha256 in a.files["Makefile"][:600]
+
+
+def test_every_call_is_commented_with_op_index_type_and_tensor():
+    gen = generate(fixture("ops_mix"), name="m")
+    graph = load_graph(fixture("ops_mix"))
+    text = gen.files["m.c"]
+    for call in gen.ops:
+        first = call["ops"][0]
+        assert f"/* op {', '.join(str(i) for i in call['ops'])}: " in text
+        assert graph.ops[first].type in call["type"]
+        assert call["output"] in text
+
+
+def test_generated_api_and_runtime_files():
+    gen = generate(fixture("tiny_bcnn"), name="mnist")
+    assert {"mnist.h", "mnist.c", "ebnn.h", "Makefile"} <= set(gen.files)
+    h = gen.files["mnist.h"]
+    for macro in ("MNIST_INPUT_SIZE 784", "MNIST_OUTPUT_SIZE 10", f"MNIST_ARENA_BYTES {gen.arena_bytes}",
+                  "MNIST_INPUT_SHAPE {1, 28, 28, 1}", "MNIST_OUTPUT_SHAPE {1, 10}"):
+        assert f"#define {macro}" in h
+    assert "int mnist_invoke(const float *input, float *output);" in h
+    c = gen.files["mnist.c"]
+    assert "malloc" not in c and "FILE" not in c and "printf" not in c
+    assert (gen.input_shape, gen.output_shape, gen.input_size, gen.output_size) == ((1, 28, 28, 1), (1, 10), 784, 10)
+    assert gen.files["ebnn.h"] == (Path(__file__).resolve().parent.parent / "firmware/runtime/ebnn.h").read_text()
+    assert generate_sources(fixture("tiny_bcnn"), name="mnist") == gen.files
+
+
+def test_name_must_be_a_c_identifier():
+    with pytest.raises(UnsupportedOpError, match="not a C identifier"):
+        generate(fixture("tiny_bcnn"), name="9lives")
+
+
+def test_unsupported_op_names_op_index_and_supported_set():
+    with pytest.raises(UnsupportedOpError) as err:
+        generate(fixture("unsupported_exp"))
+    msg = str(err.value)
+    assert "op 1 (EXP)" in msg
+    for op in ("LceBconv2d", "CONV_2D", "FULLY_CONNECTED", "SOFTMAX"):
+        assert op in msg
+
+
+def test_unsupported_option_is_an_error_at_export_time():
+    graph = load_graph(fixture("ops_mix"))
+    mean = next(op for op in graph.ops if op.type == "MEAN")
+    axes = graph.tensors[mean.inputs[1]]
+    bad_axes = dataclasses.replace(axes, data=np.array([3], np.int32))
+    tensors = list(graph.tensors)
+    tensors[axes.index] = bad_axes
+    bad = dataclasses.replace(graph, tensors=tuple(tensors))
+    with pytest.raises(UnsupportedOpError, match=rf"op {mean.index} \(MEAN.*axes \[3\]"):
+        build_nodes(bad)
+    bconv = next(op for op in graph.ops if op.type == "LceBconv2d")
+    ops = list(graph.ops)
+    ops[bconv.index] = dataclasses.replace(bconv, options={**bconv.options, "fused_activation_function": 5})
+    with pytest.raises(UnsupportedOpError, match=rf"op {bconv.index} \(LceBconv2d.*activation enum 5"):
+        build_nodes(dataclasses.replace(graph, ops=tuple(ops)))
+
+
+def test_supported_set_covers_the_issue():
+    need = {"LceQuantize", "LceDequantize", "LceBconv2d", "LceBMaxPool2d", "CONV_2D", "DEPTHWISE_CONV_2D",
+            "FULLY_CONNECTED", "MAX_POOL_2D", "AVERAGE_POOL_2D", "MEAN", "ADD", "MUL", "RESHAPE", "SOFTMAX",
+            "CONCATENATION", "PAD", "RELU", "RELU6", "TANH", "LOGISTIC"}
+    assert need <= set(supported_ops())
+
+
+def test_binary_dense_pass_shrinks_weights():
+    graph = load_graph(fixture("tiny_bcnn"))
+    fc_bytes = sum(graph.tensors[op.inputs[1]].nbytes for op in graph.ops if op.type == "FULLY_CONNECTED")
+    const_bytes = sum(t.nbytes for t in graph.tensors if t.is_constant and t.dtype in ("float32", "int32"))
+    gen = generate(fixture("tiny_bcnn"))
+    kernels = [c["kernel"] for c in gen.ops]
+    assert kernels.count("ebnn_bdense_ref") == 2 and "ebnn_fully_connected_ref" not in kernels
+    # the +-1 dense weights take 1 bit instead of 32 (plus one scale per row)
+    assert gen.weights_bytes <= const_bytes - fc_bytes + fc_bytes // 32 + 4 * (32 + 10) + 64
+    assert gen.weights_bytes < const_bytes / 4
+
+
+def test_fusion_reduces_arena():
+    fused = generate(fixture("tiny_bcnn"), fuse=True)
+    plain = generate(fixture("tiny_bcnn"), fuse=False)
+    assert any("fused" in (c["kernel"] or "") for c in fused.ops)
+    assert not any("fused" in (c["kernel"] or "") for c in plain.ops)
+    assert fused.scratch_bytes > 0 and plain.scratch_bytes == 0
+    assert fused.arena_bytes < plain.arena_bytes
+
+
+def test_c_array_format(tmp_path):
+    files = c_array_sources(fixture("tiny_bcnn"), name="net")
+    assert set(files) == {"net.h", "net.cc"}
+    assert "alignas(16) const unsigned char net_tflite[" in files["net.cc"]
+    data = fixture("tiny_bcnn").read_bytes()
+    assert f"const unsigned int net_tflite_len = {len(data)};" in files["net.cc"]
+    d = write_sources(files, tmp_path)
+    main = d / "main.c"
+    main.write_text('#include <stdio.h>\n#include "net.h"\nint main(void) {\n'
+                    '  unsigned int i, sum = 0;\n  for (i = 0; i < net_tflite_len; ++i) sum = sum * 31u + net_tflite[i];\n'
+                    '  printf("%u %u %d\\n", net_tflite_len, sum, (int)((unsigned long)net_tflite % 16));\n  return 0;\n}\n')
+    exe = d / "a"
+    subprocess.run(["gcc", "-std=c11", "-Wall", "-Werror", "-x", "c", str(d / "net.cc"), "-x", "c", str(main),
+                    "-o", str(exe)], check=True, capture_output=True)
+    n, checksum, misalign = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()
+    want = 0
+    for b in data:
+        want = (want * 31 + b) % 2**32
+    assert (int(n), int(checksum), int(misalign)) == (len(data), want, 0)
+
+
+# ---------------------------------------------------------------- compile and run
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("fuse", [True, False], ids=["fused", "unfused"])
+def test_compiles_strict_c99_on_host(tmp_path, name, fuse):
+    d = write_sources(generate(fixture(name), name="m", fuse=fuse).files, tmp_path)
+    for src in sorted(d.glob("*.c")):
+        proc = subprocess.run(["gcc", *STRICT, "-O2", "-c", str(src), "-o", str(src.with_suffix(".o"))],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+
+
+def test_makefile_builds_static_library(tmp_path):
+    d = write_sources(generate(fixture("ops_mix"), name="mix").files, tmp_path)
+    proc = subprocess.run(["make", "-s", "-C", str(d), "CFLAGS=-std=c99 -O1 -Wall -Wextra -Werror"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert (d / "libmix.a").is_file()
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("name", MODELS)
+def test_compiles_for_cortex_m4(tmp_path, name):
+    cc = shutil.which("arm-none-eabi-gcc")
+    assert cc, "arm-none-eabi-gcc is needed (Debian package gcc-arm-none-eabi)"
+    d = write_sources(generate(fixture(name), name="m").files, tmp_path)
+    for src in sorted(d.glob("*.c")):
+        proc = subprocess.run([cc, "-mcpu=cortex-m4", "-mthumb", *STRICT, "-O2", "-c", str(src),
+                               "-o", str(src.with_suffix(".o"))], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_matches_lce_reference_outputs(name):
+    x, y_lce = reference(name)
+    y = predict_c(fixture(name), x)
+    assert y.shape == y_lce.shape
+    # Float tolerance: the first float convolution, depthwise conv and the
+    # dense scale sum in another order than TFLite's optimized kernels
+    # (a few float32 ulps); everything bitpacked in between is exact, which
+    # the top-1 agreement and the tight bound check.
+    np.testing.assert_allclose(y, y_lce, rtol=1e-4, atol=1e-4)
+    assert (y.reshape(len(x), -1).argmax(1) == y_lce.reshape(len(x), -1).argmax(1)).all()
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_fused_and_unfused_are_bit_identical(name):
+    x, _ = reference(name)
+    a = predict_c(fixture(name), x, fuse=True)
+    b = predict_c(fixture(name), x, fuse=False)
+    assert a.tobytes() == b.tobytes()
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_clean_under_address_and_undefined_sanitizers(tmp_path, name):
+    x, y_lce = reference(name)
+    flags = ("-std=c99", "-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+             "-fno-omit-frame-pointer", "-Wall", "-Wextra", "-Werror")
+    for fuse in (True, False):
+        y = predict_c(fixture(name), x, workdir=tmp_path / str(fuse), fuse=fuse, extra_cflags=flags[1:])
+        np.testing.assert_allclose(y, y_lce, rtol=1e-4, atol=1e-4)
+
+
+def test_invoke_twice_gives_same_output_and_bench_protocol(tmp_path):
+    import json
+
+    x, y_lce = reference("tiny_bcnn")
+    exe = build_bench_program(fixture("tiny_bcnn"), tmp_path)
+    proc = subprocess.run([str(exe), "2", "5"], input=x[3].astype("<f4").tobytes(), capture_output=True, check=True)
+    result = json.loads(proc.stdout)
+    assert set(result) == {"times_ns", "output", "arena_bytes", "weights_bytes"}
+    assert len(result["times_ns"]) == 5 and all(t > 0 for t in result["times_ns"])
+    np.testing.assert_allclose(result["output"], y_lce[3].ravel(), rtol=1e-4, atol=1e-6)
+    gen = generate(fixture("tiny_bcnn"))
+    assert (result["arena_bytes"], result["weights_bytes"]) == (gen.arena_bytes, gen.weights_bytes)
+    # a short input is refused
+    proc = subprocess.run([str(exe), "0", "1"], input=b"\0" * 12, capture_output=True)
+    assert proc.returncode == 2 and b"expected 784" in proc.stderr
+    # the same input repeated in a batch gives identical outputs (no state left in the arena)
+    xs = np.stack([x[0], x[1], x[0]])
+    y = predict_c(fixture("tiny_bcnn"), xs)
+    assert y[0].tobytes() == y[2].tobytes()
