@@ -375,3 +375,87 @@ def test_flash_runs_tool_and_reports_failure(tmp_path, monkeypatch):
 def test_not_a_project(tmp_path):
     with pytest.raises(TargetError, match="not a firmware project"):
         run_firmware(tmp_path)
+
+
+# ------------------------------------------------- a real BNN from a .tflite
+
+BLOCKER = '''
+import sys
+BLOCKED = ("tensorflow", "tf_keras", "larq", "larq_compute_engine", "keras")
+class _Blocker:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ImportError(f"{name} is blocked: this test checks the core install without TensorFlow")
+        return None
+sys.meta_path.insert(0, _Blocker())
+'''
+
+
+@pytest.fixture(scope="module")
+def bcnn_tflite(tmp_path_factory):
+    """The shipped MNIST bcnn BNN, or (before it ships) an untrained bcnn converted by LCE."""
+    from edgebnn.pretrained import list_pretrained
+
+    for p in list_pretrained():
+        if p.name == "mnist-bcnn-binary" and Path(p.tflite_path).is_file():
+            return Path(p.tflite_path)
+    from edgebnn._tf import import_tf
+    from edgebnn.convert import convert
+    from edgebnn.zoo import build_model
+
+    tf = import_tf()[0]
+    tf.random.set_seed(0)
+    model = build_model("bcnn", precision="binary", input_shape=(28, 28, 1), num_classes=10)
+    path = tmp_path_factory.mktemp("bcnn") / "mnist-bcnn-binary.tflite"
+    path.write_bytes(convert(model, target="arm64"))
+    return path
+
+
+@pytest.mark.qemu
+@pytest.mark.tf
+@pytest.mark.slow
+def test_firmware_build_without_tensorflow(bcnn_tflite, tmp_path, shared_data):
+    """The core install (no TensorFlow importable) builds and runs firmware from a
+    .tflite, with expected predictions from the host build of the same C."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(BLOCKER)
+    env = dict(os.environ, PYTHONPATH=f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    out = tmp_path / "fw"
+    code = "import sys; from edgebnn.cli import main; sys.argv[0] = 'edgebnn'; main()"
+    check = subprocess.run([sys.executable, "-c", "import tensorflow"], env=env,
+                           capture_output=True, text=True)
+    assert check.returncode != 0 and "blocked" in check.stderr
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "firmware", "build", str(bcnn_tflite), "-t", "cortex-m4",
+         "-o", str(out), "--samples", "8", "--data-dir", str(shared_data / "mnist"), "--json"],
+        env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import json
+
+    report = json.loads(proc.stdout)
+    assert report["metadata"]["expected_source"] == "host-c"
+    assert report["metadata"]["dataset"] == "mnist"
+    assert report["size"]["fits"]
+    proc = subprocess.run([sys.executable, "-c", code, "firmware", "run", str(out), "--json"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    run = json.loads(proc.stdout)
+    assert run["samples"] == 8 and run["mismatches"] == 0
+    assert run["instructions_stats"]["min"] > 10_000
+
+
+@pytest.mark.qemu
+@pytest.mark.tf
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["cortex-m4", "arm64"], ids=["m4_qemu_system", "arm64_qemu_user"])
+def test_bcnn_agrees_with_lce(bcnn_tflite, tmp_path, shared_data, target):
+    from edgebnn.firmware import build_firmware
+
+    build = build_firmware(bcnn_tflite, target, tmp_path / "fw", samples=10,
+                           data_dir=shared_data / "mnist", expected="lce")
+    assert build.metadata["expected_source"] == "lce"
+    run = run_firmware(build.directory, timeout=240)
+    assert run.mismatches == 0 and run.ok, list(zip(run.predictions, run.expected))
+    if target == "cortex-m4":
+        assert build.size.fits and run.stack_peak > 0
