@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebnn.codegen.generator import HOST_TEMPLATES, generate
+from edgebnn.codegen.generator import HOST_TEMPLATES, RUNTIME_DIR, generate
 from edgebnn.errors import EngineError, ToolchainError
 
 #: Flags for host builds: optimized, ISO C99 (which also keeps GCC from
@@ -67,15 +67,55 @@ def _build(model_path, workdir, main_name, *, target=None, cc=None, extra_cflags
     flags += list(extra_cflags)
     defines = [f'-DEDGEBNN_MODEL_HEADER="{name}.h"', f"-DEDGEBNN_MODEL_INVOKE={name}_invoke",
                f"-DEDGEBNN_MODEL_PREFIX={name.upper()}"]
-    sources = [str(src / f) for f in sorted(gen.files) if f.endswith(".c")] + [str(src / main_name)]
+    runtime = [f for f in sorted(gen.files) if f.endswith(".c") and (RUNTIME_DIR / f).is_file()]
+    objects = _runtime_objects(compiler, flags, {f: gen.files[f] for f in gen.files
+                                                 if f in runtime or f.endswith(".h")}, runtime)
+    sources = [str(src / f) for f in sorted(gen.files) if f.endswith(".c") and f not in runtime]
+    sources.append(str(src / main_name))
     exe = workdir / Path(main_name).stem.replace("_main", "")
-    cmd = [compiler, *flags, *defines, f"-I{src}", *sources, "-o", str(exe), *ldflags, "-lm"]
+    cmd = [compiler, *flags, *defines, f"-I{src}", *sources, *map(str, objects), "-o", str(exe), *ldflags, "-lm"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise ToolchainError(
             f"compiling the generated code failed ({' '.join(cmd)}):\n{proc.stderr[-4000:]}"
         )
     return exe, gen
+
+
+def _runtime_objects(compiler, flags, files, runtime):
+    """Compile the runtime's .c files once per (compiler, flags, sources); return the objects.
+
+    Cached under the system temporary directory, keyed by a hash of all of
+    these, so repeated builds (tests, predict_c on many models) only compile
+    the model's own file.
+    """
+    h = hashlib.sha256()
+    for part in [compiler, *flags]:
+        h.update(part.encode() + b"\0")
+    for name in sorted(files):
+        h.update(name.encode() + b"\0" + files[name].encode() + b"\0")
+    cache = Path(tempfile.gettempdir()) / "edgebnn-runtime-objects" / h.hexdigest()[:24]
+    objects = [cache / (Path(f).stem + ".o") for f in runtime]
+    if all(o.is_file() for o in objects):
+        return objects
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=cache.parent))
+    try:
+        for name, text in files.items():
+            (tmp / name).write_text(text)
+        cmd = [compiler, *flags, "-c", *runtime]
+        proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise ToolchainError(f"compiling the runtime failed ({' '.join(cmd)}):\n{proc.stderr[-4000:]}")
+        try:
+            os.replace(tmp, cache)
+        except OSError:  # another process finished first
+            if not all(o.is_file() for o in objects):
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return objects
 
 
 def build_bench_program(model_path, workdir, *, target=None, cc=None, extra_cflags=()) -> Path:

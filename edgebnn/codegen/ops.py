@@ -954,7 +954,7 @@ class BDenseParams(Params):
 class BinaryDense(OpKernel):
     """xnor-popcount dense on bitpacked input and weights (replaces LceDequantize -> FULLY_CONNECTED)."""
 
-    op_type = "FULLY_CONNECTED(binary)"
+    op_type = "LceDequantize -> FULLY_CONNECTED (as binary dense)"
     c_params_type = "ebnn_bdense_params_t"
     c_function = "ebnn_bdense"
 

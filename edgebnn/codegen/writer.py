@@ -26,24 +26,18 @@ INDENT = "    "
 def c_float(value) -> str:
     """A float32 as a C literal that reads back bit-exactly.
 
-    Uses the shortest ``repr`` of the float32 value (round-trips through
-    ``strtof``); infinities and NaNs, which C99 has no literal for, become
-    ``INFINITY``/``NAN`` from ``<math.h>``.
+    numpy prints the shortest decimal that rounds back to the same float32
+    (``str(np.float32(0.1)) == "0.1"``), which ``strtof`` and C compilers
+    read back exactly; infinities and NaNs, which C99 has no literal for,
+    become ``INFINITY``/``NAN`` from ``<math.h>``.
     """
     v = np.float32(value)
     if np.isnan(v):
         return "NAN"
     if np.isinf(v):
         return "INFINITY" if v > 0 else "-INFINITY"
-    text = repr(float(v))
-    # repr of the float64 of a float32 may be longer than needed; prefer the
-    # shortest decimal that rounds to the same float32.
-    for digits in range(1, 10):
-        short = f"{float(v):.{digits}g}"
-        if np.float32(float(short)) == v:
-            text = short
-            break
-    if "e" not in text and "." not in text and "inf" not in text:
+    text = str(v)
+    if "e" not in text and "." not in text:
         text += ".0"
     return text + "f"
 
