@@ -501,11 +501,9 @@ def train(config, run_dir, *, resume=False, force=False, callbacks=(), data_dir=
         history.append(row)
 
         if config.early_stop and len(data.y_val):
-            if best is None or row["val_accuracy"] > best["val_accuracy"]:
-                best = {"epoch": epoch + 1, "val_accuracy": row["val_accuracy"]}
+            best, improved, stopped = early_stop_update(best, row, config.early_stop)
+            if improved:
                 net.save_weights(str(ckpt_dir / BEST_WEIGHTS))
-            elif epoch + 1 - best["epoch"] >= config.early_stop:
-                stopped = True
 
         saved = checkpoint.write(str(ckpt_dir / f"epoch-{epoch + 1:04d}"))
         _write_state(ckpt_dir, {
@@ -560,6 +558,23 @@ def train(config, run_dir, *, resume=False, force=False, callbacks=(), data_dir=
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     return TrainResult(run_dir=run_dir, config=config, metrics=metrics, history=history,
                        resumed_from=resumed_from, stopped_early=stopped)
+
+
+def early_stop_update(best, row: dict, patience: int):
+    """One early-stopping step on validation accuracy.
+
+    Args:
+        best: ``{"epoch", "val_accuracy"}`` of the best epoch so far, or None.
+        row: this epoch's history row (``epoch`` is 1-based).
+        patience: stop after this many epochs without a strictly better
+            validation accuracy.
+
+    Returns:
+        ``(best, improved, stop)``.
+    """
+    if best is None or row["val_accuracy"] > best["val_accuracy"]:
+        return {"epoch": row["epoch"], "val_accuracy": row["val_accuracy"]}, True, False
+    return best, False, row["epoch"] - best["epoch"] >= patience
 
 
 def _write_state(ckpt_dir: Path, state: dict) -> None:
