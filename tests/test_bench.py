@@ -386,3 +386,27 @@ def test_lce_binary_against_alternates_and_pools(tmp_path, lce_model_bytes, no_n
     assert r.alternation["chunks"] == 10
     assert r.primary.latency_us.runs == 500 and r.primary.latency_us.median is None
     assert r.ratio == pytest.approx(1.0) and r.ratio_basis == "mean"
+
+
+# ------------------------------------------------- MODEL argument forms
+
+def test_model_argument_run_dir_and_shipped_name(tmp_path, monkeypatch):
+    import edgebnn.pretrained as pretrained
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yml").write_text("model: bcnn\n")
+    with pytest.raises(ModelError, match=f"edgebnn convert {run}"):
+        resolve_tflite(run)  # trained but not converted yet
+    (run / "model.tflite").write_bytes(relu_model((1, 4)))
+    assert resolve_tflite(run) == str(run / "model.tflite")
+
+    shipped = tmp_path / "ship.tflite"
+    shipped.write_bytes(relu_model((1, 4)))
+    entry = pretrained.Pretrained(name="mnist-bcnn-binary", dataset="mnist", model="bcnn",
+                                  precision="binary", test_accuracy=0.98,
+                                  keras_path=str(tmp_path / "none.h5"), tflite_path=str(shipped))
+    monkeypatch.setattr(pretrained, "list_pretrained", lambda: [entry])
+    assert resolve_tflite("mnist-bcnn-binary") == str(shipped)
+    with pytest.raises(ModelError, match="pretrained models: mnist-bcnn-binary"):
+        resolve_tflite("mnist-bcnn-float")
