@@ -377,6 +377,63 @@ def test_not_a_project(tmp_path):
         run_firmware(tmp_path)
 
 
+
+@pytest.mark.qemu
+def test_hung_firmware_times_out(tmp_path):
+    model, w = standin_model()
+    model.files["model.c"] = model.files["model.c"].replace(
+        "int s = ebnn", "for (volatile int k = 1; k;) { } int s = ebnn")
+    samples, _ = standin_samples(w)
+    write_project(tmp_path / "hang", target="cortex-m4", model=model, samples=samples)
+    build_project(tmp_path / "hang")
+    with pytest.raises(ToolchainError, match="did not finish within 2 s"):
+        run_firmware(tmp_path / "hang", timeout=2)
+
+
+def test_missing_compiler_names_package(tmp_path, monkeypatch):
+    d, _ = _project(tmp_path, "cortex-m4")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(ToolchainError) as err:
+        build_project(d)
+    assert "arm-none-eabi-gcc" in str(err.value) and "gcc-arm-none-eabi" in str(err.value)
+
+
+def test_random_inputs_are_seeded_and_in_pixel_range():
+    from edgebnn.firmware import select_samples
+
+    a, labels, origin = select_samples(784, 5, dataset=None, seed=3)
+    b, _, _ = select_samples(784, 5, dataset=None, seed=3)
+    assert a.dtype == np.uint8 and a.shape == (5, 784) and labels is None
+    assert np.array_equal(a, b) and a.max() > 200 and a.min() < 50 and "seed 3" in origin
+
+
+def test_samples_from_dataset_and_size_check(shared_data):
+    from edgebnn.errors import DatasetError
+    from edgebnn.firmware import select_samples
+
+    x, labels, origin = select_samples(784, 4, dataset="mnist", data_dir=shared_data / "mnist")
+    assert x.shape == (4, 784) and list(labels) == [7, 2, 1, 0]  # the MNIST test set starts 7 2 1 0
+    with pytest.raises(DatasetError, match="784"):
+        select_samples(3072, 4, dataset="mnist", data_dir=shared_data / "mnist")
+
+
+def test_dataset_guessed_from_model_file_name():
+    from edgebnn.firmware import _dataset_from_name
+
+    assert _dataset_from_name("mnist-bcnn-binary") == "mnist"
+    assert _dataset_from_name("fashion-mnist-lenet5-float") == "fashion_mnist"
+    assert _dataset_from_name("my_model") is None
+
+
+def test_build_refuses_to_replace_a_foreign_directory(tmp_path):
+    from edgebnn.firmware import build_firmware
+
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(TargetError, match="not an earlier firmware project"):
+        build_firmware("whatever.tflite", "cortex-m4", tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
 # ------------------------------------------------- a real BNN from a .tflite
 
 BLOCKER = '''

@@ -22,7 +22,7 @@ Example:
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import shutil
 import tempfile
 from pathlib import Path
