@@ -162,8 +162,9 @@ def test_parse_map_rejects_non_map():
 def test_parse_output_errors():
     ok = ("EBNN begin samples=1 input=4 output=2 timer=systick\n"
           "EBNN sample=0 pred=1 expected=1 ticks=10\n"
-          "EBNN end mismatches=0 stack_peak=100 stack_size=200\n")
-    assert parse_output(ok)["samples"] == [(0, 1, 1, 10)]
+          "EBNN end mismatches=0 stack_peak=100 stack_size=200 stack_peak_all=150\n")
+    parsed = parse_output(ok)
+    assert parsed["samples"] == [(0, 1, 1, 10)] and parsed["end"]["stack_peak_all"] == 150
     with pytest.raises(TargetError, match="crashed or hung"):
         parse_output(ok.rsplit("EBNN end", 1)[0])
     with pytest.raises(TargetError, match="status=3"):
@@ -197,7 +198,15 @@ def test_cortex_m4_build_run_and_size(tmp_path):
     # 480 multiply-adds: some hundreds to a few thousand instructions each time
     assert all(500 < n < 50_000 for n in run.instructions)
     assert "not a latency" in run.instructions_label
-    assert 0 < run.stack_peak < run.stack_size == 8192
+    assert 0 < run.stack_peak <= run.stack_peak_all < run.stack_size == 8192
+
+
+def test_missing_emulator_names_package(tmp_path, monkeypatch):
+    d = _built_without_compiling(tmp_path, "cortex-m4")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(ToolchainError) as err:
+        run_firmware(d)
+    assert "qemu-system-arm" in str(err.value) and "apt-get install qemu-system-arm" in str(err.value)
 
 
 @pytest.mark.qemu

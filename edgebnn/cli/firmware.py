@@ -106,7 +106,9 @@ def run(ctx, directory, timeout, json_):
                        f"(min {stats['min']:,}, max {stats['max']:,})")
         click.echo(f"  [{result.instructions_label}]")
         if result.stack_peak is not None:
-            line = f"stack: peak {result.stack_peak} B of {result.stack_size} B reserved (measured, painted stack)"
+            line = (f"stack: peak {result.stack_peak} B during inference "
+                    f"({result.stack_peak_all} B with printf) of {result.stack_size} B reserved "
+                    "(measured on a painted stack)")
             if meta.get("size"):
                 arena = meta["size"]["ram"].get("arena", 0)
                 line += f"; arena {arena} B + stack peak = {arena + result.stack_peak} B"

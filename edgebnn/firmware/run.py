@@ -23,7 +23,7 @@ from edgebnn.firmware.project import IMAGE, project_target, read_metadata
 
 _BEGIN = re.compile(r"^EBNN begin samples=(\d+) input=(\d+) output=(\d+) timer=(\w+)")
 _SAMPLE = re.compile(r"^EBNN sample=(\d+) pred=(-?\d+) expected=(-?\d+) ticks=(\d+)")
-_END = re.compile(r"^EBNN end mismatches=(\d+) stack_peak=(\d+) stack_size=(\d+)")
+_END = re.compile(r"^EBNN end mismatches=(\d+) stack_peak=(\d+) stack_size=(\d+)(?: stack_peak_all=(\d+))?")
 _ERROR = re.compile(r"^EBNN error (.*)$")
 
 DEFAULT_TIMEOUT = 300.0
@@ -34,7 +34,10 @@ class FirmwareRun:
     """What a firmware run printed.
 
     ``instructions`` is per sample (None without a counting timer);
-    ``instructions_label`` says what it is.
+    ``instructions_label`` says what it is. ``stack_peak`` is the deepest
+    stack use during the inferences (measured on a painted stack, counted
+    from the top, so it includes the startup code's and main's frames);
+    ``stack_peak_all`` also covers printf and the rest of the firmware.
     """
 
     target: str
@@ -49,6 +52,7 @@ class FirmwareRun:
     instructions_label: str
     stack_peak: int | None
     stack_size: int | None
+    stack_peak_all: int | None
     expected_source: str
     wall_seconds: float
     output: str
@@ -88,6 +92,7 @@ class FirmwareRun:
             "instructions_label": self.instructions_label,
             "stack_peak_bytes": self.stack_peak,
             "stack_size_bytes": self.stack_size,
+            "stack_peak_all_bytes": self.stack_peak_all,
             "wall_seconds": self.wall_seconds,
         }
 
@@ -111,7 +116,7 @@ def parse_output(text: str) -> dict:
             samples.append(tuple(int(g) for g in m.groups()))
         elif m := _END.match(line):
             end = {"mismatches": int(m.group(1)), "stack_peak": int(m.group(2)),
-                   "stack_size": int(m.group(3))}
+                   "stack_size": int(m.group(3)), "stack_peak_all": int(m.group(4) or m.group(2))}
         elif m := _ERROR.match(line):
             raise TargetError(f"the firmware reported an error: {m.group(1)}")
     if begin is None or end is None:
@@ -183,6 +188,7 @@ def run_firmware(directory, *, timeout: float = DEFAULT_TIMEOUT) -> FirmwareRun:
         instructions_label=label,
         stack_peak=end["stack_peak"] if end["stack_size"] else None,
         stack_size=end["stack_size"] if end["stack_size"] else None,
+        stack_peak_all=end["stack_peak_all"] if end["stack_size"] else None,
         expected_source=meta.get("expected_source", "unknown"),
         wall_seconds=wall,
         output=output,
