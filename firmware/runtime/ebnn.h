@@ -89,8 +89,15 @@ typedef int32_t ebnn_status_t;
 #endif
 #endif
 
+/* Force inlining of tiny hot helpers even at -Os (GCC/Clang). */
+#if defined(__GNUC__)
+#define EBNN_INLINE static inline __attribute__((always_inline))
+#else
+#define EBNN_INLINE static inline
+#endif
+
 /* Portable SWAR popcount of one 32-bit word. */
-static inline int32_t ebnn_popcount32_swar(uint32_t x) {
+EBNN_INLINE int32_t ebnn_popcount32_swar(uint32_t x) {
   x = x - ((x >> 1) & 0x55555555u);
   x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
   x = (x + (x >> 4)) & 0x0F0F0F0Fu;
