@@ -164,7 +164,7 @@ class _Side:
             vals = [m.peak_rss_bytes for m in ms if m.peak_rss_bytes]
             rss = max(vals) if vals else None
             scope = ("the emulator process running the benchmark program" if s.emulated
-                     else "the benchmark program's process") + " (VmHWM sampled every 5 ms)"
+                     else "the benchmark program's process") + " (its VmHWM, sampled while it runs)"
         out = ms[-1].output
         argmax = int(np.argmax(out)) if out is not None and np.size(out) else None
         info = dict(s.info())

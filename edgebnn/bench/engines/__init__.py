@@ -198,19 +198,27 @@ def timed_loop(prepare, call, warmup: int, runs: int) -> list:
     return times
 
 
-RSS_POLL_S = 0.005
+#: Seconds between reads of a child's VmHWM: quick at first (programs
+#: allocate at start), then rarely so the reads do not disturb the timing.
+RSS_POLL_FIRST_S = 0.005
+RSS_POLL_S = 0.05
+RSS_POLL_FIRST_COUNT = 20
 
 
-def _vm_hwm(status_file):
-    """VmHWM in bytes from a /proc/PID/status file, None if unreadable."""
+def _vm_hwm(status_file, name):
+    """VmHWM in bytes from /proc/PID/status once the process runs ``name``, else None.
+
+    Before ``exec`` the child is still a copy of this Python process (or
+    shares its memory, after vfork), so samples taken then are skipped.
+    """
     try:
         with open(status_file) as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024  # kB
-    except (OSError, ValueError, IndexError):
+            fields = dict(line.split(":", 1) for line in fh if ":" in line)
+        if fields.get("Name", "").strip() != name[:15]:
+            return None
+        return int(fields["VmHWM"].split()[0]) * 1024  # kB
+    except (OSError, ValueError, IndexError, KeyError):
         return None
-    return None
 
 
 @dataclass
@@ -225,9 +233,9 @@ def run_measured(cmd, *, input_bytes: bytes = b"", timeout: float = 600.0, env=N
     """Run ``cmd``, feed ``input_bytes`` on stdin, and return its output and peak RSS.
 
     The peak resident set size is the child's ``VmHWM`` (high-water RSS of
-    the program after ``exec``) read from ``/proc/PID/status`` every
-    :data:`RSS_POLL_S` seconds while it runs; None when the program ended
-    before the first read or /proc is absent. (``wait4``'s ``ru_maxrss`` is
+    the program after ``exec``) read from ``/proc/PID/status`` while it runs
+    (every 5 ms at first, then every 50 ms); None when the program ended
+    before the first read after ``exec`` or /proc is absent. (``wait4``'s ``ru_maxrss`` is
     not used: Linux carries the spawning Python process's high-water mark
     into the child at ``exec``, which would report this process's memory.)
 
@@ -266,11 +274,14 @@ def run_measured(cmd, *, input_bytes: bytes = b"", timeout: float = 600.0, env=N
 
     def poll_rss():
         status_file = f"/proc/{proc.pid}/status"
+        name = os.path.basename(str(cmd[0]))
+        n = 0
         while not done.is_set():
-            hwm = _vm_hwm(status_file)
+            hwm = _vm_hwm(status_file, name)
             if hwm is not None:
                 peak.append(hwm)
-            done.wait(RSS_POLL_S)
+            n += 1
+            done.wait(RSS_POLL_FIRST_S if n < RSS_POLL_FIRST_COUNT else RSS_POLL_S)
 
     poller = threading.Thread(target=poll_rss, daemon=True)
     poller.start()
