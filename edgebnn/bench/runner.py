@@ -131,10 +131,11 @@ def _chunks(runs: int, n: int) -> list:
 class _Side:
     """One model being measured: its graph, engine, session and measurements."""
 
-    def __init__(self, role, model, engine_name, choice, *, lce_binary, target, threads):
+    def __init__(self, role, model, engine_name, choice, *, lce_binary, target, threads,
+                 path=None, graph=None):
         self.role, self.model = role, model
-        self.path = resolve_tflite(model)
-        self.graph = load_graph(self.path)
+        self.path = path or resolve_tflite(model)
+        self.graph = graph or load_graph(self.path)
         self.engine_name, self.choice = engine_name, choice
         self.engine = get_engine(engine_name, lce_binary=lce_binary, target=target)
         self.threads = threads
@@ -273,7 +274,7 @@ def run_benchmark(
         say(f"engine: {engine} ({why})")
     else:
         choice = "--engine"
-    sides = [_Side("model", model, engine, choice, **opts)]
+    sides = [_Side("model", model, engine, choice, path=path_a, graph=graph_a, **opts)]
     if against is not None:
         b_engine = against_engine or engine
         b_choice = "--against-engine" if against_engine else f"same as MODEL ({engine})"

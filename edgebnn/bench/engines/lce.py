@@ -58,7 +58,14 @@ class LCESession(Session):
         }
 
     def measure(self, x, warmup, runs):
-        xin = [np.ascontiguousarray(x, dtype=self.interp.input_types[0])]
+        dtype = np.dtype(self.interp.input_types[0])
+        scale = self.interp.input_scales[0]
+        if dtype.kind in "iu" and scale:  # quantized input: map the float image onto it
+            info = np.iinfo(dtype)
+            q = np.round(x / scale + (self.interp.input_zero_points[0] or 0))
+            xin = [np.ascontiguousarray(np.clip(q, info.min, info.max).astype(dtype))]
+        else:
+            xin = [np.ascontiguousarray(x, dtype=dtype)]
         raw = self.raw
         result = {}
 
