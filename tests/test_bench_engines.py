@@ -121,6 +121,7 @@ def test_cli_published_command_shape(model_pair):
 
 
 @pytest.mark.tf
+@pytest.mark.slow
 def test_c_engine_real_build_matches_lce_top1(model_pair):
     c = run_benchmark(model_pair[0], engine="c", runs=RUNS, warmup=WARMUP)
     m = c.primary
@@ -134,6 +135,7 @@ def test_c_engine_real_build_matches_lce_top1(model_pair):
 
 @pytest.mark.tf
 @pytest.mark.qemu
+@pytest.mark.slow
 def test_c_engine_under_qemu_is_labelled_emulated(model_pair):
     r = run_benchmark(model_pair[0], engine="c", target="arm64", runs=3, warmup=1)
     m = r.primary
