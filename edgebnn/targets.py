@@ -34,7 +34,8 @@ in command templates are replaced by the paths of the built image)::
     command = ["qemu-system-arm", "-M", "mps2-an386", "-kernel", "{elf}"]
     machine = "mps2-an386"
     timer_hz = 25000000               # SysTick clock under QEMU
-    instructions_per_tick = 40        # -icount shift=0: 1 instruction = 1 ns
+    instructions_per_tick = 40        # optional; default 1e9 / timer_hz
+                                      # (-icount shift=0: 1 instruction = 1 ns)
 
     [flash]
     tool = "openocd"
@@ -105,7 +106,8 @@ class Target:
         qemu_machine: the QEMU board (mcu) or CPU model (linux).
         timer_hz: the clock of the timer used to count (SysTick on mcu).
         instructions_per_tick: emulated instructions per timer tick under
-            ``-icount shift=0`` (1 instruction = 1 ns of virtual time).
+            ``-icount shift=0`` (1 instruction = 1 ns of virtual time); when
+            the file leaves it out, ``1e9 / timer_hz``.
         flash_tool: the executable that programs a board.
         flash_command: the command template that programs a board.
         packages: ``(executable, debian_package)`` pairs, to tell users what
@@ -134,7 +136,7 @@ class Target:
     emulator: tuple = ()
     qemu_machine: str = ""
     timer_hz: int | None = None
-    instructions_per_tick: int | None = None
+    instructions_per_tick: float | None = None
     flash_tool: str = ""
     flash_command: tuple = ()
     packages: tuple = ()
@@ -144,6 +146,15 @@ class Target:
     @property
     def is_mcu(self) -> bool:
         return self.kind == "mcu"
+
+    @property
+    def ticks_to_instructions(self) -> float | None:
+        """Emulated instructions per timer tick (None without a timer)."""
+        if self.instructions_per_tick:
+            return float(self.instructions_per_tick)
+        if self.timer_hz:
+            return 1e9 / self.timer_hz
+        return None
 
     @property
     def emulated(self) -> bool:
@@ -314,6 +325,9 @@ class _Reader:
         elif kind == "int":
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise self._err(key, "a non-negative integer", value)
+        elif kind == "number":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise self._err(key, "a positive number", value)
         elif kind == "strlist":
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise self._err(key, "a list of strings", value)
@@ -390,7 +404,7 @@ def _parse(data: dict, path: Path, *, check_stem: bool = True) -> Target:
         emulator=emu.get("command", "strlist", default=()),
         qemu_machine=emu.get("machine", "str", default=""),
         timer_hz=emu.get("timer_hz", "int"),
-        instructions_per_tick=emu.get("instructions_per_tick", "int"),
+        instructions_per_tick=emu.get("instructions_per_tick", "number"),
         flash_tool=fl.get("tool", "str", default=""),
         flash_command=fl.get("command", "strlist", default=()),
         packages=tuple(sorted(pk.items())),

@@ -272,6 +272,22 @@ def test_other_cortex_m_targets_run(tmp_path, target):
 
 
 @pytest.mark.qemu
+def test_instruction_count_does_not_depend_on_the_systick_clock(tmp_path):
+    """The same M4 code on mps2-an386 (SysTick 25 MHz, flash at 0) and on the
+    STM32F405 map of netduinoplus2 (168 MHz, flash at 0x08000000)."""
+    counts = {}
+    for target in ("cortex-m4", "stm32f405"):
+        d, expected = _project(tmp_path, target)
+        build_project(d)
+        run = run_firmware(d, timeout=60)
+        assert run.predictions == [int(v) for v in expected] and run.ok
+        counts[target] = np.median(run.instructions)
+    # SysTick granularity: 40 instructions per tick on mps2, 6 on the F405;
+    # the code differs only in its absolute addresses
+    assert abs(counts["cortex-m4"] - counts["stm32f405"]) <= 0.02 * counts["cortex-m4"]
+
+
+@pytest.mark.qemu
 def test_arm64_under_qemu_user(tmp_path):
     d, expected = _project(tmp_path, "arm64")
     result = build_project(d)

@@ -34,7 +34,8 @@ def test_shipped_targets_load_and_match_their_files():
         if t.kind == "mcu":
             assert t.flash_bytes > 0 and t.ram_bytes > 0 and 0 < t.stack_bytes < t.ram_bytes
             assert t.emulator and "{elf}" in " ".join(t.emulator)
-            assert t.instructions_per_tick == 10**9 // t.timer_hz
+            # under -icount shift=0 one instruction is one nanosecond
+            assert t.ticks_to_instructions == pytest.approx(1e9 / t.timer_hz)
         else:
             assert t.flash_bytes is None and t.ram_bytes is None
 
@@ -45,8 +46,9 @@ def test_shipped_targets_load_and_match_their_files():
         ("cortex-m4", 512 * 1024, 128 * 1024, "mps2-an386"),
         ("cortex-m7", 1024 * 1024, 320 * 1024, "mps2-an500"),
         ("cortex-m3", 256 * 1024, 64 * 1024, "mps2-an385"),
+        ("stm32f405", 1024 * 1024, 128 * 1024, "netduinoplus2"),
     ],
-    ids=["m4_stm32f4_class", "m7_stm32f7_class", "m3_small_part"],
+    ids=["m4_stm32f4_class", "m7_stm32f7_class", "m3_small_part", "stm32f405_board"],
 )
 def test_mcu_budgets(name, flash, ram, machine):
     t = load_target(name)
@@ -61,6 +63,13 @@ def test_arm64_is_a72_under_qemu_user():
     cmd = t.emulator_command(exe="/x/fw.elf")
     assert cmd[:3] == ["qemu-aarch64", "-cpu", "cortex-a72"] and cmd[-1] == "/x/fw.elf"
     assert t.package_for("qemu-aarch64") == "qemu-user"
+
+
+def test_real_board_memory_map_and_flash_tool():
+    t = load_target("stm32f405")
+    assert t.flash_origin == 0x08000000 and t.timer_hz == 168_000_000
+    assert t.flash_command_line(bin="fw.bin") == ["st-flash", "--reset", "write", "fw.bin", "0x08000000"]
+    assert t.package_for("st-flash") == "stlink-tools"
 
 
 def test_unknown_target_lists_known():

@@ -220,7 +220,7 @@ def _obj_path(src: str) -> str:
     return "build/" + re.sub(r"\.c$", ".o", src)
 
 
-def _project_sources(model: ModelSources, tdir: Path) -> tuple:
+def _project_sources(model: ModelSources) -> tuple:
     """(sources, include_dirs) relative to the project directory."""
     srcs = ["src/main.c", "src/ebnn_platform.c"]
     incs = {"src"}
@@ -242,8 +242,7 @@ def _model_dest(model: ModelSources, rel: str) -> str:
     return f"{base}/{rel}"
 
 
-def build_commands(target: Target, sources: list, includes: list, *, linker_script: bool,
-                   flash_length=None, ram_length=None) -> dict:
+def build_commands(target: Target, sources: list, includes: list, *, linker_script: bool) -> dict:
     """Every command of a build: ``{"compile": [[...], ...], "link": [...], "objcopy": [[...]]}``."""
     inc = [f"-I{d}" for d in includes]
     compile_cmds = [[target.cc, *target.cflags, *WARNINGS, *inc, "-c", src, "-o", _obj_path(src)]
@@ -368,7 +367,7 @@ def write_project(out_dir, *, target, model: ModelSources, samples: SampleSet,
     atomic_write_text(out / "src" / "fw_model.h", model_shim(model))
     atomic_write_text(out / "src" / "samples.h", samples_header(samples, model.input_size))
     atomic_write_bytes(out / TARGET_COPY, Path(target.source).read_bytes())
-    sources, includes = _project_sources(model, tdir)
+    sources, includes = _project_sources(model)
     commands = build_commands(target, sources, includes, linker_script=linker_script)
     atomic_write_text(out / "Makefile", makefile(target, commands, sources))
     meta = {

@@ -166,10 +166,10 @@ def run_firmware(directory, *, timeout: float = DEFAULT_TIMEOUT) -> FirmwareRun:
     samples = parsed["samples"]
     timer = parsed["begin"]["timer"]
     ticks = [s[3] for s in samples]
-    ipt = target.instructions_per_tick
+    ipt = target.ticks_to_instructions
     if timer == "systick" and ipt:
-        instructions = [t * ipt for t in ticks]
-        label = (f"emulator instruction count (QEMU -icount shift=0, SysTick ticks x {ipt}); "
+        instructions = [int(round(t * ipt)) for t in ticks]
+        label = (f"emulator instruction count (QEMU -icount shift=0, SysTick ticks x {ipt:g}); "
                  "not a latency")
     else:
         instructions = None
