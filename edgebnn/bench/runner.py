@@ -49,8 +49,8 @@ def resolve_tflite(model) -> str:
 
 
 def _availability_error(engine, reason, hint="") -> Exception:
-    cls = MissingDependencyError if "not installed" in reason else EngineError
-    return cls(f"engine '{engine}' is not available here: {reason}" + (f"; {hint}" if hint else ""))
+    cls = MissingDependencyError if engine.python_packages else EngineError
+    return cls(f"engine '{engine.name}' is not available here: {reason}" + (f"; {hint}" if hint else ""))
 
 
 def choose_engine(graph, *, lce_binary=None, target=None) -> tuple:
@@ -145,7 +145,7 @@ class _Side:
     def check(self):
         ok, why = self.engine.is_available()
         if not ok:
-            raise _availability_error(self.engine_name, why, self.engine.install_hint())
+            raise _availability_error(self.engine, why, self.engine.install_hint())
         can, why_not = self.engine.can_run(self.graph)
         if not can:
             raise EngineError(f"{self.path}: {why_not}")

@@ -128,12 +128,15 @@ class Engine:
         summary: one line for ``edgebnn bench --list-engines``.
         needs_tensorflow: True when running it imports TensorFlow.
         supports_target: True when it can run a model built for a ``--target``.
+        python_packages: True when what it lacks, if anything, are Python
+            packages (its unavailability is then a MissingDependencyError).
     """
 
     name = ""
     summary = ""
     needs_tensorflow = False
     supports_target = False
+    python_packages = False
 
     def __init__(self, *, lce_binary=None, target=None):
         self.lce_binary = lce_binary

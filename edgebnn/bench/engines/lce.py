@@ -80,6 +80,7 @@ class LCESession(Session):
 class LCEEngine(Engine):
     summary = "larq-compute-engine's Python interpreter (x86_64/macOS wheels); times predict() on one image"
     needs_tensorflow = True
+    python_packages = True
 
     def is_available(self):
         missing = [m for m in ("larq_compute_engine", "tensorflow") if importlib.util.find_spec(m) is None]

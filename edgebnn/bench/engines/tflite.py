@@ -91,6 +91,7 @@ class TFLiteSession(Session):
 @register_engine("tflite")
 class TFLiteEngine(Engine):
     summary = "stock TFLite (ai-edge-litert, tflite-runtime or tensorflow.lite), XNNPACK; times invoke()"
+    python_packages = True
 
     @property
     def needs_tensorflow(self):
