@@ -536,3 +536,18 @@ def test_bcnn_agrees_with_lce(bcnn_tflite, tmp_path, shared_data, target):
     assert run.mismatches == 0 and run.ok, list(zip(run.predictions, run.expected))
     if target == "cortex-m4":
         assert build.size.fits and run.stack_peak > 0
+
+
+def test_model_too_big_is_refused_before_compiling(bcnn_tflite, tmp_path, monkeypatch):
+    from edgebnn.firmware import build_firmware
+
+    board = _board(tmp_path, "tiny-part", [("flash_bytes = 524288", "flash_bytes = 1024"),
+                                           ("ram_bytes = 131072", "ram_bytes = 9216")])
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # proves nothing is compiled
+    with pytest.raises(TargetError) as err:
+        build_firmware(bcnn_tflite, board, tmp_path / "fw", samples=2)
+    msg = str(err.value)
+    assert "does not fit target 'tiny-part'" in msg
+    assert re.search(r"weights \d+ B > flash budget 1024 B", msg)
+    assert re.search(r"arena \d+ B \+ reserved stack 8192 B = \d+ B > RAM budget 9216 B", msg)
+    assert not (tmp_path / "fw").exists()

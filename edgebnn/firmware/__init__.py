@@ -229,6 +229,32 @@ def _lce_installed() -> bool:
         return False
 
 
+def check_budget_before_build(generated, target) -> None:
+    """Fail early (before compiling) when the model alone exceeds the budget.
+
+    The weights must fit in flash and the arena plus the reserved stack in
+    RAM; the linker's map is checked again after linking, with everything.
+
+    Raises:
+        TargetError: with the numbers.
+    """
+    problems = []
+    if target.flash_bytes is not None and generated.weights_bytes > target.flash_bytes:
+        problems.append(f"weights {generated.weights_bytes} B > flash budget {target.flash_bytes} B")
+    if target.ram_bytes is not None:
+        need = generated.arena_bytes + (target.stack_bytes or 0)
+        if need > target.ram_bytes:
+            problems.append(
+                f"arena {generated.arena_bytes} B + reserved stack {target.stack_bytes or 0} B = "
+                f"{need} B > RAM budget {target.ram_bytes} B"
+            )
+    if problems:
+        raise TargetError(
+            f"the model does not fit target '{target.name}' ({target.source}): "
+            + "; ".join(problems) + " (before the C library, runtime and firmware are counted)"
+        )
+
+
 def build_firmware(model, target, out_dir, *, samples: int = DEFAULT_SAMPLES, dataset=None,
                    data_dir=None, expected: str = "auto", name: str = "model",
                    command: str | None = None, seed: int = RANDOM_SEED) -> BuildResult:
@@ -272,6 +298,7 @@ def build_firmware(model, target, out_dir, *, samples: int = DEFAULT_SAMPLES, da
     tflite_path, guessed = _resolve(model)
     dataset = dataset or guessed
     gen = generate(tflite_path, name=name, target=tgt, fuse=True, command=command)
+    check_budget_before_build(gen, tgt)
     src = model_sources(gen)
     x, labels, origin = select_samples(src.input_size, samples, dataset=dataset,
                                        data_dir=data_dir, seed=seed)
