@@ -363,6 +363,8 @@ def write_project(out_dir, *, target, model: ModelSources, samples: SampleSet,
         text = fill((tdir / "link.ld.in").read_text(), linker_values(target), what="link.ld.in")
         atomic_write_text(out / "link.ld", text)
     for rel, text in sorted(model.files.items()):
+        if Path(rel).name == "Makefile":
+            continue  # the project's own Makefile builds everything
         atomic_write_text(out / _model_dest(model, rel), text)
     atomic_write_text(out / "src" / "fw_model.h", model_shim(model))
     atomic_write_text(out / "src" / "samples.h", samples_header(samples, model.input_size))
