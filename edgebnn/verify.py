@@ -106,16 +106,16 @@ def compare_predictions(
     a = np.asarray(keras_out, dtype=np.float64)
     b = np.asarray(tflite_out, dtype=np.float64)
     y = np.asarray(y).reshape(-1)
+    if len(y) == 0 or len(a) == 0:
+        raise VerificationError("no test inputs to verify on (N = 0)")
     a = a.reshape(len(a), -1)
-    b = b.reshape(len(b), -1)
+    b = b.reshape(len(b), -1) if len(b) else b
     if a.shape != b.shape or len(a) != len(y):
         raise VerificationError(
             f"outputs do not line up: Keras model gave {a.shape}, the .tflite {b.shape}, "
             f"labels {y.shape}; expected the same (N, classes) with N labels"
         )
     n = len(y)
-    if n == 0:
-        raise VerificationError("no test inputs to verify on (N = 0)")
     pa, pb = a.argmax(axis=1), b.argmax(axis=1)
     k_correct = int((pa == y).sum())
     t_correct = int((pb == y).sum())

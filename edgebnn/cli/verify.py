@@ -36,14 +36,17 @@ def verify(model_arg, tflite_path, dataset, data_dir, limit, min_agreement, max_
                          "and the .tflite with --tflite")
     if ref.keras_path is None:
         raise ModelError(f"'{model_arg}' has no Keras model to verify against (looked for model.h5)")
+    ds_name = dataset_of(ref, dataset)
+    if not ds_name:
+        raise ModelError(f"the dataset of '{model_arg}' is unknown (not a run directory or shipped model); pass --dataset NAME")
     tflite = tflite_path or ref.tflite_path
     if tflite is None:
         raise ModelError(f"no .tflite found for '{model_arg}'; run `edgebnn convert {model_arg}` first or pass --tflite FILE")
     if not Path(tflite).is_file():
         raise ModelError(f".tflite not found: {tflite}")
-    ds_name = dataset_of(ref, dataset)
-    if not ds_name:
-        raise ModelError(f"the dataset of '{model_arg}' is unknown (not a run directory or shipped model); pass --dataset NAME")
+    from edgebnn.graph import load_graph
+
+    load_graph(tflite)  # fail fast on a file that is not a flatbuffer
     status(f"loading {ds_name}")
     ds = load_dataset(ds_name, data_dir=data_dir)
     x, y = ds.x_test, ds.y_test
