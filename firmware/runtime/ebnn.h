@@ -35,12 +35,12 @@
  *   out = ceil((in - eff + 1) / stride), before = 0.
  *   ebnn_output_size() and ebnn_padding_before() compute these.
  *
- * Popcount: EBNN_POPCOUNT32(x) counts the set bits of a uint32_t. It defaults
- * to an inline SWAR routine (about 12 ALU ops, no table, no libgcc call: GCC
- * lowers __builtin_popcount to a ~20-instruction __popcountsi2 call on
- * Cortex-M). Define EBNN_USE_BUILTIN_POPCOUNT to use __builtin_popcount
- * (one POPCNT on x86-64 with -mpopcnt, CNT on AArch64), or define
- * EBNN_POPCOUNT32 yourself before including this header.
+ * Popcount: EBNN_POPCOUNT32(x) counts the set bits of a uint32_t: the
+ * compiler builtin where it is a native instruction (x86 with __POPCNT__,
+ * AArch64) or with -DEBNN_USE_BUILTIN_POPCOUNT, else an inline SWAR routine
+ * (about 12 ALU ops, no table, no libgcc call: GCC lowers __builtin_popcount
+ * to a ~20-instruction __popcountsi2 call on Cortex-M). A target may define
+ * EBNN_POPCOUNT32 itself before including this header.
  */
 #ifndef EDGEBNN_FIRMWARE_RUNTIME_EBNN_H_
 #define EDGEBNN_FIRMWARE_RUNTIME_EBNN_H_
@@ -81,8 +81,14 @@ typedef int32_t ebnn_status_t;
 /* Number of int32 words holding (c) bitpacked channels. */
 #define EBNN_PACKED_WORDS(c) (((c) + 31) / 32)
 
+/* EBNN_POPCOUNT32 selection: a definition given by the build wins; else
+ * the compiler builtin where it is one instruction (x86 with POPCNT enabled,
+ * i.e. -mpopcnt or -march=native; AArch64, where it is CNT + ADDV) or when
+ * EBNN_USE_BUILTIN_POPCOUNT is defined; else the inline SWAR routine (all
+ * 32-bit Arm: GCC lowers the builtin to a libgcc __popcountsi2 call there). */
 #ifndef EBNN_POPCOUNT32
-#ifdef EBNN_USE_BUILTIN_POPCOUNT
+#if defined(EBNN_USE_BUILTIN_POPCOUNT) || defined(__POPCNT__) || \
+    defined(__aarch64__)
 #define EBNN_POPCOUNT32(x) ((int32_t)__builtin_popcount((unsigned int)(x)))
 #else
 #define EBNN_POPCOUNT32(x) ebnn_popcount32_swar((uint32_t)(x))

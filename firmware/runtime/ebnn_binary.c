@@ -156,30 +156,127 @@ static inline int32_t bconv_popcount(const ebnn_bconv2d_params_t *p,
   return count;
 }
 
+/* XOR-popcount of n contiguous words. */
+EBNN_INLINE int32_t xor_popcount_run(const int32_t *a, const int32_t *b,
+                                     int32_t n) {
+  int32_t i, count = 0;
+  for (i = 0; i < n; ++i) count += EBNN_POPCOUNT32((uint32_t)a[i] ^ (uint32_t)b[i]);
+  return count;
+}
+
+/* Fast path of bconv_popcount for a window entirely inside the input: no
+ * bounds checks, and with dilation_w == 1 a filter row is one contiguous run
+ * of filter_w * words words in both the input and the filter. */
+EBNN_INLINE int32_t bconv_popcount_inside(const ebnn_bconv2d_params_t *p,
+                                          const ebnn__bgeom_t *g,
+                                          const int32_t *input, int32_t y_origin,
+                                          int32_t x_origin, const int32_t *filt) {
+  int32_t fy, fx, count = 0;
+  const int32_t words = g->words_in;
+  const size_t row_words = (size_t)p->filter_w * (size_t)words;
+  for (fy = 0; fy < p->filter_h; ++fy) {
+    const int32_t *px =
+        input + ((size_t)(y_origin + fy * p->dilation_h) * (size_t)p->in_w +
+                 (size_t)x_origin) * (size_t)words;
+    const int32_t *wt = filt + (size_t)fy * row_words;
+    if (p->dilation_w == 1) {
+      count += xor_popcount_run(px, wt, (int32_t)row_words);
+    } else {
+      for (fx = 0; fx < p->filter_w; ++fx) {
+        count += xor_popcount_run(px + (size_t)fx * (size_t)p->dilation_w * (size_t)words,
+                                  wt + (size_t)fx * (size_t)words, words);
+      }
+    }
+  }
+  return count;
+}
+
+/* Whether the window of output pixel (oy, ox) lies inside the input. */
+EBNN_INLINE int bconv_inside(const ebnn_bconv2d_params_t *p,
+                             const ebnn__bgeom_t *g, int32_t y_origin,
+                             int32_t x_origin) {
+  return y_origin >= 0 && x_origin >= 0 &&
+         y_origin + (p->filter_h - 1) * p->dilation_h < p->in_h &&
+         x_origin + (p->filter_w - 1) * p->dilation_w < p->in_w && g->words_in > 0;
+}
+
+/* Output channels are processed in blocks of 32: one bitpacked output word,
+ * and for float output the fused multiplier/bias of the block are computed
+ * once per row (double arithmetic is soft-float on Cortex-M). */
+#define EBNN_BCONV_BLOCK 32
+
 void ebnn__bconv2d_row_float(const ebnn_bconv2d_params_t *p,
                              const ebnn__bgeom_t *g, const int32_t *input,
                              int32_t oy, float *out_row) {
-  int32_t o, ox;
-  for (o = 0; o < p->out_c; ++o) {
-    const float m = (float)(-1.0 * (double)p->multiplier[o]);
-    const float b =
-        (float)((double)p->bias[o] + (double)g->k * (double)p->multiplier[o]);
-    const float neg_mul = -1.0f * p->multiplier[o];
+  float m[EBNN_BCONV_BLOCK], b[EBNN_BCONV_BLOCK], neg_mul[EBNN_BCONV_BLOCK];
+  int32_t o0, j, ox;
+  const size_t filt_words =
+      (size_t)p->filter_h * (size_t)p->filter_w * (size_t)g->words_in;
+  const int32_t y_origin = oy * p->stride_h - g->g.pad_top;
+  for (o0 = 0; o0 < p->out_c; o0 += EBNN_BCONV_BLOCK) {
+    const int32_t nb =
+        p->out_c - o0 < EBNN_BCONV_BLOCK ? p->out_c - o0 : EBNN_BCONV_BLOCK;
+    for (j = 0; j < nb; ++j) {
+      const float mul = p->multiplier[o0 + j];
+      m[j] = (float)(-1.0 * (double)mul);
+      b[j] = (float)((double)p->bias[o0 + j] + (double)g->k * (double)mul);
+      neg_mul[j] = -1.0f * mul;
+    }
     for (ox = 0; ox < g->g.out_w; ++ox) {
-      int32_t oob_sum, sticks_out, x;
-      float y;
-      const int32_t count =
-          bconv_popcount(p, g, input, oy, ox, o, &oob_sum, &sticks_out);
-      x = 2 * count;
-      x = x > g->clamp_max ? g->clamp_max : x;
-      x = x < g->clamp_min ? g->clamp_min : x;
-      y = (float)x * m;
-      y = y + b;
-      if (g->same_zero && sticks_out) {
-        const float corr = neg_mul * (float)oob_sum;
-        y = y + corr;
+      const int32_t x_origin = ox * p->stride_w - g->g.pad_left;
+      const int inside = bconv_inside(p, g, y_origin, x_origin);
+      float *out = out_row + (size_t)ox * (size_t)p->out_c + (size_t)o0;
+      for (j = 0; j < nb; ++j) {
+        const int32_t *filt = p->filter + (size_t)(o0 + j) * filt_words;
+        int32_t oob_sum = 0, sticks_out = 0, count, x;
+        float y;
+        if (inside) {
+          count = bconv_popcount_inside(p, g, input, y_origin, x_origin, filt);
+        } else {
+          count = bconv_popcount(p, g, input, oy, ox, o0 + j, &oob_sum, &sticks_out);
+        }
+        x = 2 * count;
+        x = x > g->clamp_max ? g->clamp_max : x;
+        x = x < g->clamp_min ? g->clamp_min : x;
+        y = (float)x * m[j];
+        y = y + b[j];
+        if (g->same_zero && sticks_out) {
+          const float corr = neg_mul[j] * (float)oob_sum;
+          y = y + corr;
+        }
+        out[j] = y;
       }
-      out_row[(size_t)ox * (size_t)p->out_c + (size_t)o] = y;
+    }
+  }
+}
+
+static void bconv2d_row_packed(const ebnn_bconv2d_params_t *p,
+                               const ebnn__bgeom_t *g, const int32_t *input,
+                               int32_t oy, int32_t *out_row) {
+  int32_t o0, j, ox;
+  const int32_t words_out = EBNN_PACKED_WORDS(p->out_c);
+  const size_t filt_words =
+      (size_t)p->filter_h * (size_t)p->filter_w * (size_t)g->words_in;
+  const int32_t y_origin = oy * p->stride_h - g->g.pad_top;
+  for (ox = 0; ox < g->g.out_w; ++ox) {
+    const int32_t x_origin = ox * p->stride_w - g->g.pad_left;
+    const int inside = bconv_inside(p, g, y_origin, x_origin);
+    int32_t *px = out_row + (size_t)ox * (size_t)words_out;
+    for (o0 = 0; o0 < p->out_c; o0 += EBNN_BCONV_BLOCK) {
+      const int32_t nb =
+          p->out_c - o0 < EBNN_BCONV_BLOCK ? p->out_c - o0 : EBNN_BCONV_BLOCK;
+      uint32_t word = 0u;
+      for (j = 0; j < nb; ++j) {
+        const int32_t *filt = p->filter + (size_t)(o0 + j) * filt_words;
+        int32_t oob_sum, sticks_out, count;
+        if (inside) {
+          count = bconv_popcount_inside(p, g, input, y_origin, x_origin, filt);
+        } else {
+          count = bconv_popcount(p, g, input, oy, ox, o0 + j, &oob_sum, &sticks_out);
+        }
+        if (count > p->thresholds[o0 + j]) word |= (uint32_t)1u << j;
+      }
+      px[o0 / EBNN_BCONV_BLOCK] = (int32_t)word;
     }
   }
 }
@@ -187,38 +284,21 @@ void ebnn__bconv2d_row_float(const ebnn_bconv2d_params_t *p,
 ebnn_status_t ebnn_bconv2d_ref(const ebnn_bconv2d_params_t *params,
                                const int32_t *input, void *output) {
   ebnn__bgeom_t g;
-  int32_t oy, ox, o;
+  int32_t oy;
   ebnn_status_t st;
   if (params == NULL || input == NULL || output == NULL)
     return EBNN_ERROR_NULL_POINTER;
   st = ebnn__bconv2d_check(params, &g);
   if (st != EBNN_OK) return st;
-  if (params->thresholds == NULL) {
-    float *out = (float *)output;
-    for (oy = 0; oy < g.g.out_h; ++oy) {
+  for (oy = 0; oy < g.g.out_h; ++oy) {
+    if (params->thresholds == NULL) {
       ebnn__bconv2d_row_float(
           params, &g, input, oy,
-          out + (size_t)oy * (size_t)g.g.out_w * (size_t)params->out_c);
-    }
-  } else {
-    int32_t *out = (int32_t *)output;
-    const int32_t words_out = EBNN_PACKED_WORDS(params->out_c);
-    for (oy = 0; oy < g.g.out_h; ++oy) {
-      for (ox = 0; ox < g.g.out_w; ++ox) {
-        int32_t *px = out + ((size_t)oy * (size_t)g.g.out_w + (size_t)ox) *
-                                (size_t)words_out;
-        uint32_t word = 0u;
-        for (o = 0; o < params->out_c; ++o) {
-          int32_t oob_sum, sticks_out;
-          const int32_t count =
-              bconv_popcount(params, &g, input, oy, ox, o, &oob_sum, &sticks_out);
-          if (count > params->thresholds[o]) word |= (uint32_t)1u << (o % 32);
-          if (o % 32 == 31 || o == params->out_c - 1) {
-            px[o / 32] = (int32_t)word;
-            word = 0u;
-          }
-        }
-      }
+          (float *)output + (size_t)oy * (size_t)g.g.out_w * (size_t)params->out_c);
+    } else {
+      bconv2d_row_packed(params, &g, input, oy,
+                         (int32_t *)output + (size_t)oy * (size_t)g.g.out_w *
+                                                 (size_t)EBNN_PACKED_WORDS(params->out_c));
     }
   }
   return EBNN_OK;

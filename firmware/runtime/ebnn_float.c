@@ -41,17 +41,25 @@ ebnn_status_t ebnn__conv2d_check(const ebnn_conv2d_params_t *p,
   return EBNN_OK;
 }
 
+/* Output channels computed together per pixel: independent accumulators
+ * (instruction-level parallelism) while each channel still sums its taps in
+ * TFLite's reference order (fy, fx, c), then adds the bias. */
+#define EBNN_CONV_BLOCK 8
+
 void ebnn__conv2d_row(const ebnn_conv2d_params_t *p, const ebnn__geom_t *g,
                       const float *input, int32_t oy, float *out_row) {
-  int32_t ox, o, fy, fx, c;
+  int32_t ox, o0, j, fy, fx, c;
   const int32_t y_origin = oy * p->stride_h - g->pad_top;
+  const size_t k_size = (size_t)p->filter_h * (size_t)p->filter_w * (size_t)p->in_c;
   for (ox = 0; ox < g->out_w; ++ox) {
     const int32_t x_origin = ox * p->stride_w - g->pad_left;
     float *out = out_row + (size_t)ox * (size_t)p->out_c;
-    for (o = 0; o < p->out_c; ++o) {
-      float total = 0.0f;
-      const float *filt = p->filter + (size_t)o * (size_t)p->filter_h *
-                                          (size_t)p->filter_w * (size_t)p->in_c;
+    for (o0 = 0; o0 < p->out_c; o0 += EBNN_CONV_BLOCK) {
+      float acc[EBNN_CONV_BLOCK];
+      const float *filt = p->filter + (size_t)o0 * k_size;
+      const int32_t nb =
+          p->out_c - o0 < EBNN_CONV_BLOCK ? p->out_c - o0 : EBNN_CONV_BLOCK;
+      for (j = 0; j < EBNN_CONV_BLOCK; ++j) acc[j] = 0.0f;
       for (fy = 0; fy < p->filter_h; ++fy) {
         const int32_t iy = y_origin + fy * p->dilation_h;
         if (iy < 0 || iy >= p->in_h) continue;
@@ -61,11 +69,25 @@ void ebnn__conv2d_row(const ebnn_conv2d_params_t *p, const ebnn__geom_t *g,
           if (ix < 0 || ix >= p->in_w) continue;
           px = input + ((size_t)iy * (size_t)p->in_w + (size_t)ix) * (size_t)p->in_c;
           wt = filt + ((size_t)fy * (size_t)p->filter_w + (size_t)fx) * (size_t)p->in_c;
-          for (c = 0; c < p->in_c; ++c) total += px[c] * wt[c];
+          if (nb == EBNN_CONV_BLOCK) {
+            for (c = 0; c < p->in_c; ++c) {
+              const float xv = px[c];
+              for (j = 0; j < EBNN_CONV_BLOCK; ++j)
+                acc[j] += xv * wt[(size_t)j * k_size + (size_t)c];
+            }
+          } else {
+            for (c = 0; c < p->in_c; ++c) {
+              const float xv = px[c];
+              for (j = 0; j < nb; ++j) acc[j] += xv * wt[(size_t)j * k_size + (size_t)c];
+            }
+          }
         }
       }
-      if (p->bias != NULL) total += p->bias[o];
-      out[o] = ebnn__act(total, p->activation);
+      for (j = 0; j < nb; ++j) {
+        float total = acc[j];
+        if (p->bias != NULL) total += p->bias[o0 + j];
+        out[o0 + j] = ebnn__act(total, p->activation);
+      }
     }
   }
 }

@@ -70,7 +70,11 @@ def branch_grid(variant=0, full=True):
 
 
 def build_model(channels_in, specs, *, size=10, seed=0, bmaxpool=True, dense=True):
-    """A tf_keras model with one output per branch; BatchNorm statistics are random."""
+    """A tf_keras model with one output per branch; BatchNorm statistics are random.
+
+    bmaxpool: True for three MaxPool -> 1x1 QuantConv2D branches, or a list of
+    (pool, stride, padding) tuples, or False.
+    """
     from edgebnn._tf import import_tf
 
     tf, keras, lq = import_tf()
@@ -97,8 +101,9 @@ def build_model(channels_in, specs, *, size=10, seed=0, bmaxpool=True, dense=Tru
         if sp["out"] == "packed":
             x = lq.quantizers.SteSign()(x)
         outs.append(x)
-    if bmaxpool:
-        for pool, stride, padding in ((2, 2, "valid"), (3, 2, "same"), (3, 1, "same")):
+    pools = ((2, 2, "valid"), (3, 2, "same"), (3, 1, "same")) if bmaxpool is True else (bmaxpool or ())
+    if pools:
+        for pool, stride, padding in pools:
             x = keras.layers.MaxPool2D(pool, stride, padding=padding)(inp)
             x = lq.layers.QuantConv2D(7, 1, **kw)(x)
             outs.append(x)

@@ -1,0 +1,369 @@
+"""Kernel-level tests of the C runtime (firmware/runtime/) against LCE and TFLite.
+
+The runtime is compiled once per session into a shared library and driven
+through ctypes (tests/runtime/ebnn_ctypes.py). Oracles:
+- LCE's interpreter for LceBconv2d / LceBMaxPool2d / binary dense: committed
+  fixtures (tools/gen_kernel_fixtures.py: five many-branch Larq models, one
+  per input-channel count 3/31/32/33/70) compared bit for bit, plus a live
+  conversion of a small model at test time (marked tf, slow);
+- TFLite's interpreter for the float builtins (fixture), with tolerances
+  whose reasons are in tests/runtime/checks.py; numpy for what TFLite's
+  converter does not emit as one op (dilated CONV_2D, softmax beta);
+- the unfused kernels for the fused row-sliced chain, bit for bit.
+"""
+
+import ctypes
+import subprocess
+import sys
+import textwrap
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "runtime"))
+
+import checks  # noqa: E402
+import ebnn_ctypes as E  # noqa: E402
+from fixture_io import load_cases  # noqa: E402
+
+LCE_FIXTURES = checks.load_lce_fixtures()
+LCE_CASES = [(c, case) for c, cases, _ in LCE_FIXTURES for case in cases]
+LCE_X = {c: extra["x"] for c, _, extra in LCE_FIXTURES}
+FLOAT_CASES, FLOAT_EXTRA = load_cases(checks.FIXTURES / "tflite_float.npz")
+
+
+def _lce_id(item):
+    import lce_models
+
+    c, case = item
+    return lce_models.case_id(case) + f"_op{case['op_index']}"
+
+
+@pytest.fixture(scope="session")
+def rt(tmp_path_factory):
+    return E.Runtime(E.build_runtime(tmp_path_factory.mktemp("ebnn_rt")))
+
+
+# ------------------------------------------------------------------ build
+def test_struct_layout_matches_header(tmp_path):
+    """The ctypes mirrors have the size of the C structs (guards the bindings)."""
+    lines = [f'printf("%s %zu\\n", "{name}", sizeof({name}));' for name in E.STRUCTS]
+    src = tmp_path / "sizes.c"
+    src.write_text('#include <stdio.h>\n#include "ebnn.h"\nint main(void) {\n'
+                   + "\n".join(lines) + "\nreturn 0;\n}\n")
+    exe = tmp_path / "sizes"
+    subprocess.run(["gcc", *E.CFLAGS, "-I", str(E.RUNTIME), str(src), "-o", str(exe)], check=True)
+    out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
+    sizes = dict(line.split() for line in out.splitlines())
+    for name, cls in E.STRUCTS.items():
+        assert int(sizes[name]) == ctypes.sizeof(cls), name
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("flags", [
+    ["-mcpu=cortex-m4", "-mthumb"],
+    ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"],
+    ["-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-d16", "-mfloat-abi=hard"],
+    ["-mcpu=cortex-m0", "-mthumb"],
+], ids=["m4_soft", "m4_hard", "m7_hard", "m0"])
+def test_runtime_cross_compiles_for_cortex_m(tmp_path, flags):
+    for src in E.runtime_sources():
+        cmd = ["arm-none-eabi-gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2",
+               *flags, "-c", "-I", str(E.RUNTIME), str(src), "-o", str(tmp_path / (src.stem + ".o"))]
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        assert res.returncode == 0, f"{' '.join(cmd)}\n{res.stderr}"
+
+
+def test_runtime_compiles_strict_on_host(tmp_path):
+    for src in E.runtime_sources():
+        cmd = ["gcc", *E.CFLAGS, "-pedantic", "-Wshadow", "-Wconversion", "-Wno-sign-conversion",
+               "-c", "-I", str(E.RUNTIME), str(src), "-o", str(tmp_path / (src.stem + ".o"))]
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        assert res.returncode == 0, f"{' '.join(cmd)}\n{res.stderr}"
+
+
+@pytest.mark.slow
+def test_all_checks_clean_under_asan_ubsan(tmp_path):
+    """Every fixture check again, on a runtime built with ASan+UBSan."""
+    lib = E.build_runtime(tmp_path, sanitize=True)
+    libasan = subprocess.run(["gcc", "-print-file-name=libasan.so"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+    env = {"LD_PRELOAD": libasan, "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",
+           "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1", "PATH": "/usr/bin:/bin"}
+    res = subprocess.run([sys.executable, str(E.REPO / "tests" / "runtime" / "sanitize_driver.py"), str(lib)],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert " 0 problems" in res.stdout
+    assert "runtime error" not in res.stderr and "AddressSanitizer" not in res.stderr
+
+
+# ----------------------------------------------------------- quantization
+@pytest.mark.parametrize("channels", [1, 3, 31, 32, 33, 64, 70])
+def test_quantize_matches_numpy_packing(rt, channels):
+    rng = np.random.default_rng(channels)
+    x = rng.normal(size=(5, 4, channels)).astype(np.float32)
+    x.flat[::7] = 0.0
+    x.flat[3::11] = -0.0
+    packed = rt.quantize(x)
+    assert np.array_equal(packed, checks.np_pack(x))
+    # padding bits of the last word are 0, even when every channel is negative
+    neg = rt.quantize(-np.ones((2, channels), np.float32))
+    if channels % 32:
+        assert (neg[:, -1].view(np.uint32) >> (channels % 32) == 0).all()
+    back = rt.dequantize(packed, channels)
+    assert np.array_equal(back, np.where(x < 0, -1.0, 1.0).astype(np.float32))
+
+
+def test_popcount_swar_and_builtin_agree(tmp_path):
+    src = tmp_path / "pc.c"
+    src.write_text(textwrap.dedent("""\
+        #include <stdio.h>
+        #include "ebnn.h"
+        int main(void) {
+          uint32_t x = 0x9E3779B9u; long i; long bad = 0;
+          for (i = 0; i < 2000000; ++i) {
+            x ^= x << 13; x ^= x >> 17; x ^= x << 5;
+            if (ebnn_popcount32_swar(x) != __builtin_popcount(x)) ++bad;
+            if (ebnn_popcount32_swar(x & (x >> 3)) != __builtin_popcount(x & (x >> 3))) ++bad;
+          }
+          if (ebnn_popcount32_swar(0u) != 0 || ebnn_popcount32_swar(0xFFFFFFFFu) != 32) ++bad;
+          printf("%ld\\n", bad);
+          return bad != 0;
+        }
+        """))
+    exe = tmp_path / "pc"
+    subprocess.run(["gcc", *E.CFLAGS, "-I", str(E.RUNTIME), str(src), "-o", str(exe)], check=True)
+    res = subprocess.run([str(exe)], capture_output=True, text=True)
+    assert res.returncode == 0 and res.stdout.strip() == "0"
+
+
+def test_builtin_popcount_build_gives_same_bconv(tmp_path, rt):
+    alt = E.Runtime(E.build_runtime(tmp_path, extra_flags=["-DEBNN_USE_BUILTIN_POPCOUNT"]))
+    c, case = next((c, k) for c, k in LCE_CASES if k["kind"] == "bconv" and k["packed"] and c == 70)
+    assert checks.check_lce_case(alt, case, LCE_X[c]) == []
+    assert checks.check_lce_case(rt, case, LCE_X[c]) == []
+
+
+# ------------------------------------------------------------- LCE oracle
+def test_lce_fixtures_cover_the_grid():
+    """Every planned branch became a binary op, and the grid spans every option."""
+    seen = set()
+    for c, cases, extra in LCE_FIXTURES:
+        import lce_models
+
+        ids = {lce_models.case_id(k) for k in cases}
+        missing = [e for e in extra["expected_ids"].tolist() if e not in ids]
+        assert not missing, (c, missing)
+        for k in cases:
+            if k["kind"] == "bconv":
+                seen.add(("k", k["filter"].shape[1]))
+                seen.add(("s", k["stride"][0]))
+                seen.add(("d", k["dilation"][0]))
+                seen.add(("pad", k["padding"], k["pad_value"] if k["padding"] == "SAME" else None))
+                seen.add(("out", k["packed"]))
+                seen.add(("act", k["activation"]))
+                seen.add(("c", c))
+            seen.add(("kind", k["kind"]))
+    want = ({("k", k) for k in (1, 3, 5)} | {("s", 1), ("s", 2), ("d", 1), ("d", 2)}
+            | {("pad", "SAME", 0), ("pad", "SAME", 1), ("pad", "VALID", None)}
+            | {("out", True), ("out", False)} | {("c", c) for c in checks.LCE_CHANNELS}
+            | {("act", a) for a in ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")}
+            | {("kind", "bconv"), ("kind", "bmaxpool"), ("kind", "bdense")})
+    assert want <= seen, want - seen
+
+
+@pytest.mark.parametrize("item", LCE_CASES, ids=[_lce_id(i) for i in LCE_CASES])
+def test_binary_kernel_matches_lce(rt, item):
+    c, case = item
+    assert checks.check_lce_case(rt, case, LCE_X[c]) == []
+
+
+def test_naive_float_transform_is_not_lce():
+    """Why the kernel reproduces LCE's fused multiplier/bias: the textbook form
+    (float)(K - 2p) * mul + bias rounds differently on some outputs, so a
+    kernel written that way would not be bit-exact (and this data would catch it)."""
+    differ = total = 0
+    for c, case in LCE_CASES:
+        if case["kind"] != "bconv" or case["packed"] or case["padding"] == "SAME" or case["activation"] != "NONE":
+            continue
+        mult, bias = case["multiplier"], case["bias"]
+        k = case["filter"].shape[1] * case["filter"].shape[2] * case["channels_in"]
+        # recover the integer accumulator from LCE's output with the fused form
+        m2 = (-mult.astype(np.float64)).astype(np.float32)
+        b2 = (bias.astype(np.float64) + k * mult.astype(np.float64)).astype(np.float32)
+        lce = case["lce"]
+        two_p = np.round((lce - b2) / m2)
+        naive = (k - two_p).astype(np.float32) * mult + bias
+        differ += int((naive.astype(np.float32) != lce).sum())
+        total += lce.size
+    assert total > 1000
+    assert differ > 0, "the fixtures do not distinguish the naive transform from LCE's"
+
+
+def test_bconv_rejects_what_lce_rejects(rt):
+    xp = rt.quantize(np.ones((4, 4, 3), np.float32))
+    filt = rt.quantize(np.ones((2, 3, 3, 3), np.float32))
+    thr = np.zeros(2, np.int32)
+    with pytest.raises(E.KernelError, match="status 4"):
+        rt.bconv2d(xp, 3, filt, padding="SAME", pad_value=0, thresholds=thr)
+    with pytest.raises(E.KernelError, match="status 4"):
+        rt.bconv2d(xp, 3, filt, padding="SAME", pad_value=0, activation="RELU",
+                   multiplier=np.ones(2), bias=np.zeros(2))
+    with pytest.raises(E.KernelError, match="status 1"):
+        rt.bconv2d(xp, 3, filt, padding="VALID")  # float output without multiplier/bias
+    with pytest.raises(E.KernelError, match="status 3"):
+        rt.bconv2d(xp, 3, filt, padding="VALID", pad_value=2, thresholds=thr)
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_live_lce_cross_check(rt):
+    """A small model converted now (not from the fixtures): LCE's interpreter vs the kernels."""
+    import lce_models
+
+    c = 33
+    specs = [dict(k=3, s=2, d=1, padding="same", pad_value=1, out="packed", act="NONE"),
+             dict(k=5, s=1, d=2, padding="same", pad_value=0, out="float", act="NONE"),
+             dict(k=3, s=1, d=1, padding="valid", pad_value=0, out="packed", act="NONE"),
+             dict(k=1, s=1, d=1, padding="valid", pad_value=0, out="float", act="RELU6"),
+             dict(k=3, s=1, d=1, padding="same", pad_value=1, out="float", act="NONE")]
+    model = lce_models.build_model(c, specs, size=9, seed=99, bmaxpool=[(3, 2, "same")], dense=True)
+    tflite = lce_models.convert(model)
+    x = np.random.default_rng(99).normal(size=(9, 9, c)).astype(np.float32)
+    cases = lce_models.extract_cases(tflite, x)
+    ids = {lce_models.case_id(k) for k in cases}
+    assert {lce_models.spec_id(s, c) for s in specs} <= ids
+    problems = {lce_models.case_id(k): checks.check_lce_case(rt, k, x) for k in cases}
+    assert {k: v for k, v in problems.items() if v} == {}
+    assert len(cases) == len(specs) + 2  # + LceBMaxPool2d and the binary dense
+
+
+# ------------------------------------------------------------ float ops
+@pytest.mark.parametrize("case", FLOAT_CASES, ids=[checks.float_case_id(c) for c in FLOAT_CASES])
+def test_float_kernel_matches_tflite(rt, case):
+    mine, ref, atol, reason = checks.run_float_case(rt, case, FLOAT_EXTRA["x"])
+    assert mine.shape == ref.shape
+    diff = np.abs(mine.astype(np.float64) - ref)
+    assert (diff <= atol).all(), f"{reason}: max |diff| {diff.max()}"
+
+
+def test_float_fixture_covers_every_float_op():
+    types = {c["type"] for c in FLOAT_CASES}
+    assert types >= {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D",
+                     "AVERAGE_POOL_2D", "MEAN", "ADD", "MUL", "SOFTMAX", "CONCATENATION", "PAD",
+                     "RELU", "RELU6", "RELU_N1_TO_1", "TANH", "LOGISTIC", "LEAKY_RELU", "HARD_SWISH"}
+
+
+def _np_conv(x, w, b, stride, dil, padding):
+    h, wd, _ = x.shape
+    o, kh, kw, _ = w.shape
+    oh, ow = E.out_size(h, kh, stride, dil, padding), E.out_size(wd, kw, stride, dil, padding)
+    pt = max((oh - 1) * stride + (kh - 1) * dil + 1 - h, 0) // 2 if padding == "SAME" else 0
+    pl = max((ow - 1) * stride + (kw - 1) * dil + 1 - wd, 0) // 2 if padding == "SAME" else 0
+    out = np.zeros((oh, ow, o))
+    xd = x.astype(np.float64)
+    for oy in range(oh):
+        for ox in range(ow):
+            for fy in range(kh):
+                for fx in range(kw):
+                    iy, ix = oy * stride - pt + fy * dil, ox * stride - pl + fx * dil
+                    if 0 <= iy < h and 0 <= ix < wd:
+                        out[oy, ox] += w[:, fy, fx, :].astype(np.float64) @ xd[iy, ix]
+    return out + b
+
+
+@pytest.mark.parametrize("k,stride,dil,padding", [(3, 1, 2, "SAME"), (5, 1, 2, "VALID"), (3, 2, 1, "SAME"),
+                                                  (2, 1, 3, "SAME")])
+def test_conv2d_dilation_matches_numpy(rt, k, stride, dil, padding):
+    """Dilated CONV_2D (TFLite's converter emits SPACE_TO_BATCH_ND instead), float64 numpy oracle;
+    tolerance: float32 accumulation of <= k*k*4 terms of magnitude < 10."""
+    rng = np.random.default_rng(k * 10 + dil)
+    x = rng.normal(size=(11, 10, 4)).astype(np.float32)
+    w = rng.normal(size=(3, k, k, 4)).astype(np.float32)
+    b = rng.normal(size=3).astype(np.float32)
+    mine = rt.conv2d(x, w, b, stride=(stride, stride), dilation=(dil, dil), padding=padding)
+    np.testing.assert_allclose(mine, _np_conv(x, w, b, stride, dil, padding), rtol=1e-5, atol=1e-5)
+
+
+def test_depthwise_dilation_matches_numpy(rt):
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(9, 9, 3)).astype(np.float32)
+    w = rng.normal(size=(1, 3, 3, 6)).astype(np.float32)
+    mine = rt.depthwise_conv2d(x, w, None, depth_multiplier=2, dilation=(2, 2), padding="SAME")
+    ref = np.zeros((9, 9, 6))
+    for ic in range(3):
+        for m in range(2):
+            oc = ic * 2 + m
+            ref[:, :, oc] = _np_conv(x[:, :, ic:ic + 1], w[0, :, :, oc][None, :, :, None], 0.0, 1, 2, "SAME")[:, :, 0]
+    np.testing.assert_allclose(mine, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_softmax_beta_and_elementwise_broadcast_match_numpy(rt):
+    rng = np.random.default_rng(5)
+    x = rng.normal(0, 4, size=(3, 17)).astype(np.float32)
+    for beta in (1.0, 0.25, 3.0):
+        z = beta * (x.astype(np.float64) - x.max(-1, keepdims=True))
+        ref = np.exp(z) / np.exp(z).sum(-1, keepdims=True)
+        # float32 exp + sum of 17 terms: a few eps relative
+        np.testing.assert_allclose(rt.softmax(x, beta), ref, rtol=2e-6, atol=1e-9)
+    a = rng.normal(size=(4, 5, 6)).astype(np.float32)
+    b = rng.normal(size=(4, 5, 6)).astype(np.float32)
+    assert np.array_equal(rt.add(a, b), a + b)
+    assert np.array_equal(rt.mul(a, b, "RELU"), np.maximum(a * b, 0))
+    assert np.array_equal(rt.mul(a, b[0, 0], "RELU6"), np.clip(a * b[0, 0], 0, 6))
+    assert np.array_equal(rt.add(a, b[:1, :1, :1].reshape(1), "RELU_N1_TO_1"),
+                          np.clip(a + b[0, 0, 0], -1, 1))
+
+
+def test_concat_pad_mean_match_numpy(rt):
+    rng = np.random.default_rng(6)
+    a = rng.normal(size=(3, 4, 5)).astype(np.float32)
+    b = rng.normal(size=(3, 4, 2)).astype(np.float32)
+    assert np.array_equal(rt.concatenation([a, b], -1), np.concatenate([a, b], -1))
+    assert np.array_equal(rt.concatenation([a, a, a], 1), np.concatenate([a, a, a], 1))
+    assert np.array_equal(rt.concatenation([a, a], 0), np.concatenate([a, a], 0))
+    pads = [(1, 0), (0, 2), (3, 1)]
+    assert np.array_equal(rt.pad(a, pads), np.pad(a, pads))
+    np.testing.assert_allclose(rt.mean_hw(a), a.mean((0, 1)), rtol=1e-6)
+
+
+def test_float_kernels_reject_bad_params(rt):
+    x = np.ones((4, 4, 2), np.float32)
+    with pytest.raises(E.KernelError, match="status 2"):
+        rt.max_pool2d(x, (5, 5), (1, 1), "VALID")  # window larger than the input
+    with pytest.raises(E.KernelError, match="status 2"):
+        rt.add(x, np.ones(3, np.float32))  # 32 elements do not broadcast over 3
+    params, keep = rt.conv2d_params(x.shape, np.ones((1, 3, 3, 2), np.float32), padding="SAME")
+    out = np.zeros((4, 4, 1), np.float32)
+    fn = rt.lib.ebnn_conv2d_ref
+    fn.restype = ctypes.c_int32
+    args = (ctypes.byref(params), x.ctypes.data_as(E.PF), out.ctypes.data_as(E.PF))
+    assert fn(*args) == 0
+    params.activation = 9
+    assert fn(*args) == 3  # unknown fused activation
+    params.activation, params.padding = 0, 7
+    assert fn(*args) == 3  # unknown padding
+    assert fn(None, args[1], args[2]) == 1
+    del keep
+
+
+# ---------------------------------------------------------------- fused
+FUSED = checks.fused_configs(np.random.default_rng(2024), n=24)
+
+
+@pytest.mark.parametrize("cfg", FUSED, ids=[checks.fused_id(c) for c in FUSED])
+def test_fused_chain_matches_unfused_bit_for_bit(rt, cfg):
+    problems, nbytes, whole = checks.check_fused(rt, cfg, np.random.default_rng(zlib.crc32(checks.fused_id(cfg).encode())))
+    assert problems == []
+    assert nbytes <= whole + 4 * cfg["out_c"]  # never more than the map plus one pixel
+
+
+def test_fused_mnist_first_block_scratch_is_small(rt):
+    """The MNIST BCNN's CONV_2D output (26x26x32 floats = 86.5 KiB) never exists:
+    two conv rows plus one pixel are enough (6,784 bytes)."""
+    problems, nbytes, whole = checks.check_fused(rt, FUSED[0], np.random.default_rng(0))
+    assert problems == []
+    assert whole == 26 * 26 * 32 * 4
+    assert nbytes == (2 * 26 * 32 + 32) * 4
