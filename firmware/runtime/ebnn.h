@@ -152,26 +152,27 @@ ebnn_status_t ebnn_quantize_ref(const ebnn_quantize_params_t *params,
 ebnn_status_t ebnn_dequantize_ref(const ebnn_quantize_params_t *params,
                                   const int32_t *input, float *output);
 
-/* LceBconv2d on bitpacked input (LCE 0.16 semantics).
+/* LceBconv2d on bitpacked input (LCE 0.16 semantics, verified bit for bit
+ * against its interpreter; see README.md).
  *
- * popcount p = number of differing bits between the input window and the
- * filter, over in-bounds taps (out-of-bounds taps read as bit 0, i.e. +1,
- * which is pad_value = 1: "same-one" padding).
- * Float output (thresholds == NULL, multiplier and bias given):
- *   x = clamp(K - 2 p) with K = filter_h * filter_w * in_c (all taps),
- *   clamp from the fused activation on the integer (RELU: [0, +inf),
- *   RELU_N1_TO_1: [-1, 1], RELU6: [0, 6]),
- *   y = (float)x * multiplier[o] + bias[o].
- *   SAME with pad_value 0 ("same-zero"): padded taps must contribute 0, LCE
- *   computes as for pad_value 1 and then adds a float correction
- *   (-multiplier[o]) * (sum of the +-1 filter values over the out-of-bounds
- *   taps); this kernel reproduces that float sequence. LCE allows it only
- *   with float output and EBNN_ACT_NONE (else EBNN_ERROR_UNSUPPORTED).
- * Bitpacked output (thresholds != NULL): bit o = (p > thresholds[o])
- *   compared as LCE does (see ebnn_bconv2d.c for the exact form), packed
- *   into EBNN_PACKED_WORDS(out_c) words per pixel, padding bits 0.
- *   The converter already folded multiplier/bias/sign into the thresholds
- *   and the filter; multiplier and bias are ignored (may be NULL).
+ * p = XOR-popcount of the input window against the filter over all
+ * filter_h * filter_w taps; taps outside the input read bit 0 (+1), i.e.
+ * pad_value 1 ("same-one") costs nothing. K = filter_h * filter_w * in_c.
+ * Float output (thresholds == NULL; multiplier, bias = the flatbuffer's
+ * post_activation_multiplier/bias): mathematically
+ *   y = clamp(K - 2 p) * multiplier[o] + bias[o]
+ * with the fused activation clamp on the integer (RELU: [0, K],
+ * RELU_N1_TO_1: [-1, 1], RELU6: [0, 6]); computed exactly as LCE rounds it:
+ *   y = (float)clamp'(2 p) * m' + b',  m' = (float)(-(double)multiplier[o]),
+ *   b' = (float)((double)bias[o] + (double)K * (double)multiplier[o]).
+ * SAME with pad_value 0 ("same-zero", padded taps contribute 0): as LCE,
+ *   y += (-1.0f * multiplier[o]) * (sum of the +-1 filter values on the
+ *   out-of-bounds taps) on pixels whose window sticks out. LCE allows it
+ *   only with float output and EBNN_ACT_NONE (else EBNN_ERROR_UNSUPPORTED).
+ * Bitpacked output (thresholds != NULL, the flatbuffer's output_threshold,
+ *   int32): bit o = (p > thresholds[o]) (popcount units), packed into
+ *   EBNN_PACKED_WORDS(out_c) words per pixel, padding bits 0. multiplier and
+ *   bias are ignored (NULL; the op's inputs 2 and 3 are -1 then).
  * Output size: ebnn_output_size() per axis.
  */
 typedef struct {
@@ -197,7 +198,9 @@ ebnn_status_t ebnn_bconv2d_ref(const ebnn_bconv2d_params_t *params,
 
 /* LceBMaxPool2d: bitwise AND over the window (max of +-1 values), window
  * clamped at the edges (no pad value). channels is the true channel count;
- * input and output are bitpacked with EBNN_PACKED_WORDS(channels) words. */
+ * input and output are bitpacked with EBNN_PACKED_WORDS(channels) words.
+ * (The op's custom options: filter_height/width, stride_height/width and
+ * padding as an int, 0 = SAME, 1 = VALID.) */
 typedef struct {
   int32_t in_h, in_w, channels;
   int32_t filter_h, filter_w;
