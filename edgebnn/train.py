@@ -285,13 +285,33 @@ def _one_hot(y, num_classes):
 # ---------------------------------------------------------------------------
 
 
-def _prepare_run_dir(config: TrainConfig, run_dir: Path, resume: bool, force: bool) -> TrainConfig:
-    """Create or check ``run_dir``; return the configuration to train with."""
+def check_run_dir(run_dir, *, resume: bool = False, force: bool = False) -> bool:
+    """Check, without touching anything, that ``run_dir`` may be used.
+
+    Returns:
+        True when ``run_dir`` exists and is not empty.
+
+    Raises:
+        RunDirError: ``run_dir`` is a file; or it exists, is not empty, and
+            neither ``resume`` nor ``force`` is set; or both are set.
+    """
+    run_dir = Path(run_dir)
     if resume and force:
         raise RunDirError("--resume and --force exclude each other: resume keeps RUN_DIR, force replaces it")
-    exists = run_dir.exists() and any(run_dir.iterdir()) if run_dir.exists() else False
     if run_dir.exists() and not run_dir.is_dir():
         raise RunDirError(f"RUN_DIR {run_dir} exists and is not a directory")
+    exists = run_dir.is_dir() and any(run_dir.iterdir())
+    if exists and not (resume or force):
+        raise RunDirError(
+            f"RUN_DIR {run_dir} already exists and is not empty; pass --resume to continue "
+            "it or --force to replace it"
+        )
+    return exists
+
+
+def _prepare_run_dir(config: TrainConfig, run_dir: Path, resume: bool, force: bool) -> TrainConfig:
+    """Create or check ``run_dir``; return the configuration to train with."""
+    exists = check_run_dir(run_dir, resume=resume, force=force)
     if exists and resume:
         cfg_path = run_dir / rundir.CONFIG
         if not cfg_path.is_file():
@@ -312,11 +332,6 @@ def _prepare_run_dir(config: TrainConfig, run_dir: Path, resume: bool, force: bo
                     "resume with the same flags, or use --force to start over"
                 )
         return stored
-    if exists and not force:
-        raise RunDirError(
-            f"RUN_DIR {run_dir} already exists and is not empty; pass --resume to continue "
-            "it or --force to replace it"
-        )
     if config is None:
         raise RunDirError(f"cannot resume {run_dir}: it does not exist and no configuration was given")
     if exists and force:
@@ -450,7 +465,8 @@ def train(config, run_dir, *, resume=False, force=False, callbacks=(), data_dir=
         loss_fn = make_loss(config.loss)
         net.compile(optimizer=optimizer, loss=loss_fn,
                     metrics=[tf_keras.metrics.CategoricalAccuracy(name="accuracy")])
-        if hasattr(optimizer, "build") and not getattr(optimizer, "_HAS_AGGREGATE_GRAD", False):
+        if not isinstance(optimizer, tf_keras.optimizers.legacy.Optimizer):
+            # create the slots now so a checkpoint restores them at once
             optimizer.build(net.trainable_variables)
 
     ckpt_dir = run_dir / rundir.CHECKPOINTS
@@ -458,6 +474,7 @@ def train(config, run_dir, *, resume=False, force=False, callbacks=(), data_dir=
         ckpt_dir = run_dir / f".worker-checkpoints-{os.getpid()}"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = tf.train.Checkpoint(model=net, optimizer=optimizer)
+    checkpoint.save_counter  # noqa: B018 -- create it so write() stores it and restore matches
 
     history, start_epoch, best, stopped = [], 0, None, False
     elapsed_before = 0.0

@@ -87,6 +87,7 @@ def train(dataset, model, precision, epochs, batch_size, optimizer, loss, lr, lr
     curves.png, confusion.png, kernels.png, weights.png and checkpoints/.
     """
     from edgebnn.config import resolve
+    from edgebnn.train import check_run_dir
     from edgebnn.train import train as run_training
 
     overrides = dict(dataset=dataset, model=model, precision=precision, epochs=epochs,
@@ -104,6 +105,7 @@ def train(dataset, model, precision, epochs, batch_size, optimizer, loss, lr, lr
         if config is None:
             raise click.UsageError("--resume needs --out RUN_DIR")
         out = str(Path("runs") / f"{config.dataset}-{config.model}-{config.precision}")
+    check_run_dir(out, resume=resume, force=force)  # before TensorFlow is imported
     if config is not None:
         status(f"training {config.model} ({config.precision}) on {config.dataset} for "
                f"{config.epochs} epochs -> {out}")
