@@ -194,3 +194,15 @@ def test_cli_train_smoke(tmp_path, shared_data, monkeypatch):
     # a second run into the same directory needs --force
     again = CliRunner().invoke(main, ["train", "--config", "smoke", "--out", str(out)])
     assert again.exit_code != 0 and "--force" in again.output
+
+
+@pytest.mark.tf
+def test_strategies(monkeypatch):
+    from edgebnn.errors import ConfigError
+    from edgebnn.train import make_strategy
+
+    assert type(make_strategy("mirrored")).__name__ == "MirroredStrategy"
+    assert make_strategy("default").num_replicas_in_sync == 1
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ConfigError, match="TF_CONFIG"):
+        make_strategy("multi_worker")
