@@ -110,7 +110,7 @@ def convert(model_arg, output, target, int8, no_rewrite, dataset, data_dir, json
         ("file", f"{tflite_path} ({report['file_size']:,} bytes)"),
         ("converter", f"{conv.converter} ({target})" + (", int8" if conv.int8 else "")),
         ("ops", ", ".join(f"{k} x{v}" for k, v in report["ops_by_type"].items())),
-        ("binary / float ops", f"{report['binary_ops']} / {report['float_ops']}"),
+        ("ops by precision", ", ".join(f"{k} {v}" for k, v in report["ops_by_precision"].items() if v)),
         ("tensors", report["n_tensors"]),
         ("binary filters", f"{w['binary_filters']:,} B"),
         ("float weights", f"{w['float_weights']:,} B"),
