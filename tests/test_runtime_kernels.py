@@ -32,6 +32,7 @@ LCE_FIXTURES = checks.load_lce_fixtures()
 LCE_CASES = [(c, case) for c, cases, _ in LCE_FIXTURES for case in cases]
 LCE_X = {c: extra["x"] for c, _, extra in LCE_FIXTURES}
 FLOAT_CASES, FLOAT_EXTRA = load_cases(checks.FIXTURES / "tflite_float.npz")
+EDGE_CASES, EDGE_EXTRA = load_cases(checks.FIXTURES / "lce_bconv_edge.npz")
 
 
 def _lce_id(item):
@@ -178,6 +179,15 @@ def test_lce_fixtures_cover_the_grid():
 def test_binary_kernel_matches_lce(rt, item):
     c, case = item
     assert checks.check_lce_case(rt, case, LCE_X[c]) == []
+
+
+@pytest.mark.parametrize("case", EDGE_CASES,
+                         ids=[f"in{c['input_size']}_" + __import__("lce_models").case_id(c) for c in EDGE_CASES])
+def test_bconv_matches_lce_when_filter_exceeds_input(rt, case):
+    """Effective filter (9x9, or 5x5 on 3x3) larger than the input: LCE's same-zero
+    correction covers only windows overflowing on one side; the kernel reproduces it."""
+    x = EDGE_EXTRA[f"x{case['input_size']}"]
+    assert checks.check_lce_case(rt, case, x) == []
 
 
 def test_naive_float_transform_is_not_lce():

@@ -8,7 +8,10 @@ parameters and LCE's output (lce_bconv_c<C>.npz). One many-branch float model
 (tests/runtime/float_models.py) is converted with TFLite and its ops' outputs
 from tf.lite.Interpreter are stored (tflite_float.npz).
 
-Usage: python tools/gen_kernel_fixtures.py [--only lce|float] [--channels 3,33]
+A third fixture (lce_bconv_edge.npz) holds same-zero convolutions whose
+effective filter is larger than the input.
+
+Usage: python tools/gen_kernel_fixtures.py [--only lce|edge|float] [--channels 3,33]
 Takes several minutes (each conversion of a ~50-branch model is 15-150 s).
 """
 
@@ -51,6 +54,31 @@ def gen_lce(channels):
         print(f"c{c}: {len(cases)} cases, {time.time() - t0:.0f} s", file=sys.stderr)
 
 
+EDGE_SPECS = [
+    dict(k=5, s=1, d=2, padding="same", pad_value=0, out="float", act="NONE"),
+    dict(k=5, s=2, d=1, padding="same", pad_value=0, out="float", act="NONE"),
+    dict(k=5, s=1, d=2, padding="same", pad_value=1, out="packed", act="NONE"),
+]
+
+
+def gen_edge():
+    """Inputs smaller than the effective filter (3x3 and 6x6 maps, 5x5 kernels,
+    dilation 2): LCE's same-zero correction only models windows that overflow
+    on one side, edgebnn reproduces what it does there."""
+    t0 = time.time()
+    all_cases, xs = [], {}
+    for size in (3, 6):
+        model = lce_models.build_model(32, EDGE_SPECS, size=size, seed=5, bmaxpool=False, dense=False)
+        tflite = lce_models.convert(model)
+        x = np.random.default_rng(size).normal(size=(size, size, 32)).astype(np.float32)
+        for case in lce_models.extract_cases(tflite, x):
+            case["input_size"] = size
+            all_cases.append(case)
+        xs[f"x{size}"] = x
+    fixture_io.save_cases(OUT / "lce_bconv_edge.npz", all_cases, **xs)
+    print(f"edge: {len(all_cases)} cases, {time.time() - t0:.0f} s", file=sys.stderr)
+
+
 def gen_float():
     t0 = time.time()
     model = float_models.build_float_model(seed=0)
@@ -63,13 +91,15 @@ def gen_float():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", choices=("lce", "float"))
+    ap.add_argument("--only", choices=("lce", "float", "edge"))
     ap.add_argument("--channels", default=",".join(map(str, CHANNELS)))
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    if args.only != "float":
+    if args.only in (None, "lce"):
         gen_lce({int(c) for c in args.channels.split(",")})
-    if args.only != "lce":
+    if args.only in (None, "edge"):
+        gen_edge()
+    if args.only in (None, "float"):
         gen_float()
 
 

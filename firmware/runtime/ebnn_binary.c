@@ -115,13 +115,10 @@ ebnn_status_t ebnn__bconv2d_check(const ebnn_bconv2d_params_t *p,
 }
 
 /* XOR-popcount of one output channel at (oy, ox); out-of-bounds taps read
- * bit 0 (+1). *oob_sum gets the sum of the +-1 filter values on the
- * out-of-bounds taps and *sticks_out whether there is any. */
-static inline int32_t bconv_popcount(const ebnn_bconv2d_params_t *p,
-                                     const ebnn__bgeom_t *g,
-                                     const int32_t *input, int32_t oy,
-                                     int32_t ox, int32_t o, int32_t *oob_sum,
-                                     int32_t *sticks_out) {
+ * bit 0 (+1). The general path, with bounds checks. */
+static int32_t bconv_popcount(const ebnn_bconv2d_params_t *p,
+                              const ebnn__bgeom_t *g, const int32_t *input,
+                              int32_t oy, int32_t ox, int32_t o) {
   int32_t fy, fx, w;
   int32_t count = 0;
   const int32_t words = g->words_in;
@@ -130,8 +127,6 @@ static inline int32_t bconv_popcount(const ebnn_bconv2d_params_t *p,
   const int32_t *filt =
       p->filter + (size_t)o * (size_t)p->filter_h * (size_t)p->filter_w *
                       (size_t)words;
-  *oob_sum = 0;
-  *sticks_out = 0;
   for (fy = 0; fy < p->filter_h; ++fy) {
     const int32_t iy = y_origin + fy * p->dilation_h;
     for (fx = 0; fx < p->filter_w; ++fx) {
@@ -141,19 +136,77 @@ static inline int32_t bconv_popcount(const ebnn_bconv2d_params_t *p,
       if (iy >= 0 && iy < p->in_h && ix >= 0 && ix < p->in_w) {
         const int32_t *px =
             input + ((size_t)iy * (size_t)p->in_w + (size_t)ix) * (size_t)words;
-        for (w = 0; w < words; ++w) {
+        for (w = 0; w < words; ++w)
           count += EBNN_POPCOUNT32((uint32_t)px[w] ^ (uint32_t)wt[w]);
-        }
       } else {
-        int32_t ones = 0;
-        for (w = 0; w < words; ++w) ones += EBNN_POPCOUNT32((uint32_t)wt[w]);
-        count += ones; /* input bit 0 XOR w */
-        *oob_sum += p->in_c - 2 * ones;
-        *sticks_out = 1;
+        for (w = 0; w < words; ++w) count += EBNN_POPCOUNT32((uint32_t)wt[w]);
       }
     }
   }
   return count;
+}
+
+/* Same-zero padding correction of output pixel (oy, ox), channel o, as LCE's
+ * zero_padding_correction.h computes it: from how far the (dilated) window
+ * overflows the input on each side, one of four cases picks which filter
+ * taps count as "outside" (a tap is outside when it lies in the top/bottom
+ * overflow rows or the left/right overflow columns of its case), and the
+ * correction is the sum of their +-1 values. For a window that fits in the
+ * input this is exactly the sum over the out-of-bounds taps; when the
+ * effective filter is larger than the input (it overflows on both sides)
+ * LCE's cases do not cover it and it applies no correction, or a partial
+ * one. Returns 1 and sets *sum when LCE applies a correction. */
+static int bconv_zero_pad_correction(const ebnn_bconv2d_params_t *p,
+                                     const ebnn__bgeom_t *g, int32_t oy,
+                                     int32_t ox, int32_t o, int32_t *sum) {
+  const int32_t eff_w = (p->filter_w - 1) * p->dilation_w + 1;
+  const int32_t eff_h = (p->filter_h - 1) * p->dilation_h + 1;
+  /* C99 division truncates toward zero, as C++'s does in LCE. */
+  const int32_t left_off = ((g->g.out_w - 1) * p->stride_w + eff_w - p->in_w) / 2;
+  const int32_t top_off = ((g->g.out_h - 1) * p->stride_h + eff_h - p->in_h) / 2;
+  const int32_t top = top_off - oy * p->stride_h;
+  const int32_t bot = -top - p->in_h + eff_h;
+  const int32_t left = left_off - ox * p->stride_w;
+  const int32_t right = -left - p->in_w + eff_w;
+  const int32_t words = g->words_in;
+  const int32_t *filt;
+  int32_t kase, cx, cy, fy, fx, w, total = 0;
+  if (left <= 0 && right <= 0 && top <= 0 && bot <= 0) return 0;
+  if (right <= 0 && top > 0 && bot < 0) {
+    kase = 0; cx = left > 0 ? left : 0; cy = top;
+  } else if (left < 0 && right > 0 && bot <= 0) {
+    kase = 1; cx = right; cy = top > 0 ? top : 0;
+  } else if (left > 0 && right < 0 && top <= 0) {
+    kase = 2; cx = left; cy = bot > 0 ? bot : 0;
+  } else if (left <= 0 && top < 0 && bot > 0) {
+    kase = 3; cx = right > 0 ? right : 0; cy = bot;
+  } else {
+    return 0; /* LCE: "This cannot happen." -- no correction */
+  }
+  filt = p->filter + (size_t)o * (size_t)p->filter_h * (size_t)p->filter_w *
+                         (size_t)words;
+  for (fy = 0; fy < p->filter_h; ++fy) {
+    const int32_t efy = p->dilation_h * fy;
+    for (fx = 0; fx < p->filter_w; ++fx) {
+      const int32_t efx = p->dilation_w * fx;
+      int counted;
+      switch (kase) {
+        case 0: counted = efy < cy || efx < cx; break;
+        case 1: counted = efy < cy || eff_w - efx <= cx; break;
+        case 2: counted = eff_h - efy <= cy || efx < cx; break;
+        default: counted = eff_h - efy <= cy || eff_w - efx <= cx; break;
+      }
+      if (counted) {
+        int32_t ones = 0;
+        const int32_t *wt =
+            filt + ((size_t)fy * (size_t)p->filter_w + (size_t)fx) * (size_t)words;
+        for (w = 0; w < words; ++w) ones += EBNN_POPCOUNT32((uint32_t)wt[w]);
+        total += p->in_c - 2 * ones;
+      }
+    }
+  }
+  *sum = total;
+  return 1;
 }
 
 /* XOR-popcount of n contiguous words. */
@@ -228,19 +281,20 @@ void ebnn__bconv2d_row_float(const ebnn_bconv2d_params_t *p,
       float *out = out_row + (size_t)ox * (size_t)p->out_c + (size_t)o0;
       for (j = 0; j < nb; ++j) {
         const int32_t *filt = p->filter + (size_t)(o0 + j) * filt_words;
-        int32_t oob_sum = 0, sticks_out = 0, count, x;
+        int32_t oob_sum = 0, count, x;
         float y;
         if (inside) {
           count = bconv_popcount_inside(p, g, input, y_origin, x_origin, filt);
         } else {
-          count = bconv_popcount(p, g, input, oy, ox, o0 + j, &oob_sum, &sticks_out);
+          count = bconv_popcount(p, g, input, oy, ox, o0 + j);
         }
         x = 2 * count;
         x = x > g->clamp_max ? g->clamp_max : x;
         x = x < g->clamp_min ? g->clamp_min : x;
         y = (float)x * m[j];
         y = y + b[j];
-        if (g->same_zero && sticks_out) {
+        if (g->same_zero && !inside &&
+            bconv_zero_pad_correction(p, g, oy, ox, o0 + j, &oob_sum)) {
           const float corr = neg_mul[j] * (float)oob_sum;
           y = y + corr;
         }
@@ -268,11 +322,11 @@ static void bconv2d_row_packed(const ebnn_bconv2d_params_t *p,
       uint32_t word = 0u;
       for (j = 0; j < nb; ++j) {
         const int32_t *filt = p->filter + (size_t)(o0 + j) * filt_words;
-        int32_t oob_sum, sticks_out, count;
+        int32_t count;
         if (inside) {
           count = bconv_popcount_inside(p, g, input, y_origin, x_origin, filt);
         } else {
-          count = bconv_popcount(p, g, input, oy, ox, o0 + j, &oob_sum, &sticks_out);
+          count = bconv_popcount(p, g, input, oy, ox, o0 + j);
         }
         if (count > p->thresholds[o0 + j]) word |= (uint32_t)1u << j;
       }

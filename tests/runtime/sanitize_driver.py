@@ -27,6 +27,11 @@ def main(lib):
         for case in cases:
             n += 1
             problems += [f"lce c{c} op{case['op_index']}: {p}" for p in checks.check_lce_case(rt, case, extra["x"])]
+    cases, extra = load_cases(checks.FIXTURES / "lce_bconv_edge.npz")
+    for case in cases:
+        n += 1
+        problems += [f"lce edge op{case['op_index']}: {p}"
+                     for p in checks.check_lce_case(rt, case, extra[f"x{case['input_size']}"])]
     cases, extra = load_cases(checks.FIXTURES / "tflite_float.npz")
     for case in cases:
         n += 1
