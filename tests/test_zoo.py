@@ -133,3 +133,19 @@ def test_h5_reload_gives_identical_outputs(tmp_path):
 def test_input_too_small_is_a_model_error():
     with pytest.raises(ModelError, match="bcnn"):
         build_model("bcnn", precision="binary", input_shape=(6, 6, 1), num_classes=10)
+
+
+def test_cli_models_json():
+    import json
+
+    from click.testing import CliRunner
+
+    from edgebnn.cli import main
+
+    res = CliRunner().invoke(main, ["models", "bcnn", "--precision", "binary", "--json"])
+    assert res.exit_code == 0, res.output
+    (info,) = json.loads(res.stdout)
+    assert info["name"] == "bcnn" and info["parameters"] == 93_556
+    assert 0.9 < info["binary_mac_ratio"] < 1.0 and info["size_kib"] == pytest.approx(14.28, abs=0.01)
+    bad = CliRunner().invoke(main, ["models", "nope"])
+    assert bad.exit_code != 0 and "known models" in bad.output
