@@ -209,12 +209,59 @@ static int bconv_zero_pad_correction(const ebnn_bconv2d_params_t *p,
   return 1;
 }
 
-/* XOR-popcount of n contiguous words. */
+/* XOR-popcount of n contiguous words. With the SWAR popcount, three words
+ * share the last folding steps (4-bit field sums of three words fit in a
+ * nibble): about 14 operations per word instead of 17. */
 EBNN_INLINE int32_t xor_popcount_run(const int32_t *a, const int32_t *b,
                                      int32_t n) {
-  int32_t i, count = 0;
-  for (i = 0; i < n; ++i) count += EBNN_POPCOUNT32((uint32_t)a[i] ^ (uint32_t)b[i]);
+  int32_t i = 0, count = 0;
+#if !defined(EBNN_USE_BUILTIN_POPCOUNT) && !defined(__POPCNT__) && \
+    !defined(__aarch64__) && !defined(EBNN_POPCOUNT32_CUSTOM)
+  for (; i + 3 <= n; i += 3) {
+    uint32_t x0 = (uint32_t)a[i] ^ (uint32_t)b[i];
+    uint32_t x1 = (uint32_t)a[i + 1] ^ (uint32_t)b[i + 1];
+    uint32_t x2 = (uint32_t)a[i + 2] ^ (uint32_t)b[i + 2];
+    uint32_t s;
+    x0 -= (x0 >> 1) & 0x55555555u;
+    x1 -= (x1 >> 1) & 0x55555555u;
+    x2 -= (x2 >> 1) & 0x55555555u;
+    x0 = (x0 & 0x33333333u) + ((x0 >> 2) & 0x33333333u);
+    x1 = (x1 & 0x33333333u) + ((x1 >> 2) & 0x33333333u);
+    x2 = (x2 & 0x33333333u) + ((x2 >> 2) & 0x33333333u);
+    s = x0 + x1 + x2; /* nibbles <= 12 */
+    s = (s & 0x0F0F0F0Fu) + ((s >> 4) & 0x0F0F0F0Fu); /* bytes <= 24 */
+    count += (int32_t)((s * 0x01010101u) >> 24);
+  }
+#endif
+  for (; i < n; ++i) count += EBNN_POPCOUNT32((uint32_t)a[i] ^ (uint32_t)b[i]);
   return count;
+}
+
+/* The input words under the window of one output pixel, in filter order
+ * [fh][fw][words] (the layout of one output channel's filter), with 0 words
+ * (= +1, same-one padding) for taps outside the input. Lets every output
+ * channel be one contiguous XOR-popcount run. */
+#define EBNN_BCONV_PATCH_WORDS 256
+
+static void bconv_gather(const ebnn_bconv2d_params_t *p, const ebnn__bgeom_t *g,
+                         const int32_t *input, int32_t y_origin,
+                         int32_t x_origin, int32_t *patch) {
+  int32_t fy, fx, w;
+  const int32_t words = g->words_in;
+  for (fy = 0; fy < p->filter_h; ++fy) {
+    const int32_t iy = y_origin + fy * p->dilation_h;
+    for (fx = 0; fx < p->filter_w; ++fx) {
+      const int32_t ix = x_origin + fx * p->dilation_w;
+      if (iy >= 0 && iy < p->in_h && ix >= 0 && ix < p->in_w) {
+        const int32_t *px =
+            input + ((size_t)iy * (size_t)p->in_w + (size_t)ix) * (size_t)words;
+        for (w = 0; w < words; ++w) patch[w] = px[w];
+      } else {
+        for (w = 0; w < words; ++w) patch[w] = 0;
+      }
+      patch += words;
+    }
+  }
 }
 
 /* Fast path of bconv_popcount for a window entirely inside the input: no
@@ -262,9 +309,11 @@ void ebnn__bconv2d_row_float(const ebnn_bconv2d_params_t *p,
                              const ebnn__bgeom_t *g, const int32_t *input,
                              int32_t oy, float *out_row) {
   float m[EBNN_BCONV_BLOCK], b[EBNN_BCONV_BLOCK], neg_mul[EBNN_BCONV_BLOCK];
+  int32_t patch[EBNN_BCONV_PATCH_WORDS];
   int32_t o0, j, ox;
   const size_t filt_words =
       (size_t)p->filter_h * (size_t)p->filter_w * (size_t)g->words_in;
+  const int use_patch = filt_words <= EBNN_BCONV_PATCH_WORDS;
   const int32_t y_origin = oy * p->stride_h - g->g.pad_top;
   for (o0 = 0; o0 < p->out_c; o0 += EBNN_BCONV_BLOCK) {
     const int32_t nb =
@@ -279,11 +328,14 @@ void ebnn__bconv2d_row_float(const ebnn_bconv2d_params_t *p,
       const int32_t x_origin = ox * p->stride_w - g->g.pad_left;
       const int inside = bconv_inside(p, g, y_origin, x_origin);
       float *out = out_row + (size_t)ox * (size_t)p->out_c + (size_t)o0;
+      if (use_patch) bconv_gather(p, g, input, y_origin, x_origin, patch);
       for (j = 0; j < nb; ++j) {
         const int32_t *filt = p->filter + (size_t)(o0 + j) * filt_words;
         int32_t oob_sum = 0, count, x;
         float y;
-        if (inside) {
+        if (use_patch) {
+          count = xor_popcount_run(patch, filt, (int32_t)filt_words);
+        } else if (inside) {
           count = bconv_popcount_inside(p, g, input, y_origin, x_origin, filt);
         } else {
           count = bconv_popcount(p, g, input, oy, ox, o0 + j);
@@ -307,15 +359,18 @@ void ebnn__bconv2d_row_float(const ebnn_bconv2d_params_t *p,
 static void bconv2d_row_packed(const ebnn_bconv2d_params_t *p,
                                const ebnn__bgeom_t *g, const int32_t *input,
                                int32_t oy, int32_t *out_row) {
+  int32_t patch[EBNN_BCONV_PATCH_WORDS];
   int32_t o0, j, ox;
   const int32_t words_out = EBNN_PACKED_WORDS(p->out_c);
   const size_t filt_words =
       (size_t)p->filter_h * (size_t)p->filter_w * (size_t)g->words_in;
+  const int use_patch = filt_words <= EBNN_BCONV_PATCH_WORDS;
   const int32_t y_origin = oy * p->stride_h - g->g.pad_top;
   for (ox = 0; ox < g->g.out_w; ++ox) {
     const int32_t x_origin = ox * p->stride_w - g->g.pad_left;
     const int inside = bconv_inside(p, g, y_origin, x_origin);
     int32_t *px = out_row + (size_t)ox * (size_t)words_out;
+    if (use_patch) bconv_gather(p, g, input, y_origin, x_origin, patch);
     for (o0 = 0; o0 < p->out_c; o0 += EBNN_BCONV_BLOCK) {
       const int32_t nb =
           p->out_c - o0 < EBNN_BCONV_BLOCK ? p->out_c - o0 : EBNN_BCONV_BLOCK;
@@ -323,7 +378,9 @@ static void bconv2d_row_packed(const ebnn_bconv2d_params_t *p,
       for (j = 0; j < nb; ++j) {
         const int32_t *filt = p->filter + (size_t)(o0 + j) * filt_words;
         int32_t count;
-        if (inside) {
+        if (use_patch) {
+          count = xor_popcount_run(patch, filt, (int32_t)filt_words);
+        } else if (inside) {
           count = bconv_popcount_inside(p, g, input, y_origin, x_origin, filt);
         } else {
           count = bconv_popcount(p, g, input, oy, ox, o0 + j);

@@ -41,53 +41,112 @@ ebnn_status_t ebnn__conv2d_check(const ebnn_conv2d_params_t *p,
   return EBNN_OK;
 }
 
-/* Output channels computed together per pixel: independent accumulators
- * (instruction-level parallelism) while each channel still sums its taps in
- * TFLite's reference order (fy, fx, c), then adds the bias. */
-#define EBNN_CONV_BLOCK 8
+/* CONV_2D row. Each output channel sums its taps in TFLite's reference order
+ * (fy, fx, c), then adds the bias, then the activation. Fast path: the input
+ * window of a pixel is gathered into a patch laid out like one filter
+ * ([fh][fw][in_c], 0.0f for taps outside the input, which leaves a sum of
+ * finite products unchanged: acc + (+-0) == acc for acc != -0, and acc starts
+ * at +0), then 8 output channels run as 8 independent dot products over the
+ * contiguous patch and filter rows. Windows over EBNN_CONV_PATCH_FLOATS use
+ * the plain loop (same order, same bits). */
+#define EBNN_CONV_PATCH_FLOATS 512
+
+static void conv2d_pixel_plain(const ebnn_conv2d_params_t *p, const float *input,
+                               int32_t y_origin, int32_t x_origin, float *out) {
+  int32_t o, fy, fx, c;
+  for (o = 0; o < p->out_c; ++o) {
+    float total = 0.0f;
+    const float *filt = p->filter + (size_t)o * (size_t)p->filter_h *
+                                        (size_t)p->filter_w * (size_t)p->in_c;
+    for (fy = 0; fy < p->filter_h; ++fy) {
+      const int32_t iy = y_origin + fy * p->dilation_h;
+      if (iy < 0 || iy >= p->in_h) continue;
+      for (fx = 0; fx < p->filter_w; ++fx) {
+        const int32_t ix = x_origin + fx * p->dilation_w;
+        const float *px, *wt;
+        if (ix < 0 || ix >= p->in_w) continue;
+        px = input + ((size_t)iy * (size_t)p->in_w + (size_t)ix) * (size_t)p->in_c;
+        wt = filt + ((size_t)fy * (size_t)p->filter_w + (size_t)fx) * (size_t)p->in_c;
+        for (c = 0; c < p->in_c; ++c) total += px[c] * wt[c];
+      }
+    }
+    if (p->bias != NULL) total += p->bias[o];
+    out[o] = ebnn__act(total, p->activation);
+  }
+}
 
 void ebnn__conv2d_row(const ebnn_conv2d_params_t *p, const ebnn__geom_t *g,
                       const float *input, int32_t oy, float *out_row) {
-  int32_t ox, o0, j, fy, fx, c;
+  float patch[EBNN_CONV_PATCH_FLOATS];
+  int32_t ox, o, fy, fx, c;
   const int32_t y_origin = oy * p->stride_h - g->pad_top;
   const size_t k_size = (size_t)p->filter_h * (size_t)p->filter_w * (size_t)p->in_c;
   for (ox = 0; ox < g->out_w; ++ox) {
     const int32_t x_origin = ox * p->stride_w - g->pad_left;
     float *out = out_row + (size_t)ox * (size_t)p->out_c;
-    for (o0 = 0; o0 < p->out_c; o0 += EBNN_CONV_BLOCK) {
-      float acc[EBNN_CONV_BLOCK];
-      const float *filt = p->filter + (size_t)o0 * k_size;
-      const int32_t nb =
-          p->out_c - o0 < EBNN_CONV_BLOCK ? p->out_c - o0 : EBNN_CONV_BLOCK;
-      for (j = 0; j < EBNN_CONV_BLOCK; ++j) acc[j] = 0.0f;
-      for (fy = 0; fy < p->filter_h; ++fy) {
-        const int32_t iy = y_origin + fy * p->dilation_h;
-        if (iy < 0 || iy >= p->in_h) continue;
-        for (fx = 0; fx < p->filter_w; ++fx) {
-          const int32_t ix = x_origin + fx * p->dilation_w;
-          const float *px, *wt;
-          if (ix < 0 || ix >= p->in_w) continue;
-          px = input + ((size_t)iy * (size_t)p->in_w + (size_t)ix) * (size_t)p->in_c;
-          wt = filt + ((size_t)fy * (size_t)p->filter_w + (size_t)fx) * (size_t)p->in_c;
-          if (nb == EBNN_CONV_BLOCK) {
-            for (c = 0; c < p->in_c; ++c) {
-              const float xv = px[c];
-              for (j = 0; j < EBNN_CONV_BLOCK; ++j)
-                acc[j] += xv * wt[(size_t)j * k_size + (size_t)c];
-            }
-          } else {
-            for (c = 0; c < p->in_c; ++c) {
-              const float xv = px[c];
-              for (j = 0; j < nb; ++j) acc[j] += xv * wt[(size_t)j * k_size + (size_t)c];
-            }
-          }
+    float *dst = patch;
+    size_t k;
+    if (k_size > EBNN_CONV_PATCH_FLOATS) {
+      conv2d_pixel_plain(p, input, y_origin, x_origin, out);
+      continue;
+    }
+    for (fy = 0; fy < p->filter_h; ++fy) {
+      const int32_t iy = y_origin + fy * p->dilation_h;
+      for (fx = 0; fx < p->filter_w; ++fx) {
+        const int32_t ix = x_origin + fx * p->dilation_w;
+        if (iy >= 0 && iy < p->in_h && ix >= 0 && ix < p->in_w) {
+          const float *px =
+              input + ((size_t)iy * (size_t)p->in_w + (size_t)ix) * (size_t)p->in_c;
+          for (c = 0; c < p->in_c; ++c) dst[c] = px[c];
+        } else {
+          for (c = 0; c < p->in_c; ++c) dst[c] = 0.0f;
         }
+        dst += p->in_c;
       }
-      for (j = 0; j < nb; ++j) {
-        float total = acc[j];
-        if (p->bias != NULL) total += p->bias[o0 + j];
-        out[o0 + j] = ebnn__act(total, p->activation);
+    }
+    for (o = 0; o + 8 <= p->out_c; o += 8) {
+      const float *w0 = p->filter + (size_t)o * k_size;
+      const float *w1 = w0 + k_size, *w2 = w1 + k_size, *w3 = w2 + k_size;
+      const float *w4 = w3 + k_size, *w5 = w4 + k_size, *w6 = w5 + k_size;
+      const float *w7 = w6 + k_size;
+      float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+      float a4 = 0.0f, a5 = 0.0f, a6 = 0.0f, a7 = 0.0f;
+      for (k = 0; k < k_size; ++k) {
+        const float xv = patch[k];
+        a0 += xv * w0[k];
+        a1 += xv * w1[k];
+        a2 += xv * w2[k];
+        a3 += xv * w3[k];
+        a4 += xv * w4[k];
+        a5 += xv * w5[k];
+        a6 += xv * w6[k];
+        a7 += xv * w7[k];
       }
+      if (p->bias != NULL) {
+        a0 += p->bias[o];
+        a1 += p->bias[o + 1];
+        a2 += p->bias[o + 2];
+        a3 += p->bias[o + 3];
+        a4 += p->bias[o + 4];
+        a5 += p->bias[o + 5];
+        a6 += p->bias[o + 6];
+        a7 += p->bias[o + 7];
+      }
+      out[o] = ebnn__act(a0, p->activation);
+      out[o + 1] = ebnn__act(a1, p->activation);
+      out[o + 2] = ebnn__act(a2, p->activation);
+      out[o + 3] = ebnn__act(a3, p->activation);
+      out[o + 4] = ebnn__act(a4, p->activation);
+      out[o + 5] = ebnn__act(a5, p->activation);
+      out[o + 6] = ebnn__act(a6, p->activation);
+      out[o + 7] = ebnn__act(a7, p->activation);
+    }
+    for (; o < p->out_c; ++o) {
+      const float *w0 = p->filter + (size_t)o * k_size;
+      float a0 = 0.0f;
+      for (k = 0; k < k_size; ++k) a0 += patch[k] * w0[k];
+      if (p->bias != NULL) a0 += p->bias[o];
+      out[o] = ebnn__act(a0, p->activation);
     }
   }
 }
