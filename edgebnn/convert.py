@@ -217,13 +217,15 @@ def rewrite_binary_dense(model) -> RewriteResult:
 
     # Which layer consumes each tensor, to find BatchNormalization layers
     # that can move onto the conv's 4-D output.
-    consumers, producers = {}, {}
+    consumers, producers, uses = {}, {}, {}
     for depth in model._nodes_by_depth:
         for node in model._nodes_by_depth[depth]:
             for t_id in node.flat_input_ids:
                 consumers.setdefault(t_id, []).append(node)
             for t_id in node.flat_output_ids:
                 producers[t_id] = node
+            if not node.is_input:
+                uses[id(node.layer)] = uses.get(id(node.layer), 0) + 1
     output_ids = {str(id(t)) for t in model.outputs}
 
     tensor_map = {}  # id of an original Keras tensor -> new tensor
@@ -248,8 +250,10 @@ def rewrite_binary_dense(model) -> RewriteResult:
                 args, kwargs = _node_args(node, tensor_map)
                 in_ids = node.flat_input_ids
                 in_shape = node.input_shapes
+                shared = uses.get(id(layer), 0) > 1
                 if (
                     is_binary_dense(layer)
+                    and not shared
                     and len(in_ids) == 1
                     and not kwargs
                     and isinstance(in_shape, tuple)
@@ -266,6 +270,7 @@ def rewrite_binary_dense(model) -> RewriteResult:
                         _flatten_source(producers.get(in_ids[0]), tensor_map),
                         twin4d,
                         consumers,
+                        uses,
                         output_ids,
                         fused,
                     )
@@ -275,7 +280,13 @@ def rewrite_binary_dense(model) -> RewriteResult:
                     rewritten.append(layer.name)
                     continue
                 if is_binary_dense(layer):
-                    skipped.append((layer.name, f"input shape {in_shape} is not (batch, features)"))
+                    reason = (
+                        f"shared layer (called {uses[id(layer)]} times)"
+                        if shared
+                        else f"input shape {in_shape} is not (batch, features)"
+                    )
+                    if (layer.name, reason) not in skipped:
+                        skipped.append((layer.name, reason))
                 outputs = layer(*args, **kwargs)
                 for t_id, y in zip(node.flat_output_ids, tf.nest.flatten(outputs)):
                     tensor_map[t_id] = y
@@ -312,7 +323,7 @@ def _flatten_source(node, tensor_map):
     return tensor_map[src_id], shape
 
 
-def _rewrite_one(tf_keras, lq, layer, node, x, in_id, flat_source, twin4d, consumers, output_ids, fused):
+def _rewrite_one(tf_keras, lq, layer, node, x, in_id, flat_source, twin4d, consumers, uses, output_ids, fused):
     """Build Reshape -> QuantConv2D 1x1 [-> BatchNormalization] -> Reshape.
 
     Returns ``{original tensor id: (2-D tensor, 4-D tensor)}`` for the dense
@@ -357,7 +368,7 @@ def _rewrite_one(tf_keras, lq, layer, node, x, in_id, flat_source, twin4d, consu
         bn_node is not None
         and dense_out_id not in output_ids
         and type(bn_node.layer).__name__ == "BatchNormalization"
-        and len(bn_node.layer._inbound_nodes) == 1
+        and uses.get(id(bn_node.layer), 0) == 1
         and not bn_node.call_kwargs
         and _bn_axis_is_last(bn_node.layer, 2)
     ):

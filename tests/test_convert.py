@@ -130,12 +130,25 @@ def binary_weights_dense(K, lq):
     return K.Model(inp, x, name="binary_weights_dense")
 
 
+def shared_dense_two_inputs(K, lq):
+    """Two inputs through one shared binary dense (left alone) and a binary
+    dense per branch (rewritten)."""
+    a, b = K.Input((64,), name="a"), K.Input((64,), name="b")
+    shared = lq.layers.QuantDense(32, **BIN)
+    xa = lq.layers.QuantDense(10, **BIN)(shared(a))
+    xb = lq.layers.QuantDense(10, **BIN)(shared(b))
+    return K.Model([a, b], [K.layers.Add()([xa, xb]), xb], name="shared_dense")
+
+
+# name: (builder, dense layers rewritten, BN layers moved, QuantDense layers left)
 CASES = {
-    "seq_tutorial_bn": (tutorial_bcnn, ("quant_dense", "quant_dense_1"), 2),
-    "seq_dense_last_no_bn": (seq_dense_last_no_bn, ("quant_dense", "quant_dense_1"), 0),
-    "functional_bn_softmax": (functional_bn, ("quant_dense", "quant_dense_1"), 2),
-    "functional_branches_dropout": (functional_branches, ("quant_dense", "quant_dense_1"), 0),
-    "functional_binary_weights_only": (binary_weights_dense, ("quant_dense_1",), 0),
+    "seq_tutorial_bn": (tutorial_bcnn, ("quant_dense", "quant_dense_1"), 2, []),
+    "seq_dense_last_no_bn": (seq_dense_last_no_bn, ("quant_dense", "quant_dense_1"), 0, []),
+    "functional_bn_softmax": (functional_bn, ("quant_dense", "quant_dense_1"), 2, []),
+    "functional_branches_dropout": (functional_branches, ("quant_dense", "quant_dense_1"), 0, []),
+    "functional_binary_weights_only": (binary_weights_dense, ("quant_dense_1",), 0, ["quant_dense"]),
+    "functional_shared_two_inputs": (shared_dense_two_inputs, ("quant_dense_1", "quant_dense_2"), 0,
+                                     ["quant_dense"]),
 }
 
 
@@ -147,6 +160,8 @@ def _build(tf_mods, builder, seed):
 
 
 def _inputs(model, mnist, rng, n=128):
+    if len(model.inputs) > 1:
+        return [rng.normal(0, 1, (n,) + tuple(t.shape[1:])).astype("float32") for t in model.inputs]
     shape = tuple(model.input_shape[1:])
     if shape == (28, 28, 1):
         return mnist.x_test[:n].astype("float32")
@@ -157,25 +172,28 @@ def _inputs(model, mnist, rng, n=128):
 def test_rewrite_is_exact(tf_mods, mnist, case):
     from edgebnn.convert import rewrite_binary_dense
 
-    builder, expected, n_bn = CASES[case]
+    builder, expected, n_bn, left = CASES[case]
     model = _build(tf_mods, builder, seed=1)
     result = rewrite_binary_dense(model)
     assert result.rewritten == expected
     assert len(result.fused_batchnorm) == n_bn
-    types = [type(layer).__name__ for layer in result.model.layers]
     remaining = [layer.name for layer in result.model.layers if type(layer).__name__ == "QuantDense"]
-    if case == "functional_binary_weights_only":
-        assert remaining == ["quant_dense"]  # float-input dense: not binarizable, untouched
-    else:
-        assert remaining == [] and "QuantConv2D" in types
+    assert remaining == left  # float-input or shared dense layers stay as they are
+    assert sum(type(layer).__name__ == "QuantConv2D" for layer in result.model.layers) >= len(expected)
+    if case == "functional_shared_two_inputs":
+        assert result.skipped == (("quant_dense", "shared layer (called 2 times)"),)
 
     x = _inputs(model, mnist, np.random.default_rng(2))
-    ref = model(x, training=False).numpy()
-    out = result.model(x, training=False).numpy()
-    assert out.shape == ref.shape
-    np.testing.assert_allclose(out, ref, rtol=0, atol=KERAS_ATOL)
-    # The outputs must depend on the inputs (a constant model would pass trivially).
-    assert np.ptp(ref, axis=0).max() > 1e-3
+    refs, outs = model(x, training=False), result.model(x, training=False)
+    refs = refs if isinstance(refs, list) else [refs]
+    outs = outs if isinstance(outs, list) else [outs]
+    assert len(outs) == len(refs)
+    for ref, out in zip(refs, outs):
+        ref, out = ref.numpy(), out.numpy()
+        assert out.shape == ref.shape
+        np.testing.assert_allclose(out, ref, rtol=0, atol=KERAS_ATOL)
+        # The outputs must depend on the inputs (a constant model would pass trivially).
+        assert np.ptp(ref, axis=0).max() > 1e-3
 
 
 def test_rewrite_flatten_becomes_full_map_conv(tf_mods):
