@@ -280,9 +280,13 @@ def build_nodes(graph, *, fuse=True):
     """Parse every op into a handler and run the graph passes."""
     ctx = _Context(graph)
     nodes = []
-    for op in graph.ops:
+    for op, covered in passes.dilated_convolutions(graph):
         cls = O.lookup(op)
-        nodes.append(cls(op, ctx))
+        node = cls(op, ctx)
+        if len(covered) > 1:
+            node.ops = tuple(o.index for o in covered)
+            node.op_type = " -> ".join(o.type for o in covered) + f" (as a dilated {op.type})"
+        nodes.append(node)
     outs = set(graph.outputs)
     nodes = passes.binary_dense(nodes, outs)
     if fuse:

@@ -14,10 +14,17 @@
   LceQuantize`` becomes one row-sliced call whose float intermediate maps are
   never materialized (a scratch of a few rows instead).
 - :func:`drop_dead`: removes nodes whose outputs nobody reads.
+- :func:`dilated_convolutions` (on the flatbuffer's ops, before handlers):
+  ``SPACE_TO_BATCH_ND -> CONV_2D|DEPTHWISE_CONV_2D -> BATCH_TO_SPACE_ND``,
+  TensorFlow's lowering of a dilated convolution that LCE leaves in place
+  for some dilated binary convolutions (SAME with pad_values=0), becomes the
+  one dilated convolution it computes.
 
 A pass only rewrites when every intermediate tensor is read by the next op
 of the chain alone and is not a graph output.
 """
+
+import dataclasses
 
 import numpy as np
 
@@ -143,3 +150,80 @@ def fuse_chains(nodes, graph_outputs):
         elif id(n) not in absorbed:
             out.append(n)
     return out
+
+
+def _const(graph, index):
+    t = graph.tensor(index) if index >= 0 else None
+    return None if t is None or t.data is None else np.asarray(t.data).astype(np.int64)
+
+
+def dilated_convolutions(graph):
+    """Yield ``(op, covered_ops)``: the graph's ops with S2B -> conv -> B2S triples merged.
+
+    The merged op is a copy of the convolution with ``dilation_*factor`` set
+    to the block shape, ``padding`` SAME or VALID as the paddings say, and the
+    output of BATCH_TO_SPACE_ND. Why it is the same computation: space-to-batch
+    splits the zero-padded input into block_h x block_w phases, a VALID
+    convolution of each phase reads taps block apart, and batch-to-space
+    interleaves the phases back, so output (r, c) is the dilated VALID
+    convolution of the padded input at (r, c), cropped at the end. With
+    paddings before = SAME's pad-before and no crop before, that is the SAME
+    dilated convolution; with no padding before, the VALID one.
+    """
+    users = {}
+    for op in graph.ops:
+        for t in op.inputs:
+            if t >= 0:
+                users.setdefault(t, []).append(op)
+    skip = set()
+    merged = {}
+    producer = {t: op for op in graph.ops for t in op.outputs}
+    for conv in graph.ops:
+        if conv.type not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            continue
+        s2b = producer.get(conv.inputs[0])
+        if s2b is None or s2b.type != "SPACE_TO_BATCH_ND" or len(s2b.inputs) < 3:
+            continue
+        b2s = users.get(conv.outputs[0], [])
+        if len(b2s) != 1 or b2s[0].type != "BATCH_TO_SPACE_ND" or conv.outputs[0] in graph.outputs:
+            continue
+        b2s = b2s[0]
+        block, pads = _const(graph, s2b.inputs[1]), _const(graph, s2b.inputs[2])
+        block2, crops = _const(graph, b2s.inputs[1]), _const(graph, b2s.inputs[2])
+        x, w, y = graph.tensor(s2b.inputs[0]), graph.tensor(conv.inputs[1]), graph.tensor(b2s.outputs[0])
+        opts = conv.options
+        if (block is None or pads is None or block2 is None or crops is None or block.shape != (2,)
+                or not np.array_equal(block, block2) or pads.shape != (2, 2) or crops.shape != (2, 2)
+                or len(x.shape) != 4 or len(y.shape) != 4 or w.data is None
+                or opts.get("padding") != "VALID" or int(opts.get("stride_h", 1)) != 1
+                or int(opts.get("stride_w", 1)) != 1 or int(opts.get("dilation_hfactor", 1)) != 1
+                or int(opts.get("dilation_wfactor", 1)) != 1 or (crops[:, 0] != 0).any()):
+            continue
+        padding = None
+        eff = [(int(w.shape[1 + i]) - 1) * int(block[i]) + 1 for i in range(2)]
+        in_hw = [int(x.shape[1]), int(x.shape[2])]
+        out_hw = [int(y.shape[1]), int(y.shape[2])]
+        if all(pads[i, 0] == (eff[i] - 1) // 2 and out_hw[i] == in_hw[i] for i in range(2)):
+            padding = "SAME"
+        elif all(pads[i, 0] == 0 and out_hw[i] == in_hw[i] - eff[i] + 1 for i in range(2)):
+            padding = "VALID"
+        if padding is None:
+            continue
+        inputs = (s2b.inputs[0],) + tuple(conv.inputs[1:])
+        new = dataclasses.replace(conv, inputs=inputs, outputs=b2s.outputs, options={
+            **opts, "padding": padding, "dilation_hfactor": int(block[0]), "dilation_wfactor": int(block[1])})
+        merged[conv.index] = (new, (s2b, conv, b2s))
+        skip.add(b2s.index)
+    # a SPACE_TO_BATCH_ND goes when every reader was merged into a dilated convolution
+    for op in graph.ops:
+        if op.type == "SPACE_TO_BATCH_ND" and op.outputs[0] not in graph.outputs:
+            readers = users.get(op.outputs[0], [])
+            if readers and all(r.index in merged for r in readers):
+                skip.add(op.index)
+    for op in graph.ops:
+        if op.index in skip:
+            continue
+        if op.index in merged:
+            yield merged[op.index]
+        else:
+            yield op, (op,)
