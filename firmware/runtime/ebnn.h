@@ -239,7 +239,14 @@ ebnn_status_t ebnn_bdense_ref(const ebnn_bdense_params_t *params,
 
 /* CONV_2D: y = act(sum_{ky,kx,ci} x * w + bias[o]); taps outside the input
  * contribute 0 (TFLite zero padding). Accumulation order: bias is added
- * after the sum over ky, kx, ci (in that order). */
+ * after the sum over ky, kx, ci (in that order), whatever the layout.
+ * filter_layout EBNN_FILTER_OHWI (0, the flatbuffer's) or EBNN_FILTER_HWIO
+ * ([fh][fw][in_c][out_c], transposed at export time): the same results bit
+ * for bit, HWIO lets compilers vectorize over output channels. */
+typedef int32_t ebnn_filter_layout_t;
+#define EBNN_FILTER_OHWI 0
+#define EBNN_FILTER_HWIO 1
+
 typedef struct {
   int32_t in_h, in_w, in_c;
   int32_t out_c;
@@ -248,8 +255,9 @@ typedef struct {
   int32_t dilation_h, dilation_w;
   ebnn_padding_t padding;
   ebnn_activation_t activation;
-  const float *filter; /* [out_c][fh][fw][in_c] */
+  const float *filter; /* [out_c][fh][fw][in_c], or HWIO, see filter_layout */
   const float *bias;   /* [out_c] or NULL */
+  ebnn_filter_layout_t filter_layout; /* 0 (OHWI) when omitted */
 } ebnn_conv2d_params_t;
 
 ebnn_status_t ebnn_conv2d_ref(const ebnn_conv2d_params_t *params,

@@ -255,7 +255,11 @@ static void bconv_gather(const ebnn_bconv2d_params_t *p, const ebnn__bgeom_t *g,
       if (iy >= 0 && iy < p->in_h && ix >= 0 && ix < p->in_w) {
         const int32_t *px =
             input + ((size_t)iy * (size_t)p->in_w + (size_t)ix) * (size_t)words;
-        for (w = 0; w < words; ++w) patch[w] = px[w];
+        if (words == 1) {
+          patch[0] = px[0]; /* (a copy loop here becomes a memcpy call) */
+        } else {
+          for (w = 0; w < words; ++w) patch[w] = px[w];
+        }
       } else {
         for (w = 0; w < words; ++w) patch[w] = 0;
       }

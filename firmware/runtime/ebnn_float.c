@@ -29,6 +29,8 @@ ebnn_status_t ebnn__conv2d_check(const ebnn_conv2d_params_t *p,
   if (p->padding != EBNN_PADDING_SAME && p->padding != EBNN_PADDING_VALID)
     return EBNN_ERROR_BAD_ENUM;
   if (!ebnn__act_valid(p->activation)) return EBNN_ERROR_BAD_ENUM;
+  if (p->filter_layout != EBNN_FILTER_OHWI && p->filter_layout != EBNN_FILTER_HWIO)
+    return EBNN_ERROR_BAD_ENUM;
   g->out_h = ebnn_output_size(p->in_h, p->filter_h, p->stride_h, p->dilation_h,
                               p->padding);
   g->out_w = ebnn_output_size(p->in_w, p->filter_w, p->stride_w, p->dilation_w,
@@ -54,10 +56,14 @@ ebnn_status_t ebnn__conv2d_check(const ebnn_conv2d_params_t *p,
 static void conv2d_pixel_plain(const ebnn_conv2d_params_t *p, const float *input,
                                int32_t y_origin, int32_t x_origin, float *out) {
   int32_t o, fy, fx, c;
+  const int hwio = p->filter_layout == EBNN_FILTER_HWIO;
+  /* element (o, tap t, c): OHWI at o * K + t * in_c + c, HWIO at
+   * (t * in_c + c) * out_c + o */
+  const size_t k_size = (size_t)p->filter_h * (size_t)p->filter_w * (size_t)p->in_c;
+  const size_t c_step = hwio ? (size_t)p->out_c : 1u;
   for (o = 0; o < p->out_c; ++o) {
     float total = 0.0f;
-    const float *filt = p->filter + (size_t)o * (size_t)p->filter_h *
-                                        (size_t)p->filter_w * (size_t)p->in_c;
+    const float *filt = hwio ? p->filter + (size_t)o : p->filter + (size_t)o * k_size;
     for (fy = 0; fy < p->filter_h; ++fy) {
       const int32_t iy = y_origin + fy * p->dilation_h;
       if (iy < 0 || iy >= p->in_h) continue;
@@ -66,10 +72,41 @@ static void conv2d_pixel_plain(const ebnn_conv2d_params_t *p, const float *input
         const float *px, *wt;
         if (ix < 0 || ix >= p->in_w) continue;
         px = input + ((size_t)iy * (size_t)p->in_w + (size_t)ix) * (size_t)p->in_c;
-        wt = filt + ((size_t)fy * (size_t)p->filter_w + (size_t)fx) * (size_t)p->in_c;
-        for (c = 0; c < p->in_c; ++c) total += px[c] * wt[c];
+        wt = filt + ((size_t)fy * (size_t)p->filter_w + (size_t)fx) * (size_t)p->in_c * c_step;
+        for (c = 0; c < p->in_c; ++c) total += px[c] * wt[(size_t)c * c_step];
       }
     }
+    if (p->bias != NULL) total += p->bias[o];
+    out[o] = ebnn__act(total, p->activation);
+  }
+}
+
+/* HWIO: 8 output channels per step over the gathered patch; the 8 lanes are
+ * independent, each summing in tap order. */
+static void conv2d_pixel_hwio(const ebnn_conv2d_params_t *p, const float *patch,
+                              size_t k_size, float *out) {
+  int32_t o;
+  size_t k;
+  const size_t oc = (size_t)p->out_c;
+  for (o = 0; o + 8 <= p->out_c; o += 8) {
+    float acc[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+    const float *w = p->filter + (size_t)o;
+    int32_t j;
+    for (k = 0; k < k_size; ++k) {
+      const float xv = patch[k];
+      const float *wk = w + k * oc;
+      /* constant trip count: GCC vectorizes this at -O2 (SSE/AVX/NEON) */
+      for (j = 0; j < 8; ++j) acc[j] += xv * wk[j];
+    }
+    for (j = 0; j < 8; ++j) {
+      float total = acc[j];
+      if (p->bias != NULL) total += p->bias[o + j];
+      out[o + j] = ebnn__act(total, p->activation);
+    }
+  }
+  for (; o < p->out_c; ++o) {
+    float total = 0.0f;
+    for (k = 0; k < k_size; ++k) total += patch[k] * p->filter[k * oc + (size_t)o];
     if (p->bias != NULL) total += p->bias[o];
     out[o] = ebnn__act(total, p->activation);
   }
@@ -97,12 +134,20 @@ void ebnn__conv2d_row(const ebnn_conv2d_params_t *p, const ebnn__geom_t *g,
         if (iy >= 0 && iy < p->in_h && ix >= 0 && ix < p->in_w) {
           const float *px =
               input + ((size_t)iy * (size_t)p->in_w + (size_t)ix) * (size_t)p->in_c;
-          for (c = 0; c < p->in_c; ++c) dst[c] = px[c];
+          if (p->in_c == 1) {
+            dst[0] = px[0]; /* (a copy loop here becomes a memcpy call) */
+          } else {
+            for (c = 0; c < p->in_c; ++c) dst[c] = px[c];
+          }
         } else {
           for (c = 0; c < p->in_c; ++c) dst[c] = 0.0f;
         }
         dst += p->in_c;
       }
+    }
+    if (p->filter_layout == EBNN_FILTER_HWIO) {
+      conv2d_pixel_hwio(p, patch, k_size, out);
+      continue;
     }
     for (o = 0; o + 8 <= p->out_c; o += 8) {
       const float *w0 = p->filter + (size_t)o * k_size;

@@ -14,6 +14,7 @@
  * for RELU, RELU_N1_TO_1, RELU6: min(max(x, lo), hi)). NONE is the
  * identity. */
 static inline float ebnn__act(float x, ebnn_activation_t act) {
+  if (act == EBNN_ACT_NONE) return x;
   switch (act) {
     case EBNN_ACT_RELU:
       return x < 0.0f ? 0.0f : x;
@@ -68,16 +69,19 @@ static inline void ebnn__maxpool_pixel(const float *rows, int32_t width,
                                        int32_t y1, int32_t x0, int32_t x1,
                                        ebnn_activation_t act, float *out) {
   int32_t c, y, x;
-  for (c = 0; c < channels; ++c) {
-    float m = -FLT_MAX;
-    for (y = y0; y < y1; ++y) {
-      const float *row = rows + ((size_t)y * (size_t)width) * (size_t)channels;
-      for (x = x0; x < x1; ++x) {
-        const float v = row[(size_t)x * (size_t)channels + (size_t)c];
-        m = m < v ? v : m;
+  for (c = 0; c < channels; ++c) out[c] = -FLT_MAX;
+  for (y = y0; y < y1; ++y) {
+    for (x = x0; x < x1; ++x) {
+      const float *px =
+          rows + ((size_t)y * (size_t)width + (size_t)x) * (size_t)channels;
+      for (c = 0; c < channels; ++c) {
+        const float v = px[c];
+        out[c] = out[c] < v ? v : out[c];
       }
     }
-    out[c] = ebnn__act(m, act);
+  }
+  if (act != EBNN_ACT_NONE) {
+    for (c = 0; c < channels; ++c) out[c] = ebnn__act(out[c], act);
   }
 }
 

@@ -201,6 +201,7 @@ def fused_configs(rng, n=24):
     ]
     for _ in range(n):
         prod = str(rng.choice(["conv", "bconv"]))
+        hwio = bool(rng.random() < 0.5)
         k = int(rng.choice([1, 3, 5]))
         s = int(rng.choice([1, 2]))
         d = 1 if s == 2 else int(rng.choice([1, 2]))
@@ -221,13 +222,14 @@ def fused_configs(rng, n=24):
         stages = tuple(rng.choice(["MUL", "ADD"], size=int(rng.integers(0, 4))))
         cfgs.append(dict(producer=prod, in_shape=(h, w, cin), out_c=int(rng.choice([1, 8, 32, 33, 40])),
                          k=k, s=s, d=d, padding=padding, pad_value=pad_value, act=act, pool=pool,
-                         stages=stages, scalar=bool(rng.random() < 0.3)))
+                         stages=stages, scalar=bool(rng.random() < 0.3), hwio=hwio))
     return cfgs
 
 
 def fused_id(cfg):
     pool = "nopool" if cfg["pool"] is None else f"pool{cfg['pool'][0][0]}s{cfg['pool'][1][0]}{cfg['pool'][2].lower()}"
-    return (f"{cfg['producer']}_{'x'.join(map(str, cfg['in_shape']))}_k{cfg['k']}s{cfg['s']}d{cfg['d']}_"
+    prod = cfg["producer"] + ("_hwio" if cfg.get("hwio") and cfg["producer"] == "conv" else "")
+    return (f"{prod}_{'x'.join(map(str, cfg['in_shape']))}_k{cfg['k']}s{cfg['s']}d{cfg['d']}_"
             f"{cfg['padding'].lower()}_{pool}_{''.join(s[0] for s in cfg['stages']) or 'nostage'}")
 
 
@@ -242,7 +244,7 @@ def check_fused(rt, cfg, rng):
         filt = rng.normal(0, 0.5, size=(cout, k, k, cin)).astype(np.float32)
         bias = rng.normal(size=cout).astype(np.float32)
         produced = rt.conv2d(x, filt, bias, **kw)
-        params, keep = rt.conv2d_params(x.shape, filt, bias, **kw)
+        params, keep = rt.conv2d_params(x.shape, filt, bias, hwio=cfg.get("hwio", False), **kw)
         fused_kw = dict(conv=params)
         inp = x
     else:

@@ -66,7 +66,7 @@ class BDenseParams(C.Structure):
 class Conv2DParams(C.Structure):
     _fields_ = [(n, I32) for n in ("in_h", "in_w", "in_c", "out_c", "filter_h", "filter_w",
                                    "stride_h", "stride_w", "dilation_h", "dilation_w", "padding",
-                                   "activation")] + [("filter", PF), ("bias", PF)]
+                                   "activation")] + [("filter", PF), ("bias", PF), ("filter_layout", I32)]
 
 
 class DepthwiseConv2DParams(C.Structure):
@@ -257,13 +257,15 @@ class Runtime:
 
     # ------------------------------------------------------------- float
     def conv2d_params(self, in_shape, filt, bias=None, *, stride=(1, 1), dilation=(1, 1),
-                      padding="VALID", activation="NONE"):
+                      padding="VALID", activation="NONE", hwio=False):
+        """filt is OHWI; hwio=True hands the kernel its [fh][fw][in_c][out_c] transpose."""
         filt = _f32(filt)
         b = None if bias is None else _f32(bias)
+        data = np.ascontiguousarray(filt.transpose(1, 2, 3, 0)) if hwio else filt
         p = Conv2DParams(in_shape[0], in_shape[1], in_shape[2], filt.shape[0], filt.shape[1],
                          filt.shape[2], stride[0], stride[1], dilation[0], dilation[1],
-                         PADDING[padding], ACT[activation], _pf(filt), _pf(b))
-        return p, (filt, b)
+                         PADDING[padding], ACT[activation], _pf(data), _pf(b), 1 if hwio else 0)
+        return p, (filt, b, data)
 
     def conv2d(self, x, filt, bias=None, **kw):
         x = _f32(x)
