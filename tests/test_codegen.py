@@ -294,3 +294,24 @@ def test_invoke_twice_gives_same_output_and_bench_protocol(tmp_path):
     xs = np.stack([x[0], x[1], x[0]])
     y = predict_c(fixture("tiny_bcnn"), xs)
     assert y[0].tobytes() == y[2].tobytes()
+
+
+@pytest.mark.qemu
+def test_arm64_bench_program_under_qemu_matches_lce(tmp_path):
+    import json
+
+    from edgebnn.targets import load_target
+
+    target = load_target("arm64")
+    for tool in (target.cc, "qemu-aarch64"):
+        assert shutil.which(tool), f"{tool} is needed (see targets/arm64.toml)"
+    x, y_lce = reference("ops_mix")
+    exe = build_bench_program(fixture("ops_mix"), tmp_path, target=target)
+    for i in (0, 5):
+        proc = subprocess.run(["qemu-aarch64", "-cpu", "cortex-a72", str(exe), "0", "1"],
+                              input=x[i].astype("<f4").tobytes(), capture_output=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        out = np.array(json.loads(proc.stdout)["output"], np.float32)
+        # same tolerance and reason as test_matches_lce_reference_outputs
+        np.testing.assert_allclose(out, y_lce[i].ravel(), rtol=1e-4, atol=1e-4)
+        assert out.argmax() == y_lce[i].ravel().argmax()

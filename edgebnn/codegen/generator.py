@@ -509,8 +509,10 @@ def generate(model, *, name="model", target=None, fuse=True, command=None) -> Ge
 def _makefile(name, files, target, sha, command):
     cc = getattr(target, "cc", None) or "cc"
     flags = list(getattr(target, "cflags", ()) or ()) if target is not None else ["-O2"]
-    flags = ["-std=c99", "-Wall", "-Wextra"] + [f for f in flags if not f.startswith("--specs")] + \
-        [f for f in flags if f.startswith("--specs")]
+    # -ffp-contract=off: no fused multiply-add (Cortex-M4F, AArch64 and x86
+    # with FMA would otherwise round a * b + c once, unlike TFLite and LCE).
+    flags = ["-std=c99", "-Wall", "-Wextra", "-ffp-contract=off"] + \
+        [f for f in flags if not f.startswith("--specs")] + [f for f in flags if f.startswith("--specs")]
     srcs = sorted(f for f in files if f.endswith(".c"))
     ar = cc[: -len("gcc")] + "ar" if cc.endswith("gcc") else "ar"
     lines = [
