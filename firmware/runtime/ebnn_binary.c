@@ -237,6 +237,32 @@ EBNN_INLINE int32_t xor_popcount_run(const int32_t *a, const int32_t *b,
   return count;
 }
 
+/* Four output channels against one patch: the patch word is loaded once.
+ * Used where popcount is one instruction (with SWAR the register pressure
+ * of four channels costs more than it saves on a Cortex-M). */
+#if defined(EBNN_USE_BUILTIN_POPCOUNT) || defined(__POPCNT__) || \
+    defined(__aarch64__)
+#define EBNN_BCONV_RUN4 1
+EBNN_INLINE void xor_popcount_run4(const int32_t *a, const int32_t *b0,
+                                   size_t stride, int32_t n, int32_t *count) {
+  int32_t i, c0 = 0, c1 = 0, c2 = 0, c3 = 0;
+  const int32_t *b1 = b0 + stride, *b2 = b1 + stride, *b3 = b2 + stride;
+  for (i = 0; i < n; ++i) {
+    const uint32_t x = (uint32_t)a[i];
+    c0 += EBNN_POPCOUNT32(x ^ (uint32_t)b0[i]);
+    c1 += EBNN_POPCOUNT32(x ^ (uint32_t)b1[i]);
+    c2 += EBNN_POPCOUNT32(x ^ (uint32_t)b2[i]);
+    c3 += EBNN_POPCOUNT32(x ^ (uint32_t)b3[i]);
+  }
+  count[0] = c0;
+  count[1] = c1;
+  count[2] = c2;
+  count[3] = c3;
+}
+#else
+#define EBNN_BCONV_RUN4 0
+#endif
+
 /* The input words under the window of one output pixel, in filter order
  * [fh][fw][words] (the layout of one output channel's filter), with 0 words
  * (= +1, same-one padding) for taps outside the input. Lets every output
@@ -304,6 +330,21 @@ EBNN_INLINE int bconv_inside(const ebnn_bconv2d_params_t *p,
          x_origin + (p->filter_w - 1) * p->dilation_w < p->in_w && g->words_in > 0;
 }
 
+/* XOR-popcounts of output channels o0 .. o0 + nb - 1 against the patch. */
+static void bconv_block_counts(const ebnn_bconv2d_params_t *p, const int32_t *patch,
+                               size_t filt_words, int32_t o0, int32_t nb,
+                               int32_t *counts) {
+  int32_t j = 0;
+  const int32_t *filt = p->filter + (size_t)o0 * filt_words;
+#if EBNN_BCONV_RUN4
+  for (; j + 4 <= nb; j += 4)
+    xor_popcount_run4(patch, filt + (size_t)j * filt_words, filt_words,
+                      (int32_t)filt_words, counts + j);
+#endif
+  for (; j < nb; ++j)
+    counts[j] = xor_popcount_run(patch, filt + (size_t)j * filt_words, (int32_t)filt_words);
+}
+
 /* Output channels are processed in blocks of 32: one bitpacked output word,
  * and for float output the fused multiplier/bias of the block are computed
  * once per row (double arithmetic is soft-float on Cortex-M). */
@@ -332,13 +373,17 @@ void ebnn__bconv2d_row_float(const ebnn_bconv2d_params_t *p,
       const int32_t x_origin = ox * p->stride_w - g->g.pad_left;
       const int inside = bconv_inside(p, g, y_origin, x_origin);
       float *out = out_row + (size_t)ox * (size_t)p->out_c + (size_t)o0;
-      if (use_patch) bconv_gather(p, g, input, y_origin, x_origin, patch);
+      int32_t counts[EBNN_BCONV_BLOCK];
+      if (use_patch) {
+        bconv_gather(p, g, input, y_origin, x_origin, patch);
+        bconv_block_counts(p, patch, filt_words, o0, nb, counts);
+      }
       for (j = 0; j < nb; ++j) {
         const int32_t *filt = p->filter + (size_t)(o0 + j) * filt_words;
         int32_t oob_sum = 0, count, x;
         float y;
         if (use_patch) {
-          count = xor_popcount_run(patch, filt, (int32_t)filt_words);
+          count = counts[j];
         } else if (inside) {
           count = bconv_popcount_inside(p, g, input, y_origin, x_origin, filt);
         } else {
@@ -378,12 +423,14 @@ static void bconv2d_row_packed(const ebnn_bconv2d_params_t *p,
     for (o0 = 0; o0 < p->out_c; o0 += EBNN_BCONV_BLOCK) {
       const int32_t nb =
           p->out_c - o0 < EBNN_BCONV_BLOCK ? p->out_c - o0 : EBNN_BCONV_BLOCK;
+      int32_t counts[EBNN_BCONV_BLOCK];
       uint32_t word = 0u;
+      if (use_patch) bconv_block_counts(p, patch, filt_words, o0, nb, counts);
       for (j = 0; j < nb; ++j) {
         const int32_t *filt = p->filter + (size_t)(o0 + j) * filt_words;
         int32_t count;
         if (use_patch) {
-          count = xor_popcount_run(patch, filt, (int32_t)filt_words);
+          count = counts[j];
         } else if (inside) {
           count = bconv_popcount_inside(p, g, input, y_origin, x_origin, filt);
         } else {
