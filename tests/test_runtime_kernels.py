@@ -220,6 +220,25 @@ def test_naive_float_transform_is_not_lce():
     assert differ > 0, "the fixtures do not distinguish the naive transform from LCE's"
 
 
+@pytest.mark.parametrize("n_in", [1, 31, 32, 33, 100])
+def test_bdense_multiplier_bias_activation_match_numpy(rt, n_in):
+    """acc = n_in - 2 popcount is the exact +-1 dot product; then * multiplier, + bias,
+    clamp: one rounding per step, so numpy float32 gives the same bits."""
+    rng = np.random.default_rng(n_in)
+    x = rng.normal(size=(3, n_in)).astype(np.float32)
+    w = np.where(rng.random((7, n_in)) < 0.5, -1.0, 1.0).astype(np.float32)
+    mult = rng.uniform(-2, 2, 7).astype(np.float32)
+    bias = rng.normal(size=7).astype(np.float32)
+    sx = np.where(x < 0, -1.0, 1.0).astype(np.float32)
+    acc = (sx @ w.T).astype(np.float32)
+    for act, lo, hi in (("NONE", -np.inf, np.inf), ("RELU", 0, np.inf), ("RELU6", 0, 6),
+                        ("RELU_N1_TO_1", -1, 1)):
+        mine = rt.bdense(rt.quantize(x), n_in, rt.quantize(w), mult, bias, act)
+        ref = np.clip(acc * mult + bias, lo, hi).astype(np.float32)
+        assert checks.bitexact(mine, ref), act
+    assert checks.bitexact(rt.bdense(rt.quantize(x), n_in, rt.quantize(w)), acc)
+
+
 def test_bconv_rejects_what_lce_rejects(rt):
     xp = rt.quantize(np.ones((4, 4, 3), np.float32))
     filt = rt.quantize(np.ones((2, 3, 3, 3), np.float32))
