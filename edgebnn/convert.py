@@ -177,15 +177,22 @@ def rewrite_binary_dense(model) -> RewriteResult:
                       = reshape(QuantConv2D_1x1(reshape(x, (N, 1, 1, F))), (N, U))
 
     with the conv kernel ``reshape(W, (1, 1, F, U))``, the same quantizers,
-    bias and activation. The products are of +-1 values, so the sums are
-    small integers and exact in float32 whatever the order: the two forms
-    give identical results. A ``BatchNormalization`` that is the only consumer
+    bias and activation. When the dense reads ``Flatten(m)`` of a known
+    ``(N, H, W, C)`` map, the conv reads ``m`` itself with an ``(H, W)`` VALID
+    kernel ``reshape(W, (H, W, C, U))`` (Flatten is row-major over H, W, C,
+    like the kernel), so the feature map stays bit-packed between the two
+    binary layers. The products are of +-1 values, so the sums are small
+    integers and exact in float32 whatever the order: with sign quantizers
+    the two forms give identical results (a ``MagnitudeAwareSign`` kernel's
+    per-unit scale may round differently in its last bit).
+    A ``BatchNormalization`` that is the only consumer
     of the dense layer moves onto the 4-D conv output (LCE then folds it into
     the bconv); consecutive rewritten layers stay 4-D between them.
 
     Works on Sequential and functional models (any graph network); trained
-    weights are kept. Dense layers on inputs of rank other than 2, and
-    subclassed models, are left alone (listed in ``skipped``).
+    weights are kept. Dense layers on inputs of rank other than 2, layers
+    called more than once, layers inside nested models, and subclassed models
+    are left alone (listed in ``skipped``).
 
     Example:
         >>> result = rewrite_binary_dense(model)  # doctest: +SKIP
