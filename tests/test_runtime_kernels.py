@@ -77,6 +77,50 @@ def test_runtime_cross_compiles_for_cortex_m(tmp_path, flags):
         assert res.returncode == 0, f"{' '.join(cmd)}\n{res.stderr}"
 
 
+def _parse_xplatform(text):
+    rows = {}
+    for line in text.replace("\r", "").splitlines():
+        parts = dict(kv.split("=", 1) for kv in line.split()[1:] if "=" in kv)
+        if line.startswith("fused_scratch_bytes="):
+            rows["scratch"] = int(line.split("=")[1])
+        elif "hash" in parts:
+            rows[line.split()[0]] = (int(parts["status"]), parts["hash"], int(parts["instructions"]))
+    return rows
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_cortex_m4_build_gives_host_bits(tmp_path):
+    """tests/runtime/xplatform.c (MNIST-BCNN-shaped conv, fused chains, bconv float/packed,
+    same-zero, dense) hashes every output: the Cortex-M4 hard-float build under QEMU
+    must print the host's hashes. Also reports emulator instruction counts."""
+    src = [str(E.REPO / "tests" / "runtime" / "xplatform.c"), *map(str, E.runtime_sources())]
+    host = tmp_path / "xp_host"
+    subprocess.run(["gcc", *E.CFLAGS, *E.SANITIZE, "-I", str(E.RUNTIME), *src, "-o", str(host), "-lm"],
+                   check=True)
+    host_rows = _parse_xplatform(subprocess.run([str(host)], capture_output=True, text=True,
+                                                check=True).stdout)
+    elf = tmp_path / "xp.elf"
+    subprocess.run(["arm-none-eabi-gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-O2",
+                    "-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard",
+                    "--specs=picolibc.specs", "--oslib=semihost", "--crt0=semihost",
+                    "-Wl,--defsym=__flash=0", "-Wl,--defsym=__flash_size=0x400000",
+                    "-Wl,--defsym=__ram=0x20000000", "-Wl,--defsym=__ram_size=0x400000",
+                    "-I", str(E.RUNTIME), *src, "-o", str(elf), "-lm"], check=True)
+    res = subprocess.run(["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-semihosting-config",
+                          "enable=on,target=native", "-icount", "shift=0", "-kernel", str(elf)],
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    m4_rows = _parse_xplatform(res.stdout + res.stderr)  # picolibc's semihosted stdout lands on stderr
+    assert len(host_rows) == 8 and host_rows.keys() == m4_rows.keys()
+    assert host_rows["scratch"] == m4_rows["scratch"] == 6784
+    for name, (st, h, _) in ((k, v) for k, v in host_rows.items() if k != "scratch"):
+        assert st == 0 and m4_rows[name][0] == 0, name
+        assert m4_rows[name][1] == h, name
+        assert m4_rows[name][2] > 0, name
+    print({k: v[2] for k, v in m4_rows.items() if k != "scratch"})
+
+
 def test_runtime_compiles_strict_on_host(tmp_path):
     for src in E.runtime_sources():
         cmd = ["gcc", *E.CFLAGS, "-pedantic", "-Wshadow", "-Wconversion", "-Wno-sign-conversion",
