@@ -11,11 +11,10 @@ disagreement, and the figures are printed with the assertion.
 Models: the shipped ones (``mnist-bcnn-binary`` and the most accurate
 Fashion-MNIST binary model) as soon as ``edgebnn/pretrained/index.json``
 lists a model for the dataset — then a missing file FAILS the test. Until
-then a fixture is trained here (the zoo's ``bcnn``, a few hundred steps) and
-converted by LCE, cached in pytest's cache directory.
+then a committed stand-in is used: the zoo's ``bcnn`` trained 300 steps and
+converted by ``edgebnn.convert`` (tests/fixtures/codegen/make_trained.py).
 """
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +25,7 @@ pytestmark = [pytest.mark.tf, pytest.mark.slow]
 DATASETS = {"mnist": "mnist-bcnn-binary", "fashion_mnist": None}  # None: the best binary model shipped
 MIN_AGREEMENT = 0.999
 MAX_ACCURACY_GAP_PP = 0.05
-TRAIN_STEPS = 300
-BATCH = 64
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "codegen" / "trained"
 
 
 def _dataset_key(name):
@@ -55,34 +53,15 @@ def shipped_model(dataset):
     return chosen.name, path
 
 
-def train_fixture(dataset, data, cache_dir: Path) -> Path:
-    """Train the zoo's bcnn briefly on ``dataset`` and convert it with LCE (cached)."""
-    import edgebnn.zoo as zoo
-
-    key = hashlib.sha256((Path(zoo.__file__).read_text() + f"{dataset}{TRAIN_STEPS}{BATCH}").encode()).hexdigest()[:12]
-    path = cache_dir / f"{dataset}-bcnn-{key}.tflite"
-    if path.is_file():
-        return path
-    from edgebnn._tf import import_lce, import_tf
-
-    tf, keras, _ = import_tf()
-    tf.random.set_seed(0)
-    model = zoo.build_model("bcnn", precision="binary", input_shape=data.input_shape, num_classes=data.num_classes)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    n = TRAIN_STEPS * BATCH
-    model.fit(data.x_train[:n].astype(np.float32), data.y_train[:n], batch_size=BATCH, epochs=1, verbose=0)
-    path.write_bytes(import_lce().convert_keras_model(model))
+def fixture_model(dataset) -> Path:
+    """The committed stand-in for ``dataset`` (tests/fixtures/codegen/make_trained.py)."""
+    path = FIXTURES / f"{dataset}-bcnn.tflite"
+    assert path.is_file(), f"{path} missing: run tests/fixtures/codegen/make_trained.py"
     return path
 
 
-@pytest.fixture(scope="module")
-def fixture_cache(request):
-    return Path(request.config.cache.mkdir("edgebnn-model-level"))
-
-
 @pytest.mark.parametrize("dataset", sorted(DATASETS))
-def test_c_matches_lce_on_full_test_set(dataset, fixture_cache, shared_data):
+def test_c_matches_lce_on_full_test_set(dataset, shared_data):
     from edgebnn.codegen import generate
     from edgebnn.codegen.hostbench import predict_c
     from edgebnn.datasets import load_dataset
@@ -94,7 +73,7 @@ def test_c_matches_lce_on_full_test_set(dataset, fixture_cache, shared_data):
     if shipped is not None:
         label, path = shipped
     else:
-        label, path = f"fixture bcnn trained {TRAIN_STEPS} steps", train_fixture(dataset, data, fixture_cache)
+        label, path = "stand-in: zoo bcnn trained 300 steps (no shipped model listed yet)", fixture_model(dataset)
     x = data.x_test.astype(np.float32)
     y_lce = predict_tflite(path, x)
     y_c = predict_c(path, x)
