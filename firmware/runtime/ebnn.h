@@ -92,6 +92,8 @@ typedef int32_t ebnn_status_t;
 #define EBNN_POPCOUNT32(x) ((int32_t)__builtin_popcount((unsigned int)(x)))
 #else
 #define EBNN_POPCOUNT32(x) ebnn_popcount32_swar((uint32_t)(x))
+/* Kernels fold several SWAR words together where they can. */
+#define EBNN_POPCOUNT32_IS_SWAR 1
 #endif
 #endif
 

@@ -215,8 +215,7 @@ static int bconv_zero_pad_correction(const ebnn_bconv2d_params_t *p,
 EBNN_INLINE int32_t xor_popcount_run(const int32_t *a, const int32_t *b,
                                      int32_t n) {
   int32_t i = 0, count = 0;
-#if !defined(EBNN_USE_BUILTIN_POPCOUNT) && !defined(__POPCNT__) && \
-    !defined(__aarch64__) && !defined(EBNN_POPCOUNT32_CUSTOM)
+#if defined(EBNN_POPCOUNT32_IS_SWAR)
   for (; i + 3 <= n; i += 3) {
     uint32_t x0 = (uint32_t)a[i] ^ (uint32_t)b[i];
     uint32_t x1 = (uint32_t)a[i + 1] ^ (uint32_t)b[i + 1];
@@ -240,8 +239,7 @@ EBNN_INLINE int32_t xor_popcount_run(const int32_t *a, const int32_t *b,
 /* Four output channels against one patch: the patch word is loaded once.
  * Used where popcount is one instruction (with SWAR the register pressure
  * of four channels costs more than it saves on a Cortex-M). */
-#if defined(EBNN_USE_BUILTIN_POPCOUNT) || defined(__POPCNT__) || \
-    defined(__aarch64__)
+#if !defined(EBNN_POPCOUNT32_IS_SWAR)
 #define EBNN_BCONV_RUN4 1
 EBNN_INLINE void xor_popcount_run4(const int32_t *a, const int32_t *b0,
                                    size_t stride, int32_t n, int32_t *count) {
