@@ -86,10 +86,10 @@ class BranchBuilder:
             oh, ow = (h - eff) // s + 1, (w - eff) // s + 1
         return y, (oh, ow, f)
 
-    def maybe_pool(self, x, shape):
+    def maybe_pool(self, x, shape, *, p=0.4, kinds=("max", "max", "avg")):
         h, w, c = shape
-        if min(h, w) >= 4 and self.rng.random() < 0.4:
-            kind = self.choice(("max", "max", "avg"))
+        if min(h, w) >= 4 and self.rng.random() < p:
+            kind = self.choice(kinds)
             padding = self.choice(("valid", "same"))
             layer = self.keras.layers.MaxPool2D if kind == "max" else self.keras.layers.AveragePooling2D
             self.desc.append(f"{kind}pool2/{padding}")
@@ -121,8 +121,15 @@ class BranchBuilder:
             kind = self.choice(("conv", "conv", "residual", "concat"))
             if kind == "conv":
                 x, shape = self.qconv(x, shape)
-                x, shape = self.maybe_pool(x, shape)
-                x = self.bn(x)
+                if rng.random() < 0.35:
+                    # batch norm, then max pool: when a binary conv reads the
+                    # pool, LCE binarizes first and pools bitpacked (LceBMaxPool2d)
+                    self.desc.append("bn")
+                    x = self.bn(x)
+                    x, shape = self.maybe_pool(x, shape, p=0.9, kinds=("max",))
+                else:
+                    x, shape = self.maybe_pool(x, shape)
+                    x = self.bn(x)
                 if rng.random() < 0.15:
                     self.desc.append("depthwise3x3")
                     x = keras.layers.DepthwiseConv2D(
