@@ -40,3 +40,17 @@ def test_atomic_directory_refuses_existing_and_replaces_on_request(tmp_path):
         (tmp / "b.txt").write_text("2")
     assert sorted(p.name for p in out.iterdir()) == ["b.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_written_files_get_the_umask_mode_not_0600(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        out = atomic_write_bytes(tmp_path / "model.tflite", b"x")
+        with atomic_directory(tmp_path / "dir") as tmp:
+            (tmp / "f").write_text("1")
+    finally:
+        os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "dir").stat().st_mode & 0o777 == 0o755
