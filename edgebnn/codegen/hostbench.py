@@ -12,6 +12,7 @@ Example:
     >>> y = predict_c("model.tflite", x_test[:100])  # doctest: +SKIP
 """
 
+import atexit
 import hashlib
 import os
 import shutil
@@ -143,6 +144,15 @@ def build_bench_program(model_path, workdir, *, target=None, cc=None, extra_cfla
 
 
 _PREDICT_CACHE = {}
+_TEMP_DIRS = []
+
+
+def _cleanup_temp_dirs():
+    for d in _TEMP_DIRS:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+atexit.register(_cleanup_temp_dirs)
 
 
 def build_predict_program(model_path, workdir, *, cc=None, extra_cflags=(), fuse=True):
@@ -172,7 +182,11 @@ def predict_c(model_path, x, *, workdir=None, fuse=True, cc=None, extra_cflags=(
     if workdir is None and key in _PREDICT_CACHE and _PREDICT_CACHE[key][0].exists():
         exe, gen = _PREDICT_CACHE[key]
     else:
-        wd = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="edgebnn-predict-"))
+        if workdir is None:
+            wd = Path(tempfile.mkdtemp(prefix="edgebnn-predict-"))
+            _TEMP_DIRS.append(wd)
+        else:
+            wd = Path(workdir)
         exe, gen = build_predict_program(model_path, wd, cc=cc, extra_cflags=extra_cflags, fuse=fuse)
         if workdir is None:
             _PREDICT_CACHE[key] = (exe, gen)
