@@ -254,6 +254,15 @@ def test_matches_lce_reference_outputs(name):
     assert (y.reshape(len(x), -1).argmax(1) == y_lce.reshape(len(x), -1).argmax(1)).all()
 
 
+def test_optimized_host_build_is_bit_identical_to_O0(tmp_path):
+    # -O3 -march=native and the hardware popcount must not change a single bit
+    x, _ = reference("ops_mix")
+    fast = predict_c(fixture("ops_mix"), x, fuse=False)
+    plain = predict_c(fixture("ops_mix"), x, fuse=False, workdir=tmp_path,
+                      extra_cflags=("-O0", "-UEBNN_USE_BUILTIN_POPCOUNT"))
+    assert fast.tobytes() == plain.tobytes()
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_fused_and_unfused_are_bit_identical(name):
     x, _ = reference(name)
