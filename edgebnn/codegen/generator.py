@@ -182,6 +182,8 @@ class Emitter:
 
     def _array(self, ident, values, ctype, note):
         flat = np.asarray(values).ravel()
+        if flat.size == 0:
+            raise UnsupportedOpError(f"constant {note or ident} is empty; C99 has no zero-length arrays")
         if ctype == "float":
             flat = flat.astype(np.float32)
             fmt, per_line = c_float, 8
