@@ -1037,7 +1037,8 @@ class FusedChain(OpKernel):
         for st, const_idx in self.stages:
             n = _prod(self.ctx.tensor(const_idx).shape)
             kind = "EBNN_STAGE_MUL" if st.op_type == "MUL" else "EBNN_STAGE_ADD"
-            stages.append("{" + f"{kind}, {n}, {em.const(const_idx, 'float')}, {ACTIVATION_MACROS[st.params.activation]}" + "}")
+            stages.append("{" + f".kind = {kind}, .size = {n}, .values = {em.const(const_idx, 'float')}, "
+                          f".activation = {ACTIVATION_MACROS[st.params.activation]}" + "}")
         f = [
             ("producer", "EBNN_PRODUCER_CONV2D" if is_conv else "EBNN_PRODUCER_BCONV2D"),
             ("conv", f"&{inner}" if is_conv else "NULL"),
@@ -1045,7 +1046,7 @@ class FusedChain(OpKernel):
             ("has_pool", 1 if self.pool else 0),
         ]
         if self.pool:
-            f.append(("pool", "{" + ", ".join(str(v) for _, v in self.pool.c_struct()) + "}"))
+            f.append(("pool", "{" + ", ".join(f".{k} = {v}" for k, v in self.pool.c_struct()) + "}"))
         f.append(("n_stages", len(stages)))
         if stages:
             f.append(("stages", "{" + ", ".join(stages) + "}"))
