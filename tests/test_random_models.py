@@ -304,3 +304,28 @@ def test_random_models_match_lce(converted, index):
 
 if __name__ == "__main__":
     regenerate()
+
+
+def test_random_models_cover_the_option_grid(converted):
+    """Across the conversions, the ops and LceBconv2d options the issue lists all occur."""
+    from edgebnn.graph import load_graph
+
+    types, bconv = set(), set()
+    for path, _, _ in converted:
+        graph = load_graph(path)
+        types |= set(graph.op_types())
+        for op in graph.ops:
+            if op.type == "LceBconv2d":
+                o = op.options
+                bconv.add(("bitpacked" if graph.tensor(op.outputs[0]).dtype == "int32" else "float"))
+                bconv.add({(0, 0): "same-zero", (0, 1): "same-one"}.get((o["padding"], o["pad_values"]), "valid")
+                          if o["padding"] == 0 else "valid")
+                bconv.add(f"stride{o['stride_height']}")
+                bconv.add(f"dilation{o['dilation_height_factor']}")
+                bconv.add(f"act{o['fused_activation_function']}")
+                bconv.add("c%32" if o["channels_in"] % 32 else "c32k")
+    assert {"LceBMaxPool2d", "LceDequantize", "CONCATENATION", "ADD", "MEAN", "DEPTHWISE_CONV_2D",
+            "AVERAGE_POOL_2D", "MAX_POOL_2D", "PAD", "FULLY_CONNECTED", "CONV_2D", "SOFTMAX",
+            "SPACE_TO_BATCH_ND"} <= types, types
+    assert {"bitpacked", "float", "same-zero", "same-one", "valid", "stride1", "stride2", "dilation1",
+            "dilation2", "act0", "act1", "c%32", "c32k"} <= bconv, bconv

@@ -434,6 +434,7 @@ def generate(model, *, name="model", target=None, fuse=True, command=None) -> Ge
     h.line('extern "C" {')
     h.line("#endif")
     h.blank()
+    h.line(f'#define {upper}_MODEL_SHA256 "{sha}"')
     h.line(f"#define {upper}_INPUT_SIZE {int(np.prod(inp.shape))}")
     h.line(f"#define {upper}_OUTPUT_SIZE {int(np.prod(out.shape))}")
     h.line(f"#define {upper}_ARENA_BYTES {arena}")
