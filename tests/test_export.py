@@ -101,3 +101,17 @@ def test_export_never_imports_tensorflow(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code, str(MODEL), str(tmp_path / "o")], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "o" / "model.c").is_file()
+
+
+def test_export_accepts_a_run_directory(tmp_path):
+    import shutil
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.yml").write_text("model: bcnn\n")
+    res = run(run_dir, "-o", tmp_path / "x")
+    assert res.exit_code == 1 and "edgebnn convert" in res.output  # no model.tflite yet
+    shutil.copyfile(MODEL, run_dir / "model.tflite")
+    res = run(run_dir, "-o", tmp_path / "x", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["model"] == str(run_dir / "model.tflite")
