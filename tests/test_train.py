@@ -164,8 +164,9 @@ def test_run_dir_holds_every_file(runs, small_mnist):
     assert metrics["train_images"] == 1000 and metrics["val_images"] == 200
     assert set(metrics["per_class"]["3"]) >= {"precision", "recall"}
     assert metrics["model_size_bytes"] == pytest.approx(14_624.0)
-    # learned something on 1,000 images in 2 epochs (chance is 10%)
-    assert metrics["test_accuracy"] > 0.5
+    # 20 steps on 1,000 images: above chance (10%, binomial sd 1% on 1,000
+    # test images), not more; the bars runs show real learning
+    assert metrics["test_accuracy"] > 0.15
     hist = read_history(run / rundir.HISTORY)
     assert [r["epoch"] for r in hist] == [1, 2] and all(0 <= r["val_macro_f1"] <= 1 for r in hist)
     assert "val_macro_f1" in (run / rundir.HISTORY).read_text().splitlines()[0]
