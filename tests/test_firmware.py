@@ -354,7 +354,7 @@ def test_flash_command_line_from_target_file(tmp_path):
     d = _built_without_compiling(tmp_path, "cortex-m4")
     cmd = flash_command(d)
     assert cmd[:5] == ["openocd", "-f", "interface/stlink.cfg", "-f", "target/stm32f4x.cfg"]
-    assert cmd[-1] == f"program {(d / 'fw.elf').resolve()} verify reset exit"
+    assert cmd[-1] == f"program {(d / 'fw.bin').resolve()} 0x08000000 verify reset exit"
     d3 = _built_without_compiling(tmp_path, "cortex-m3")
     assert flash_command(d3) == ["pyocd", "flash", "--format", "elf", str((d3 / "fw.elf").resolve())]
 
@@ -366,7 +366,7 @@ def test_flash_without_tool_says_tool_package_and_command(tmp_path, monkeypatch)
         flash_firmware(d)
     msg = str(err.value)
     assert "'openocd'" in msg and "apt-get install openocd" in msg
-    assert f"program {(d / 'fw.elf').resolve()} verify reset exit" in msg
+    assert f"program {(d / 'fw.bin').resolve()} 0x08000000 verify reset exit" in msg
     from edgebnn.cli import main
 
     res = CliRunner().invoke(main, ["firmware", "flash", str(d)])
@@ -379,7 +379,7 @@ def test_flash_runs_tool_and_reports_failure(tmp_path, monkeypatch):
     board = _board(tmp_path, "m4-stflash", [
         ('tool = "openocd"', 'tool = "st-flash"'),
         ('command = ["openocd", "-f", "interface/stlink.cfg", "-f", "target/stm32f4x.cfg",\n'
-         '           "-c", "program {elf} verify reset exit"]',
+         '           "-c", "program {bin} 0x08000000 verify reset exit"]',
          'command = ["st-flash", "--reset", "write", "{bin}", "0x08000000"]'),
     ])
     d = _built_without_compiling(tmp_path, board)
