@@ -16,7 +16,7 @@ import pytest
 from edgebnn.codegen import generate, generate_sources, supported_ops
 from edgebnn.codegen import ops as O
 from edgebnn.codegen.generator import build_nodes, c_array_sources
-from edgebnn.codegen.hostbench import build_bench_program, predict_c
+from edgebnn.codegen.hostbench import HOST_KERNELS, build_bench_program, predict_c
 from edgebnn.codegen.planner import Buffer, check_plan, plan_arena
 from edgebnn.codegen.writer import c_float
 from edgebnn.errors import UnsupportedOpError
@@ -271,6 +271,32 @@ def test_fused_and_unfused_are_bit_identical(name):
     assert a.tobytes() == b.tobytes()
 
 
+@pytest.mark.parametrize("name,fuse", [(m, f) for m in MODELS for f in (True, False)],
+                         ids=[f"{m}-{'fused' if f else 'unfused'}" for m in MODELS for f in (True, False)])
+def test_opt_kernel_set_is_bit_identical_to_portable(name, fuse):
+    """Host builds call the _opt kernels (transposed filters, vectorized loops);
+    the portable _ref build gives the same bits."""
+    x, _ = reference(name)
+    gen = generate(fixture(name), kernels="opt", fuse=fuse)
+    assert any(c["kernel"] and c["kernel"].endswith("_opt") for c in gen.ops)
+    opt = predict_c(fixture(name), x, fuse=fuse)
+    portable = predict_c(fixture(name), x, fuse=fuse, kernels="portable")
+    assert opt.tobytes() == portable.tobytes()
+
+
+def test_opt_kernel_set_on_shipped_mnist_bcnn_with_real_digits(shared_data):
+    """The benchmarked model on 2,000 real MNIST test digits: _opt == _ref bit for bit."""
+    from edgebnn.datasets import load_dataset
+    from edgebnn.pretrained import get_pretrained
+
+    x = load_dataset("mnist", data_dir=shared_data, download=False).x_test[:2000].astype(np.float32)
+    path = get_pretrained("mnist-bcnn-binary").tflite_path
+    opt = predict_c(path, x)
+    portable = predict_c(path, x, kernels="portable")
+    assert opt.shape == (2000, 10)
+    assert opt.tobytes() == portable.tobytes()
+
+
 @pytest.mark.parametrize("name,fuse", [("tiny_bcnn", True), ("ops_mix", False)],
                          ids=["tiny_bcnn-fused", "ops_mix-unfused"])
 def test_clean_under_address_and_undefined_sanitizers(tmp_path, name, fuse):
@@ -294,7 +320,7 @@ def test_invoke_twice_gives_same_output_and_bench_protocol(tmp_path):
     assert set(result) == {"times_ns", "output", "arena_bytes", "weights_bytes"}
     assert len(result["times_ns"]) == 5 and all(t > 0 for t in result["times_ns"])
     np.testing.assert_allclose(result["output"], y_lce[3].ravel(), rtol=1e-4, atol=1e-6)
-    gen = generate(fixture("tiny_bcnn"))
+    gen = generate(fixture("tiny_bcnn"), kernels=HOST_KERNELS)  # the bench program's kernel set
     assert (result["arena_bytes"], result["weights_bytes"]) == (gen.arena_bytes, gen.weights_bytes)
     # a short input is refused
     proc = subprocess.run([str(exe), "0", "1"], input=b"\0" * 12, capture_output=True)

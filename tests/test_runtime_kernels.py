@@ -469,3 +469,89 @@ def test_fused_mnist_first_block_scratch_is_small(rt):
     assert problems == []
     assert whole == 26 * 26 * 32 * 4
     assert nbytes == (2 * 26 * 32 + 32) * 4
+
+
+# ------------------------------------------------------ optimized kernels
+# The "opt" kernel set (firmware/runtime/ebnn_opt.c) that host builds call:
+# the same results bit for bit as the _ref kernels. Built with the host
+# flags of edgebnn.codegen.hostbench (-O3 -march=native: AVX-512 VPOPCNTDQ
+# intrinsics on a CPU that has them), and with -DEBNN_OPT_PLAIN_C (plain
+# loops only, what a compiler without GNU vector extensions gets).
+OPT_BUILDS = {"native": ["-O3", "-march=native", "-ffp-contract=off", "-DEBNN_USE_BUILTIN_POPCOUNT"],
+              "plain": ["-O3", "-ffp-contract=off", "-DEBNN_OPT_PLAIN_C"]}
+
+
+_OPT_LIBS = {}
+
+
+@pytest.fixture(scope="session", params=["native", "native-filter_t", "plain-filter_t"])
+def rt_opt(request, tmp_path_factory):
+    """The opt kernels; "-filter_t": LceBconv2d gets its export-time transposed filter."""
+    build = request.param.split("-")[0]
+    if build not in _OPT_LIBS:
+        _OPT_LIBS[build] = E.build_runtime(tmp_path_factory.mktemp(f"ebnn_opt_{build}"),
+                                           extra_flags=OPT_BUILDS[build])
+    return E.Runtime(_OPT_LIBS[build], variant="opt", filter_t=request.param.endswith("filter_t"))
+
+
+def test_opt_variant_is_called(rt_opt):
+    """The opt runtime really resolves the _opt symbols (not a silent fallback)."""
+    assert rt_opt.fn("ebnn_bconv2d") == "ebnn_bconv2d_opt"
+    assert rt_opt.fn("ebnn_fused_conv_pool_affine_quantize") == "ebnn_fused_conv_pool_affine_quantize_opt"
+
+
+@pytest.mark.parametrize("item", LCE_CASES, ids=[_lce_id(i) for i in LCE_CASES])
+def test_opt_binary_kernel_matches_lce(rt_opt, item):
+    c, case = item
+    assert checks.check_lce_case(rt_opt, case, LCE_X[c]) == []
+
+
+@pytest.mark.parametrize("case", EDGE_CASES,
+                         ids=[f"in{c['input_size']}_" + __import__("lce_models").case_id(c) for c in EDGE_CASES])
+def test_opt_bconv_matches_lce_when_filter_exceeds_input(rt_opt, case):
+    assert checks.check_lce_case(rt_opt, case, EDGE_EXTRA[f"x{case['input_size']}"]) == []
+
+
+OPT_FUSED = FUSED + [
+    # shapes that take every fast path (32-channel conv pairs, 64-channel
+    # popcount blocks) and their tails (out_c % 32, % 16, % 8 != 0)
+    dict(producer="conv", in_shape=(12, 11, 3), out_c=64, k=3, s=1, d=1, padding="SAME", act="RELU",
+         pool=((2, 2), (2, 2), "VALID", "NONE"), stages=("MUL", "ADD"), scalar=False),
+    dict(producer="conv", in_shape=(13, 14, 2), out_c=48, k=3, s=2, d=1, padding="VALID", act="RELU6",
+         pool=((3, 3), (2, 2), "SAME", "RELU"), stages=("ADD",), scalar=True),
+    dict(producer="conv", in_shape=(10, 10, 1), out_c=96, k=5, s=1, d=2, padding="SAME", act="NONE",
+         pool=None, stages=("MUL",), scalar=False, hwio=True),
+    dict(producer="bconv", in_shape=(9, 10, 64), out_c=128, k=3, s=1, d=1, padding="VALID", pad_value=1,
+         act="RELU", pool=((2, 2), (2, 2), "VALID", "NONE"), stages=("MUL", "ADD"), scalar=False),
+    dict(producer="bconv", in_shape=(8, 9, 70), out_c=80, k=3, s=2, d=1, padding="SAME", pad_value=1,
+         act="RELU_N1_TO_1", pool=None, stages=("ADD", "MUL"), scalar=False),
+    dict(producer="bconv", in_shape=(9, 9, 40), out_c=16, k=3, s=1, d=1, padding="SAME", pad_value=0,
+         act="NONE", pool=((2, 2), (1, 1), "SAME", "NONE"), stages=("MUL",), scalar=False),
+]
+
+
+@pytest.mark.parametrize("cfg", OPT_FUSED, ids=[checks.fused_id(c) for c in OPT_FUSED])
+def test_opt_fused_chain_is_bit_identical_to_ref(rt, rt_opt, cfg):
+    """Same inputs into the _ref and _opt fused kernels: the same words; and the
+    opt fused kernel agrees with the unfused kernels (opt bconv, ref conv)."""
+    seed = zlib.crc32(checks.fused_id(cfg).encode())
+    got_ref = checks.run_fused(rt, cfg, np.random.default_rng(seed))
+    got_opt = checks.run_fused(rt_opt, cfg, np.random.default_rng(seed))
+    assert got_ref.size > 0 and np.array_equal(got_ref, got_opt)
+    problems, _, _ = checks.check_fused(rt_opt, cfg, np.random.default_rng(seed))
+    assert problems == []
+
+
+@pytest.mark.parametrize("producer", ["conv", "bconv"])
+def test_opt_fused_special_floats_match_ref(rt, rt_opt, producer):
+    """-0.0, NaN, +-inf and huge values through conv/bconv, pool and stages:
+    the opt kernels pack, pool and clamp them as the reference does."""
+    rng = np.random.default_rng(7)
+    cfg = dict(producer=producer, in_shape=(9, 10, 3 if producer == "conv" else 33), out_c=64, k=3, s=1,
+               d=1, padding="SAME", pad_value=1, act="NONE", pool=((2, 2), (2, 2), "VALID", "NONE"),
+               stages=("MUL", "ADD"), scalar=False)
+    specials = np.array([0.0, -0.0, np.nan, np.inf, -np.inf, 3e38, -3e38, 1e-45], np.float32)
+    got_ref = checks.run_fused(rt, cfg, np.random.default_rng(3), specials=specials)
+    got_opt = checks.run_fused(rt_opt, cfg, np.random.default_rng(3), specials=specials)
+    assert np.array_equal(got_ref, got_opt)
+    assert rng is not None

@@ -372,7 +372,7 @@ def _banner(w, what, name, sha, command, graph):
     ])
 
 
-def generate(model, *, name="model", target=None, fuse=True, command=None) -> GeneratedModel:
+def generate(model, *, name="model", target=None, fuse=True, command=None, kernels=None) -> GeneratedModel:
     """Generate C99 sources that run ``model`` with the edgebnn runtime.
 
     The generated ``NAME_invoke(input, output)`` computes what LCE's
@@ -392,6 +392,10 @@ def generate(model, *, name="model", target=None, fuse=True, command=None) -> Ge
         fuse: compute conv -> pool -> batchnorm -> binarize chains in row
             slices (less RAM, same results).
         command: the command line recorded in each file's header.
+        kernels: the kernel set (``"portable"``: the ``_ref`` kernels;
+            ``"opt"``: the ``_opt`` variants where the runtime has one, same
+            results bit for bit, more stack); None takes the target's
+            ``kernels``, or ``"portable"`` without a target.
 
     Returns:
         a :class:`GeneratedModel`.
@@ -413,7 +417,8 @@ def generate(model, *, name="model", target=None, fuse=True, command=None) -> Ge
             raise UnsupportedOpError(f"the model's {role} '{t.name}' is {t.dtype}; the C API takes and returns float32")
     ctx, nodes = build_nodes(graph, fuse=fuse)
     locations, plan, scratch, peak_scratch = _plan(graph, nodes)
-    kernels = getattr(target, "kernels", "portable") if target is not None else "portable"
+    if kernels is None:
+        kernels = getattr(target, "kernels", "portable") if target is not None else "portable"
     defs = runtime_functions()
     em = Emitter(name, ctx, locations, kernels, defs)
     em.scratch_offsets = scratch

@@ -31,6 +31,9 @@ from edgebnn.errors import EngineError, ToolchainError
 #: reference kernels. -march=native is dropped if the compiler refuses it.
 HOST_CFLAGS = ("-std=c99", "-O3", "-march=native", "-ffp-contract=off", "-DEBNN_USE_BUILTIN_POPCOUNT")
 _NATIVE_OK = {}
+#: Kernel set of host builds (no target): the ``_opt`` variants of the
+#: runtime (bit-identical to ``_ref``; a bigger stack, fine on a host).
+HOST_KERNELS = "opt"
 
 
 def host_cflags(compiler) -> list:
@@ -61,11 +64,15 @@ def _compiler(target, cc):
     return exe
 
 
-def _build(model_path, workdir, main_name, *, target=None, cc=None, extra_cflags=(), name="model", fuse=True):
+def _build(model_path, workdir, main_name, *, target=None, cc=None, extra_cflags=(), name="model", fuse=True,
+           kernels=None):
     workdir = Path(workdir)
     src = workdir / "src"
     src.mkdir(parents=True, exist_ok=True)
+    # Host programs (no target) use the "opt" kernel set: the same results bit
+    # for bit as the portable _ref kernels (tested), vectorized loop orders.
     gen = generate(model_path, name=name, target=target, fuse=fuse,
+                   kernels=kernels if kernels is not None else (HOST_KERNELS if target is None else None),
                    command=f"edgebnn.codegen.hostbench ({main_name})")
     for rel, text in gen.files.items():
         (src / rel).write_text(text)
@@ -134,7 +141,7 @@ def _runtime_objects(compiler, flags, files, runtime):
     return objects
 
 
-def build_bench_program(model_path, workdir, *, target=None, cc=None, extra_cflags=()) -> Path:
+def build_bench_program(model_path, workdir, *, target=None, cc=None, extra_cflags=(), kernels=None) -> Path:
     """Compile the generated code and the host benchmark main into an executable.
 
     Args:
@@ -144,6 +151,8 @@ def build_bench_program(model_path, workdir, *, target=None, cc=None, extra_cfla
             kernel set) or None for the host compiler (``$CC`` or gcc).
         cc: override the compiler.
         extra_cflags: more flags (e.g. ``-march=native``).
+        kernels: the kernel set; None: :data:`HOST_KERNELS` without a target,
+            else the target's.
 
     Returns:
         the path of the executable: ``prog WARMUP RUNS < input.f32`` prints
@@ -154,7 +163,8 @@ def build_bench_program(model_path, workdir, *, target=None, cc=None, extra_cfla
             the command and the compiler's errors).
         UnsupportedOpError: the model has an op the generator cannot handle.
     """
-    exe, _ = _build(model_path, workdir, "bench_main.c", target=target, cc=cc, extra_cflags=extra_cflags)
+    exe, _ = _build(model_path, workdir, "bench_main.c", target=target, cc=cc, extra_cflags=extra_cflags,
+                    kernels=kernels)
     return exe
 
 
@@ -170,20 +180,23 @@ def _cleanup_temp_dirs():
 atexit.register(_cleanup_temp_dirs)
 
 
-def build_predict_program(model_path, workdir, *, cc=None, extra_cflags=(), fuse=True):
+def build_predict_program(model_path, workdir, *, cc=None, extra_cflags=(), fuse=True, kernels=None):
     """Compile the batch prediction program (``prog < inputs.f32 > outputs.f32``)."""
-    return _build(model_path, workdir, "predict_main.c", cc=cc, extra_cflags=extra_cflags, fuse=fuse)
+    return _build(model_path, workdir, "predict_main.c", cc=cc, extra_cflags=extra_cflags, fuse=fuse,
+                  kernels=kernels)
 
 
-def predict_c(model_path, x, *, workdir=None, fuse=True, cc=None, extra_cflags=()) -> np.ndarray:
+def predict_c(model_path, x, *, workdir=None, fuse=True, cc=None, extra_cflags=(), kernels=None) -> np.ndarray:
     """Outputs of the generated C (host build) for a batch of inputs.
 
     Args:
         model_path: the .tflite file.
         x: inputs ``(N, *input_shape)`` (raw values, e.g. pixels 0-255).
         workdir: where to build; a temporary directory when None (the built
-            program is then cached per model, flags and fuse setting for the
-            life of the process).
+            program is then cached per model, flags, fuse setting and
+            kernel set for the life of the process).
+        kernels: the kernel set (None: :data:`HOST_KERNELS`; ``"portable"``:
+            the ``_ref`` kernels only).
 
     Returns:
         ``float32`` array ``(N, *output_shape)``.
@@ -193,7 +206,7 @@ def predict_c(model_path, x, *, workdir=None, fuse=True, cc=None, extra_cflags=(
         ToolchainError: the build failed.
     """
     data = Path(model_path).read_bytes()
-    key = (hashlib.sha256(data).hexdigest(), bool(fuse), cc, tuple(extra_cflags))
+    key = (hashlib.sha256(data).hexdigest(), bool(fuse), cc, tuple(extra_cflags), kernels)
     if workdir is None and key in _PREDICT_CACHE and _PREDICT_CACHE[key][0].exists():
         exe, gen = _PREDICT_CACHE[key]
     else:
@@ -202,7 +215,8 @@ def predict_c(model_path, x, *, workdir=None, fuse=True, cc=None, extra_cflags=(
             _TEMP_DIRS.append(wd)
         else:
             wd = Path(workdir)
-        exe, gen = build_predict_program(model_path, wd, cc=cc, extra_cflags=extra_cflags, fuse=fuse)
+        exe, gen = build_predict_program(model_path, wd, cc=cc, extra_cflags=extra_cflags, fuse=fuse,
+                                         kernels=kernels)
         if workdir is None:
             _PREDICT_CACHE[key] = (exe, gen)
     x = np.ascontiguousarray(np.asarray(x, dtype="<f4"))

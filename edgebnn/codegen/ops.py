@@ -371,7 +371,17 @@ class LceBconv2d(OpKernel):
             ("multiplier", em.const(p.multiplier, "float")),
             ("bias", em.const(p.bias, "float")),
             ("thresholds", em.const(p.thresholds, "int32_t")),
-        ]
+        ] + self._filter_t(em)
+
+    def _filter_t(self, em):
+        """The "opt" kernel set reads the filter transposed to [fh][fw][words][out_c]."""
+        if em.kernels != "opt":
+            return []
+        p = self.params
+        w = np.asarray(em.ctx.tensor(p.filter).data).reshape(p.out_c, -1)
+        ident = em.const_array(f"t{p.filter}_t", np.ascontiguousarray(w.T), "int32_t",
+                               f"tensor {p.filter} transposed to [fh][fw][words][out_c] (opt kernels)")
+        return [("filter_t", ident)]
 
     def emit(self, em):
         name = em.params(self, self.c_params_type, self.c_struct(em))
@@ -479,14 +489,22 @@ class Conv2D(OpKernel):
 
     def c_struct(self, em):
         f = []
+        hwio = em.kernels == "opt" and isinstance(self.params, Conv2DParams)
         for k, v in self.params.c_fields():
             if k == "padding":
                 v = PADDING_MACROS[v]
             elif k == "activation":
                 v = ACTIVATION_MACROS[v]
+            elif k == "filter" and hwio:
+                # the "opt" kernel set: [fh][fw][in_c][out_c], same sums (bit-identical)
+                w = np.asarray(em.ctx.tensor(v).data, dtype=np.float32)
+                v = em.const_array(f"t{v}_hwio", np.ascontiguousarray(w.transpose(1, 2, 3, 0)), "float",
+                                   f"tensor {v} transposed OHWI -> HWIO (opt kernels)")
             elif k in ("filter", "bias"):
                 v = em.const(v, "float")
             f.append((k, v))
+        if hwio:
+            f.append(("filter_layout", "EBNN_FILTER_HWIO"))
         return f
 
     def emit(self, em):

@@ -190,6 +190,10 @@ typedef struct {
   const float *multiplier;      /* [out_c], float output */
   const float *bias;            /* [out_c], float output */
   const int32_t *thresholds;    /* [out_c], non-NULL => bitpacked output */
+  /* Optional (NULL when omitted): the same filter transposed at export time
+   * to [fh][fw][PACKED_WORDS(in_c)][out_c] words, read by the _opt kernels
+   * (which otherwise transpose it per call); the _ref kernels ignore it. */
+  const int32_t *filter_t;
 } ebnn_bconv2d_params_t;
 
 /* output: float [out_h][out_w][out_c], or int32_t words
@@ -452,6 +456,20 @@ ebnn_status_t ebnn_fused_output_shape(const ebnn_fused_params_t *params,
 /* input: float [in_h][in_w][in_c] for CONV2D, bitpacked int32 words for
  * BCONV2D (pass as const void *). output: bitpacked int32 words. */
 ebnn_status_t ebnn_fused_conv_pool_affine_quantize_ref(
+    const ebnn_fused_params_t *params, const void *input, int32_t *output,
+    void *scratch, size_t scratch_bytes);
+
+/* ------------------------------------------------------------------------ */
+/* Optimized variants (kernel set "opt", ebnn_opt.c)                         */
+/* ------------------------------------------------------------------------ */
+
+/* Same params, results (bit for bit) and statuses as the _ref kernels; loops
+ * reordered to vectorize across output channels (the filter is transposed
+ * per call into a ~16 KiB stack buffer: for hosts, not 32 KiB MCUs). Cases
+ * outside their fast paths are delegated to the _ref kernels. */
+ebnn_status_t ebnn_bconv2d_opt(const ebnn_bconv2d_params_t *params,
+                               const int32_t *input, void *output);
+ebnn_status_t ebnn_fused_conv_pool_affine_quantize_opt(
     const ebnn_fused_params_t *params, const void *input, int32_t *output,
     void *scratch, size_t scratch_bytes);
 

@@ -14,17 +14,7 @@
 #include "ebnn.h"
 #include "ebnn_internal.h"
 
-typedef struct {
-  int32_t prod_h, prod_w, channels;
-  ebnn__geom_t conv_g;
-  ebnn__bgeom_t bconv_g;
-  ebnn_pool2d_params_t pool;
-  ebnn__geom_t pool_g;
-  int32_t out_h, out_w;
-  size_t scratch_floats;
-} fused_plan_t;
-
-static ebnn_status_t fused_plan(const ebnn_fused_params_t *p, fused_plan_t *pl) {
+ebnn_status_t ebnn__fused_plan(const ebnn_fused_params_t *p, ebnn__fused_plan_t *pl) {
   int32_t i;
   ebnn_status_t st;
   if (p == NULL) return EBNN_ERROR_NULL_POINTER;
@@ -81,19 +71,19 @@ static ebnn_status_t fused_plan(const ebnn_fused_params_t *p, fused_plan_t *pl) 
 }
 
 size_t ebnn_fused_scratch_bytes(const ebnn_fused_params_t *params) {
-  fused_plan_t pl;
-  if (fused_plan(params, &pl) != EBNN_OK) return 0;
+  ebnn__fused_plan_t pl;
+  if (ebnn__fused_plan(params, &pl) != EBNN_OK) return 0;
   return pl.scratch_floats * sizeof(float);
 }
 
 ebnn_status_t ebnn_fused_output_shape(const ebnn_fused_params_t *params,
                                       int32_t *out_h, int32_t *out_w,
                                       int32_t *channels) {
-  fused_plan_t pl;
+  ebnn__fused_plan_t pl;
   ebnn_status_t st;
   if (out_h == NULL || out_w == NULL || channels == NULL)
     return EBNN_ERROR_NULL_POINTER;
-  st = fused_plan(params, &pl);
+  st = ebnn__fused_plan(params, &pl);
   if (st != EBNN_OK) return st;
   *out_h = pl.out_h;
   *out_w = pl.out_w;
@@ -101,7 +91,7 @@ ebnn_status_t ebnn_fused_output_shape(const ebnn_fused_params_t *params,
   return EBNN_OK;
 }
 
-static void produce_row(const ebnn_fused_params_t *p, const fused_plan_t *pl,
+static void produce_row(const ebnn_fused_params_t *p, const ebnn__fused_plan_t *pl,
                         const void *input, int32_t row, float *dst) {
   if (p->producer == EBNN_PRODUCER_CONV2D) {
     ebnn__conv2d_row(p->conv, &pl->conv_g, (const float *)input, row, dst);
@@ -131,14 +121,14 @@ static void finish_pixel(const ebnn_fused_params_t *p, float *px,
 ebnn_status_t ebnn_fused_conv_pool_affine_quantize_ref(
     const ebnn_fused_params_t *params, const void *input, int32_t *output,
     void *scratch, size_t scratch_bytes) {
-  fused_plan_t pl;
+  ebnn__fused_plan_t pl;
   ebnn_status_t st;
   float *buf = (float *)scratch;
   int32_t oy, ox, r;
   const ebnn_fused_params_t *p = params;
   if (p == NULL || input == NULL || output == NULL || scratch == NULL)
     return EBNN_ERROR_NULL_POINTER;
-  st = fused_plan(p, &pl);
+  st = ebnn__fused_plan(p, &pl);
   if (st != EBNN_OK) return st;
   if (scratch_bytes < pl.scratch_floats * sizeof(float))
     return EBNN_ERROR_SCRATCH_TOO_SMALL;

@@ -126,4 +126,19 @@ void ebnn__bconv2d_row_float(const ebnn_bconv2d_params_t *p,
 
 ebnn_status_t ebnn__pool_geom(const ebnn_pool2d_params_t *p, ebnn__geom_t *g);
 
+/* The fused chain's geometry, resolved once per call (ebnn_fused.c); shared
+ * by the reference and the optimized fused kernels. */
+typedef struct {
+  int32_t prod_h, prod_w, channels;
+  ebnn__geom_t conv_g;
+  ebnn__bgeom_t bconv_g;
+  ebnn_pool2d_params_t pool;
+  ebnn__geom_t pool_g;
+  int32_t out_h, out_w;
+  size_t scratch_floats;
+} ebnn__fused_plan_t;
+
+ebnn_status_t ebnn__fused_plan(const ebnn_fused_params_t *p,
+                               ebnn__fused_plan_t *pl);
+
 #endif /* EDGEBNN_FIRMWARE_RUNTIME_EBNN_INTERNAL_H_ */

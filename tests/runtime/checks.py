@@ -279,3 +279,43 @@ def check_fused(rt, cfg, rng):
     if nbytes != expected_bytes:
         problems.append(f"scratch {nbytes} bytes, expected {expected_bytes}")
     return problems, nbytes, whole
+
+
+def run_fused(rt, cfg, rng, specials=None):
+    """The fused kernel of ``rt`` (its variant) on random data drawn from rng.
+
+    With ``specials`` (float32 values), a quarter of the conv input, filter
+    and stage values are replaced by them (NaN, infinities, -0.0, ...).
+    """
+    h, w, cin = cfg["in_shape"]
+    cout, k = cfg["out_c"], cfg["k"]
+    kw = dict(stride=(cfg["s"], cfg["s"]), dilation=(cfg["d"], cfg["d"]), padding=cfg["padding"],
+              activation=cfg["act"])
+
+    def sprinkle(a):
+        if specials is not None:
+            idx = rng.random(a.shape) < 0.25
+            a[idx] = rng.choice(specials, size=int(idx.sum()))
+        return a
+
+    if cfg["producer"] == "conv":
+        x = sprinkle(rng.normal(size=(h, w, cin)).astype(np.float32))
+        filt = sprinkle(rng.normal(0, 0.5, size=(cout, k, k, cin)).astype(np.float32))
+        bias = rng.normal(size=cout).astype(np.float32)
+        params, keep = rt.conv2d_params(x.shape, filt, bias, hwio=cfg.get("hwio", False), **kw)
+        fused_kw, inp = dict(conv=params), x
+    else:
+        xp = rt.quantize(rng.normal(size=(h, w, cin)).astype(np.float32))
+        filt = rt.quantize(rng.normal(size=(cout, k, k, cin)).astype(np.float32))
+        mult = sprinkle(rng.uniform(-2, 2, size=cout).astype(np.float32))
+        bias = rng.normal(0, 3, size=cout).astype(np.float32)
+        params, keep = rt.bconv2d_params((h, w), cin, filt, pad_value=cfg["pad_value"], multiplier=mult,
+                                         bias=bias, **kw)
+        fused_kw, inp = dict(bconv=params), xp
+    stages = []
+    for kind in cfg["stages"]:
+        vals = sprinkle(rng.normal(0, 1.5, size=1 if cfg["scalar"] else cout).astype(np.float32))
+        stages.append((kind, vals, str(rng.choice(["NONE", "NONE", "RELU", "RELU6"]))))
+    got, _ = rt.fused(inp, pool=cfg["pool"], stages=stages, **fused_kw)
+    del keep
+    return got

@@ -50,7 +50,7 @@ class BConv2DParams(C.Structure):
     _fields_ = [(n, I32) for n in ("in_h", "in_w", "in_c", "out_c", "filter_h", "filter_w",
                                    "stride_h", "stride_w", "dilation_h", "dilation_w", "padding",
                                    "pad_value", "activation")] + [
-        ("filter", PI), ("multiplier", PF), ("bias", PF), ("thresholds", PI)]
+        ("filter", PI), ("multiplier", PF), ("bias", PF), ("thresholds", PI), ("filter_t", PI)]
 
 
 class BMaxPool2DParams(C.Structure):
@@ -177,9 +177,16 @@ class KernelError(RuntimeError):
 class Runtime:
     """numpy front end of the compiled runtime; every call checks the status."""
 
-    def __init__(self, path):
+    def __init__(self, path, variant="ref", filter_t=False):
         self.lib = C.CDLL(str(path))
         self._keep = []
+        self.variant = variant
+        self.filter_t = filter_t  # hand LceBconv2d its export-time transposed filter
+
+    def fn(self, base):
+        """``base_<variant>`` if the library exports it, else ``base_ref``."""
+        name = f"{base}_{self.variant}"
+        return name if self.variant != "ref" and hasattr(self.lib, name) else f"{base}_ref"
 
     def _call(self, name, *args):
         fn = getattr(self.lib, name)
@@ -213,11 +220,12 @@ class Runtime:
         mult = None if multiplier is None else _f32(multiplier)
         b = None if bias is None else _f32(bias)
         thr = None if thresholds is None else _i32(thresholds)
-        keep = (filt, mult, b, thr)
+        filt_t = np.ascontiguousarray(filt.reshape(filt.shape[0], -1).T) if self.filter_t else None
+        keep = (filt, mult, b, thr, filt_t)
         p = BConv2DParams(in_shape[0], in_shape[1], in_c, filt.shape[0], filt.shape[1],
                           filt.shape[2], stride[0], stride[1], dilation[0], dilation[1],
                           PADDING[padding], pad_value, ACT[activation], _pi(filt), _pf(mult),
-                          _pf(b), _pi(thr))
+                          _pf(b), _pi(thr), _pi(filt_t))
         return p, keep
 
     def bconv2d(self, packed_input, in_c, filt, **kw):
@@ -228,10 +236,10 @@ class Runtime:
         ow = out_size(w, p.filter_w, p.stride_w, p.dilation_w, kw.get("padding", "VALID"))
         if kw.get("thresholds") is not None:
             out = np.full((oh, ow, words(p.out_c)), -12345, np.int32)
-            self._call("ebnn_bconv2d_ref", C.byref(p), _pi(packed_input), _pi(out))
+            self._call(self.fn("ebnn_bconv2d"), C.byref(p), _pi(packed_input), _pi(out))
         else:
             out = np.full((oh, ow, p.out_c), np.nan, np.float32)
-            self._call("ebnn_bconv2d_ref", C.byref(p), _pi(packed_input), _pf(out))
+            self._call(self.fn("ebnn_bconv2d"), C.byref(p), _pi(packed_input), _pf(out))
         del keep
         return out
 
@@ -274,7 +282,7 @@ class Runtime:
         oh = out_size(p.in_h, p.filter_h, p.stride_h, p.dilation_h, pad)
         ow = out_size(p.in_w, p.filter_w, p.stride_w, p.dilation_w, pad)
         out = np.full((oh, ow, p.out_c), np.nan, np.float32)
-        self._call("ebnn_conv2d_ref", C.byref(p), _pf(x), _pf(out))
+        self._call(self.fn("ebnn_conv2d"), C.byref(p), _pf(x), _pf(out))
         del keep
         return out
 
@@ -414,11 +422,12 @@ class Runtime:
         self._call("ebnn_fused_output_shape", C.byref(fp), C.byref(oh), C.byref(ow), C.byref(ch))
         out = np.full((oh.value, ow.value, words(ch.value)), -12345, np.int32)
         scratch = np.zeros(nbytes // 4, np.float32)
-        self._call("ebnn_fused_conv_pool_affine_quantize_ref", C.byref(fp), inptr, _pi(out),
+        fused_fn = self.fn("ebnn_fused_conv_pool_affine_quantize")
+        self._call(fused_fn, C.byref(fp), inptr, _pi(out),
                    scratch.ctypes.data_as(C.c_void_p), C.c_size_t(nbytes))
         # too small a scratch must be refused
-        self.lib.ebnn_fused_conv_pool_affine_quantize_ref.restype = I32
-        st = self.lib.ebnn_fused_conv_pool_affine_quantize_ref(
+        getattr(self.lib, fused_fn).restype = I32
+        st = getattr(self.lib, fused_fn)(
             C.byref(fp), inptr, _pi(out.copy()), scratch.ctypes.data_as(C.c_void_p),
             C.c_size_t(nbytes - 4))
         if st != 5:

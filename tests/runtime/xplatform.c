@@ -70,10 +70,10 @@ int main(void) {
     ebnn_conv2d_params_t c = {28, 28, 1, 32, 3, 3, 1, 1, 1, 1, EBNN_PADDING_VALID,
                               EBNN_ACT_NONE, ffilt, fbias, EBNN_FILTER_OHWI};
     ebnn_bconv2d_params_t b = {13, 13, 32, 64, 3, 3, 1, 1, 1, 1, EBNN_PADDING_VALID, 1,
-                               EBNN_ACT_NONE, bfilt, mul, bias, NULL};
+                               EBNN_ACT_NONE, bfilt, mul, bias, NULL, NULL};
     ebnn_bconv2d_params_t bz = b;
     ebnn_bconv2d_params_t b2 = {5, 5, 64, 64, 3, 3, 1, 1, 1, 1, EBNN_PADDING_VALID, 1,
-                                EBNN_ACT_NONE, bfilt2, NULL, NULL, thr};
+                                EBNN_ACT_NONE, bfilt2, NULL, NULL, thr, NULL};
     ebnn_bdense_params_t d = {1, 64 * 9, 10, EBNN_ACT_NONE, bfilt2, mul, bias};
     ebnn_fused_params_t f;
     f.producer = EBNN_PRODUCER_CONV2D;
