@@ -166,6 +166,106 @@ static void opt_maxpool_pixel(const float *rows, int32_t width, int32_t channels
   if (act != EBNN_ACT_NONE) opt_act(out, channels, act);
 }
 
+#if EBNN_OPT_VEC
+typedef int32_t ebnn_v16i __attribute__((vector_size(64)));
+
+/* Lane select m ? b : a for a comparison mask m (-1 / 0 lanes). Vectors go
+ * through macros and pointers, never by value (no psABI differences). */
+#define EBNN_V16_SEL(m, a, b) \
+  ((ebnn_v16f)(((m) & (ebnn_v16i)(b)) | (~(m) & (ebnn_v16i)(a))))
+
+/* ebnn__act lane by lane: x < lo ? lo : x, then x > hi ? hi : x. */
+static void opt_v16_act(ebnn_v16f *x, ebnn_activation_t act) {
+  const ebnn_v16f zero = EBNN_V16F_SPLAT(0.0f);
+  const ebnn_v16f m1 = EBNN_V16F_SPLAT(-1.0f);
+  const ebnn_v16f p1 = EBNN_V16F_SPLAT(1.0f);
+  const ebnn_v16f six = EBNN_V16F_SPLAT(6.0f);
+  ebnn_v16f v = *x;
+  switch (act) {
+    case EBNN_ACT_RELU:
+      v = EBNN_V16_SEL(v < zero, v, zero);
+      break;
+    case EBNN_ACT_RELU_N1_TO_1:
+      v = EBNN_V16_SEL(v < m1, v, m1);
+      v = EBNN_V16_SEL(v > p1, v, p1);
+      break;
+    case EBNN_ACT_RELU6:
+      v = EBNN_V16_SEL(v < zero, v, zero);
+      v = EBNN_V16_SEL(v > six, v, six);
+      break;
+    default:
+      break;
+  }
+  *x = v;
+}
+
+/* bit i = (x[i] < 0.0f) (false for NaN and -0.0f) */
+static uint32_t opt_v16_signbits(const ebnn_v16f *x) {
+#if EBNN_OPT_AVX512_POPCNT
+  return (uint32_t)_mm512_cmp_ps_mask((__m512)*x, _mm512_setzero_ps(), _CMP_LT_OQ);
+#else
+  const ebnn_v16f zero = EBNN_V16F_SPLAT(0.0f);
+  const ebnn_v16i bit = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192,
+                         16384, 32768};
+  const ebnn_v16i m = (*x < zero) & bit;
+  uint32_t word = 0u;
+  int i;
+  for (i = 0; i < 16; ++i) word |= (uint32_t)m[i];
+  return word;
+#endif
+}
+
+/* One output pixel of the fused chain for channels % 16 == 0, 16 channels
+ * at a time in registers: max pool over rows [y0, y1) x columns [x0, x1)
+ * of the producer rows (pooled != 0; else the producer pixel at x0 of row
+ * 0 as is), pool activation, the MUL/ADD stages with their activations,
+ * pack. Per channel the reference's operations in the reference's order. */
+static void opt_pool_finish_v16(const ebnn_fused_params_t *p, const float *rows,
+                                int32_t width, int32_t channels, int pooled,
+                                int32_t y0, int32_t y1, int32_t x0, int32_t x1,
+                                ebnn_activation_t pool_act, int32_t *out) {
+  int32_t c0, y, x, s;
+  uint32_t word = 0u;
+  for (c0 = 0; c0 < channels; c0 += 16) {
+    ebnn_v16f v;
+    if (pooled) {
+      v = (ebnn_v16f)EBNN_V16F_SPLAT(-FLT_MAX);
+      for (y = y0; y < y1; ++y)
+        for (x = x0; x < x1; ++x) {
+          const ebnn_v16f t = EBNN_V16F_LOAD(rows + ((size_t)y * (size_t)width + (size_t)x) *
+                                                        (size_t)channels + (size_t)c0);
+          v = EBNN_V16_SEL(v < t, v, t); /* v < t ? t : v */
+        }
+      if (pool_act != EBNN_ACT_NONE) opt_v16_act(&v, pool_act);
+    } else {
+      v = EBNN_V16F_LOAD(rows + (size_t)x0 * (size_t)channels + (size_t)c0);
+    }
+    for (s = 0; s < p->n_stages; ++s) {
+      const ebnn_fused_stage_t *st = &p->stages[s];
+      ebnn_v16f b;
+      if (st->size == 1) {
+        const float b0 = st->values[0];
+        const ebnn_v16f bs = EBNN_V16F_SPLAT(b0);
+        b = bs;
+      } else {
+        b = EBNN_V16F_LOAD(st->values + c0);
+      }
+      if (st->kind == EBNN_STAGE_MUL) {
+        v = v * b;
+      } else {
+        v = v + b;
+      }
+      if (st->activation != EBNN_ACT_NONE) opt_v16_act(&v, st->activation);
+    }
+    word |= opt_v16_signbits(&v) << (c0 & 31);
+    if ((c0 & 31) == 16 || c0 + 16 == channels) {
+      out[c0 / 32] = (int32_t)word;
+      word = 0u;
+    }
+  }
+}
+#endif
+
 /* ---------------------------------------------------------------------- */
 /* CONV_2D row over a [K][out_c] filter                                    */
 /* ---------------------------------------------------------------------- */
@@ -441,43 +541,57 @@ static int opt_bconv_prepare(const ebnn_bconv2d_params_t *p,
 static void opt_bconv_counts(const opt_bconv_t *ctx, const int32_t *input,
                              int32_t y_origin, int32_t x_origin, int32_t *cnt) {
   uint32_t patch[EBNN_OPT_PATCH_WORDS];
+  const uint32_t *src[EBNN_OPT_PATCH_WORDS]; /* filter row fy: row_len words */
   const ebnn_bconv2d_params_t *p = ctx->p;
   const int32_t words = ctx->g->words_in;
   const int32_t oc = p->out_c;
-  const size_t fw = ctx->filt_words;
-  uint32_t *dst = patch;
+  const size_t row_len = (size_t)p->filter_w * (size_t)words;
   int32_t fy, fx, w, o, j;
-  size_t k;
-  for (fy = 0; fy < p->filter_h; ++fy) {
-    const int32_t iy = y_origin + fy * p->dilation_h;
-    for (fx = 0; fx < p->filter_w; ++fx) {
-      const int32_t ix = x_origin + fx * p->dilation_w;
-      if (iy >= 0 && iy < p->in_h && ix >= 0 && ix < p->in_w) {
-        const int32_t *px =
-            input + ((size_t)iy * (size_t)p->in_w + (size_t)ix) * (size_t)words;
-        if (words == 1) {
-          dst[0] = (uint32_t)px[0];
+  size_t t;
+  if (p->dilation_w == 1 && x_origin >= 0 && x_origin + p->filter_w <= p->in_w &&
+      y_origin >= 0 && y_origin + (p->filter_h - 1) * p->dilation_h < p->in_h) {
+    /* window inside the input: its rows are contiguous runs of the input */
+    for (fy = 0; fy < p->filter_h; ++fy)
+      src[fy] = (const uint32_t *)(const void *)(input +
+                ((size_t)(y_origin + fy * p->dilation_h) * (size_t)p->in_w +
+                 (size_t)x_origin) * (size_t)words);
+  } else {
+    /* gathered as the reference does (0 words = +1 for taps outside) */
+    uint32_t *dst = patch;
+    for (fy = 0; fy < p->filter_h; ++fy) {
+      const int32_t iy = y_origin + fy * p->dilation_h;
+      src[fy] = dst;
+      for (fx = 0; fx < p->filter_w; ++fx) {
+        const int32_t ix = x_origin + fx * p->dilation_w;
+        if (iy >= 0 && iy < p->in_h && ix >= 0 && ix < p->in_w) {
+          const int32_t *px =
+              input + ((size_t)iy * (size_t)p->in_w + (size_t)ix) * (size_t)words;
+          if (words == 1) {
+            dst[0] = (uint32_t)px[0];
+          } else {
+            for (w = 0; w < words; ++w) dst[w] = (uint32_t)px[w];
+          }
         } else {
-          for (w = 0; w < words; ++w) dst[w] = (uint32_t)px[w];
+          for (w = 0; w < words; ++w) dst[w] = 0u;
         }
-      } else {
-        for (w = 0; w < words; ++w) dst[w] = 0u;
+        dst += words;
       }
-      dst += words;
     }
   }
   o = 0;
 #if EBNN_OPT_AVX512_POPCNT
   for (; o + 64 <= oc; o += 64) {
     __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0;
-    const uint32_t *wo = ctx->wt + (size_t)o;
-    for (k = 0; k < fw; ++k) {
-      const __m512i x = _mm512_set1_epi32((int)patch[k]);
-      const uint32_t *wk = wo + k * (size_t)oc;
-      c0 = _mm512_add_epi32(c0, _mm512_popcnt_epi32(_mm512_xor_si512(x, _mm512_loadu_si512((const void *)wk))));
-      c1 = _mm512_add_epi32(c1, _mm512_popcnt_epi32(_mm512_xor_si512(x, _mm512_loadu_si512((const void *)(wk + 16)))));
-      c2 = _mm512_add_epi32(c2, _mm512_popcnt_epi32(_mm512_xor_si512(x, _mm512_loadu_si512((const void *)(wk + 32)))));
-      c3 = _mm512_add_epi32(c3, _mm512_popcnt_epi32(_mm512_xor_si512(x, _mm512_loadu_si512((const void *)(wk + 48)))));
+    const uint32_t *wk = ctx->wt + (size_t)o;
+    for (fy = 0; fy < p->filter_h; ++fy) {
+      const uint32_t *s = src[fy];
+      for (t = 0; t < row_len; ++t, wk += oc) {
+        const __m512i x = _mm512_set1_epi32((int)s[t]);
+        c0 = _mm512_add_epi32(c0, _mm512_popcnt_epi32(_mm512_xor_si512(x, _mm512_loadu_si512((const void *)wk))));
+        c1 = _mm512_add_epi32(c1, _mm512_popcnt_epi32(_mm512_xor_si512(x, _mm512_loadu_si512((const void *)(wk + 16)))));
+        c2 = _mm512_add_epi32(c2, _mm512_popcnt_epi32(_mm512_xor_si512(x, _mm512_loadu_si512((const void *)(wk + 32)))));
+        c3 = _mm512_add_epi32(c3, _mm512_popcnt_epi32(_mm512_xor_si512(x, _mm512_loadu_si512((const void *)(wk + 48)))));
+      }
     }
     _mm512_storeu_si512((void *)(cnt + o), c0);
     _mm512_storeu_si512((void *)(cnt + o + 16), c1);
@@ -486,29 +600,37 @@ static void opt_bconv_counts(const opt_bconv_t *ctx, const int32_t *input,
   }
   for (; o + 16 <= oc; o += 16) {
     __m512i c0 = _mm512_setzero_si512();
-    const uint32_t *wo = ctx->wt + (size_t)o;
-    for (k = 0; k < fw; ++k) {
-      const __m512i x = _mm512_set1_epi32((int)patch[k]);
-      c0 = _mm512_add_epi32(c0, _mm512_popcnt_epi32(_mm512_xor_si512(
-                                    x, _mm512_loadu_si512((const void *)(wo + k * (size_t)oc)))));
+    const uint32_t *wk = ctx->wt + (size_t)o;
+    for (fy = 0; fy < p->filter_h; ++fy) {
+      const uint32_t *s = src[fy];
+      for (t = 0; t < row_len; ++t, wk += oc) {
+        const __m512i x = _mm512_set1_epi32((int)s[t]);
+        c0 = _mm512_add_epi32(c0, _mm512_popcnt_epi32(_mm512_xor_si512(x, _mm512_loadu_si512((const void *)wk))));
+      }
     }
     _mm512_storeu_si512((void *)(cnt + o), c0);
   }
 #endif
   for (; o + EBNN_OPT_LANES <= oc; o += EBNN_OPT_LANES) {
     int32_t acc[EBNN_OPT_LANES];
-    const uint32_t *wo = ctx->wt + (size_t)o;
+    const uint32_t *wk = ctx->wt + (size_t)o;
     for (j = 0; j < EBNN_OPT_LANES; ++j) acc[j] = 0;
-    for (k = 0; k < fw; ++k) {
-      const uint32_t x = patch[k];
-      const uint32_t *wk = wo + k * (size_t)oc;
-      for (j = 0; j < EBNN_OPT_LANES; ++j) acc[j] += EBNN_POPCOUNT32(x ^ wk[j]);
+    for (fy = 0; fy < p->filter_h; ++fy) {
+      const uint32_t *s = src[fy];
+      for (t = 0; t < row_len; ++t, wk += oc) {
+        const uint32_t x = s[t];
+        for (j = 0; j < EBNN_OPT_LANES; ++j) acc[j] += EBNN_POPCOUNT32(x ^ wk[j]);
+      }
     }
     for (j = 0; j < EBNN_OPT_LANES; ++j) cnt[o + j] = acc[j];
   }
   for (; o < oc; ++o) {
     int32_t total = 0;
-    for (k = 0; k < fw; ++k) total += EBNN_POPCOUNT32(patch[k] ^ ctx->wt[k * (size_t)oc + (size_t)o]);
+    const uint32_t *wk = ctx->wt + (size_t)o;
+    for (fy = 0; fy < p->filter_h; ++fy) {
+      const uint32_t *s = src[fy];
+      for (t = 0; t < row_len; ++t, wk += oc) total += EBNN_POPCOUNT32(s[t] ^ wk[0]);
+    }
     cnt[o] = total;
   }
 }
@@ -658,10 +780,18 @@ ebnn_status_t ebnn_fused_conv_pool_affine_quantize_opt(
       }
       for (ox = 0; ox < pl.out_w; ++ox) {
         int32_t *out = output + ((size_t)oy * (size_t)pl.out_w + (size_t)ox) * (size_t)words;
-        if (p->has_pool) {
-          int32_t x0, x1;
+        int32_t x0 = ox, x1 = ox + 1;
+        if (p->has_pool)
           ebnn__window(ox, pl.pool.stride_w, pl.pool_g.pad_left, pl.pool.filter_w,
                        pl.pool.in_w, &x0, &x1);
+#if EBNN_OPT_VEC
+        if ((pl.channels % 16) == 0) {
+          opt_pool_finish_v16(p, rows, pl.prod_w, pl.channels, p->has_pool, 0, y1 - y0, x0,
+                              x1, p->has_pool ? pl.pool.activation : EBNN_ACT_NONE, out);
+          continue;
+        }
+#endif
+        if (p->has_pool) {
           opt_maxpool_pixel(rows, pl.prod_w, pl.channels, 0, y1 - y0, x0, x1,
                             pl.pool.activation, px);
           opt_finish_pixel(p, px, pl.channels, out);
