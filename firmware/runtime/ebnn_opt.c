@@ -46,6 +46,12 @@
  * (tested bit-identical as well). */
 #if defined(__GNUC__) && !defined(EBNN_OPT_PLAIN_C)
 #define EBNN_OPT_VEC 1
+/* 32 vector registers (AVX-512, AArch64): four-pixel conv blocks */
+#if defined(__AVX512F__) || defined(__aarch64__)
+#define EBNN_OPT_WIDE 1
+#else
+#define EBNN_OPT_WIDE 0
+#endif
 typedef float ebnn_v8f __attribute__((vector_size(32)));
 typedef float ebnn_v8f_u __attribute__((vector_size(32), aligned(4), may_alias));
 #define EBNN_V8F_LOAD(ptr) (*(const ebnn_v8f_u *)(const void *)(ptr))
@@ -57,6 +63,7 @@ typedef float ebnn_v16f_u __attribute__((vector_size(64), aligned(4), may_alias)
 #define EBNN_V16F_SPLAT(x) {x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x}
 #else
 #define EBNN_OPT_VEC 0
+#define EBNN_OPT_WIDE 0
 #endif
 
 /* AVX-512 VPOPCNTDQ (x86 built with -march=native on a CPU that has it, or
@@ -295,6 +302,62 @@ static int opt_conv_prepare(const ebnn_conv2d_params_t *p, float *buf,
  * the input, dilation_w 1), out_c a multiple of 32: per 32 channels four
  * 16-lane accumulators share each filter load. Taps in the order
  * k = (fy * fw + fx) * in_c + c, as the reference. */
+/* Four output pixels (windows at base + i * pix_step, all inside the input,
+ * dilation_w 1), out_c a multiple of 32: eight independent 16-lane
+ * accumulators per 32 channels (enough to hide the add latency; needs the
+ * 32 vector registers of AVX-512 / AArch64 to stay in registers). */
+static void opt_conv_quad32(const float *base, size_t pix_step, size_t row_step,
+                            int32_t filter_h, size_t row_len, const float *wt,
+                            const float *bias, int32_t oc, float *out) {
+  int32_t o, fy;
+  size_t t;
+  for (o = 0; o < oc; o += 32) {
+    const ebnn_v16f zero = EBNN_V16F_SPLAT(0.0f);
+    ebnn_v16f a00 = zero, a01 = zero, a10 = zero, a11 = zero;
+    ebnn_v16f a20 = zero, a21 = zero, a30 = zero, a31 = zero;
+    const float *wk = wt + (size_t)o;
+    for (fy = 0; fy < filter_h; ++fy) {
+      const float *s0 = base + (size_t)fy * row_step;
+      const float *s1 = s0 + pix_step, *s2 = s1 + pix_step, *s3 = s2 + pix_step;
+      for (t = 0; t < row_len; ++t, wk += oc) {
+        const float x0 = s0[t], x1 = s1[t], x2 = s2[t], x3 = s3[t];
+        const ebnn_v16f x0v = EBNN_V16F_SPLAT(x0);
+        const ebnn_v16f x1v = EBNN_V16F_SPLAT(x1);
+        const ebnn_v16f x2v = EBNN_V16F_SPLAT(x2);
+        const ebnn_v16f x3v = EBNN_V16F_SPLAT(x3);
+        const ebnn_v16f w0 = EBNN_V16F_LOAD(wk), w1 = EBNN_V16F_LOAD(wk + 16);
+        a00 = a00 + x0v * w0;
+        a01 = a01 + x0v * w1;
+        a10 = a10 + x1v * w0;
+        a11 = a11 + x1v * w1;
+        a20 = a20 + x2v * w0;
+        a21 = a21 + x2v * w1;
+        a30 = a30 + x3v * w0;
+        a31 = a31 + x3v * w1;
+      }
+    }
+    if (bias != NULL) { /* total += bias[o], as the reference, per lane */
+      const ebnn_v16f b0 = EBNN_V16F_LOAD(bias + o), b1 = EBNN_V16F_LOAD(bias + o + 16);
+      a00 = a00 + b0;
+      a01 = a01 + b1;
+      a10 = a10 + b0;
+      a11 = a11 + b1;
+      a20 = a20 + b0;
+      a21 = a21 + b1;
+      a30 = a30 + b0;
+      a31 = a31 + b1;
+    }
+    EBNN_V16F_STORE(out + o, a00);
+    EBNN_V16F_STORE(out + o + 16, a01);
+    EBNN_V16F_STORE(out + oc + o, a10);
+    EBNN_V16F_STORE(out + oc + o + 16, a11);
+    EBNN_V16F_STORE(out + 2 * oc + o, a20);
+    EBNN_V16F_STORE(out + 2 * oc + o + 16, a21);
+    EBNN_V16F_STORE(out + 3 * oc + o, a30);
+    EBNN_V16F_STORE(out + 3 * oc + o + 16, a31);
+  }
+}
+
 static void opt_conv_pair32(const float *base, size_t pix_step, size_t row_step,
                             int32_t filter_h, size_t row_len, const float *wt,
                             const float *bias, int32_t oc, float *out0,
@@ -355,6 +418,22 @@ static void opt_conv_row(const ebnn_conv2d_params_t *p, const ebnn__geom_t *g,
     float *dst = patch;
     size_t k;
 #if EBNN_OPT_VEC
+    if (EBNN_OPT_WIDE && inside_rows && p->dilation_w == 1 && (oc % 32) == 0 &&
+        ox + 3 < g->out_w && x_origin >= 0 &&
+        x_origin + 3 * p->stride_w + p->filter_w <= p->in_w) {
+      const float *base =
+          input + ((size_t)y_origin * (size_t)p->in_w + (size_t)x_origin) * (size_t)p->in_c;
+      int32_t i;
+      opt_conv_quad32(base, (size_t)p->stride_w * (size_t)p->in_c,
+                      (size_t)p->dilation_h * (size_t)p->in_w * (size_t)p->in_c,
+                      p->filter_h, (size_t)p->filter_w * (size_t)p->in_c, wt, p->bias,
+                      oc, out);
+      if (p->activation != EBNN_ACT_NONE) {
+        for (i = 0; i < 4; ++i) opt_act(out + (size_t)i * (size_t)oc, oc, p->activation);
+      }
+      ox += 3;
+      continue;
+    }
     if (inside_rows && p->dilation_w == 1 && (oc % 32) == 0 && ox + 1 < g->out_w &&
         x_origin >= 0 && x_origin + p->stride_w + p->filter_w <= p->in_w) {
       const float *base =

@@ -3,8 +3,13 @@
  *
  * Usage: prog WARMUP RUNS < input.f32
  * Reads exactly EDGEBNN_MODEL_INPUT_SIZE little-endian float32 values from
- * stdin, runs WARMUP untimed invokes, then RUNS invokes each timed alone with
- * clock_gettime(CLOCK_MONOTONIC), and prints one JSON object on stdout:
+ * stdin, runs WARMUP untimed invokes (with WARMUP > 0, and for at least
+ * EDGEBNN_BENCH_MIN_WARMUP_NS, 20 ms: `edgebnn bench --against` starts this
+ * program afresh for every chunk of runs with a short warm-up, and a fresh
+ * process's first invokes run on cold caches, TLB and page tables while an
+ * in-process engine it alternates with is already warm), then RUNS invokes
+ * each timed alone with clock_gettime(CLOCK_MONOTONIC) around the invoke
+ * only, and prints one JSON object on stdout:
  *   {"times_ns": [...], "output": [...], "arena_bytes": N, "weights_bytes": N}
  * Exit status: 0, 2 for bad arguments or input, 3 when invoke fails.
  *
@@ -27,6 +32,10 @@
 #define EDGEBNN_MODEL_OUTPUT_SIZE EBNN_CAT(EDGEBNN_MODEL_PREFIX, _OUTPUT_SIZE)
 #define EDGEBNN_MODEL_ARENA_BYTES EBNN_CAT(EDGEBNN_MODEL_PREFIX, _ARENA_BYTES)
 #define EDGEBNN_MODEL_WEIGHTS_BYTES EBNN_CAT(EDGEBNN_MODEL_PREFIX, _WEIGHTS_BYTES)
+
+#ifndef EDGEBNN_BENCH_MIN_WARMUP_NS
+#define EDGEBNN_BENCH_MIN_WARMUP_NS 20000000LL
+#endif
 
 static float input_buf[EDGEBNN_MODEL_INPUT_SIZE];
 static float output_buf[EDGEBNN_MODEL_OUTPUT_SIZE];
@@ -64,14 +73,20 @@ int main(int argc, char **argv) {
     fprintf(stderr, "out of memory for %ld timings\n", runs);
     return 2;
   }
-  for (i = 0; i < warmup; ++i) {
-    int st = EDGEBNN_MODEL_INVOKE(input_buf, output_buf);
-    if (st != 0) {
-      fprintf(stderr, "invoke failed with status %d\n", st);
-      free(times);
-      return 3;
+  {
+    const int64_t warm_start = now_ns();
+    for (i = 0; i < warmup || (warmup > 0 && now_ns() - warm_start < EDGEBNN_BENCH_MIN_WARMUP_NS);
+         ++i) {
+      int st = EDGEBNN_MODEL_INVOKE(input_buf, output_buf);
+      if (st != 0) {
+        fprintf(stderr, "invoke failed with status %d\n", st);
+        free(times);
+        return 3;
+      }
     }
   }
+  /* touch every page of the timings array before the timed loop */
+  for (i = 0; i < runs; ++i) times[i] = 0;
   for (i = 0; i < runs; ++i) {
     int64_t t0 = now_ns();
     int st = EDGEBNN_MODEL_INVOKE(input_buf, output_buf);
