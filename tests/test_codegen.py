@@ -350,3 +350,27 @@ def test_arm64_bench_program_under_qemu_matches_lce(tmp_path):
         # same tolerance and reason as test_matches_lce_reference_outputs
         np.testing.assert_allclose(out, y_lce[i].ravel(), rtol=1e-4, atol=1e-4)
         assert out.argmax() == y_lce[i].ravel().argmax()
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("name", MODELS)
+def test_opt_kernels_on_arm64_under_qemu_match_portable(tmp_path, name):
+    """The opt kernel set compiled for AArch64 (GNU vectors on NEON, four-pixel
+    conv blocks, no AVX-512): the same output bits as the portable build."""
+    import json
+
+    from edgebnn.targets import load_target
+
+    target = load_target("arm64")
+    for tool in (target.cc, "qemu-aarch64"):
+        assert shutil.which(tool), f"{tool} is needed (see targets/arm64.toml)"
+    x, _ = reference(name)
+    outs = {}
+    for kernels in ("opt", "portable"):
+        exe = build_bench_program(fixture(name), tmp_path / kernels, target=target, kernels=kernels)
+        proc = subprocess.run(["qemu-aarch64", "-cpu", "cortex-a72", str(exe), "0", "1"],
+                              input=x[:1].astype("<f4").tobytes(), capture_output=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        outs[kernels] = np.array(json.loads(proc.stdout)["output"], np.float32)
+    assert outs["opt"].size > 0
+    assert outs["opt"].tobytes() == outs["portable"].tobytes()
