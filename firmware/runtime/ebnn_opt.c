@@ -12,21 +12,26 @@
  *     export time by the generator for the "opt" kernel set; without them
  *     it is transposed per call into a stack buffer (at most
  *     EBNN_OPT_FILTER_ELEMS elements);
- *   - for each output pixel, blocks of 16 output channels accumulate side by
- *     side over the taps: acc[j] += x[k] * w[k][j] (each lane still sums its
- *     taps in the reference order (fy, fx, c), starting at +0.0f, so with
- *     -ffp-contract=off the float results are those of the reference), and
- *     cnt[j] += popcount(x[k] ^ w[k][j]) (integer, any order is exact;
- *     vpopcntd with AVX512-VPOPCNTDQ, a vectorized SWAR routine elsewhere);
- *   - bias, activation, pool, MUL/ADD stages and packing run as separate
- *     channel loops without per-element branches.
+ *   - the float conv accumulates 32 channels of 2 pixels (4 where there are
+ *     32 vector registers) in GNU C vector registers: acc[j] += x[k] * w[k][j]
+ *     (each lane still sums its taps in the reference order (fy, fx, c),
+ *     starting at +0.0f, then adds the bias, so with -ffp-contract=off the
+ *     float results are those of the reference); interior windows are read
+ *     straight from the input, border windows through the reference's
+ *     zero-filled patch;
+ *   - LceBconv2d: cnt[j] += popcount(x[k] ^ w[k][j]) for 16-64 channels
+ *     (integer, any order is exact; AVX-512 VPOPCNTDQ intrinsics when the
+ *     build enables them, plain 16-lane loops elsewhere);
+ *   - pool, MUL/ADD stages and packing run on 16 channels in registers
+ *     (channels % 16 == 0), else as branch-free channel loops.
+ * -DEBNN_OPT_PLAIN_C disables GNU vectors and intrinsics (plain C loops).
  * Whatever the fast paths do not cover (windows over 512 floats or 256
  * words, more than EBNN_OPT_MAX_OC channels, a filter over the stack
  * buffer, LceBconv2d same-zero padding) is delegated to the _ref kernel or
  * row routine, so every params set gives the reference result.
  *
- * Stack: about 16 KiB of transposed filter plus 3 KiB: meant for hosts (the
- * kernel set of x86-64 / AArch64 builds), not for 32 KiB microcontrollers.
+ * Stack: a 16 KiB transposed-filter buffer plus about 5 KiB: meant for
+ * hosts (x86-64 / AArch64 builds), not for 32 KiB microcontrollers.
  */
 #include <float.h>
 
@@ -298,10 +303,6 @@ static int opt_conv_prepare(const ebnn_conv2d_params_t *p, float *buf,
 }
 
 #if EBNN_OPT_VEC
-/* Two output pixels (input windows at base and base + pix_step, both inside
- * the input, dilation_w 1), out_c a multiple of 32: per 32 channels four
- * 16-lane accumulators share each filter load. Taps in the order
- * k = (fy * fw + fx) * in_c + c, as the reference. */
 /* Four output pixels (windows at base + i * pix_step, all inside the input,
  * dilation_w 1), out_c a multiple of 32: eight independent 16-lane
  * accumulators per 32 channels (enough to hide the add latency; needs the
@@ -358,6 +359,10 @@ static void opt_conv_quad32(const float *base, size_t pix_step, size_t row_step,
   }
 }
 
+/* Two output pixels (input windows at base and base + pix_step, both inside
+ * the input, dilation_w 1), out_c a multiple of 32: per 32 channels four
+ * 16-lane accumulators share each filter load. Taps in the order
+ * k = (fy * fw + fx) * in_c + c, as the reference. */
 static void opt_conv_pair32(const float *base, size_t pix_step, size_t row_step,
                             int32_t filter_h, size_t row_len, const float *wt,
                             const float *bias, int32_t oc, float *out0,
