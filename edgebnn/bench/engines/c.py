@@ -92,7 +92,10 @@ class CSession(Session):
         self.arena_bytes = obj.get("arena_bytes")
         self.weights_bytes = obj.get("weights_bytes")
         out = np.asarray(obj.get("output", []), dtype=np.float32)
-        return Measurement(times_ns=times, output=out, peak_rss_bytes=res.peak_rss_bytes)
+        # The program's own VmHWM, read at its end, is exact; the sampled one
+        # misses programs that finish between two samples.
+        rss = obj.get("peak_rss_bytes") or res.peak_rss_bytes
+        return Measurement(times_ns=times, output=out, peak_rss_bytes=rss)
 
 
 @register_engine("c")

@@ -10,7 +10,11 @@
  * in-process engine it alternates with is already warm), then RUNS invokes
  * each timed alone with clock_gettime(CLOCK_MONOTONIC) around the invoke
  * only, and prints one JSON object on stdout:
- *   {"times_ns": [...], "output": [...], "arena_bytes": N, "weights_bytes": N}
+ *   {"times_ns": [...], "output": [...], "arena_bytes": N, "weights_bytes": N,
+ *    "peak_rss_bytes": N or null}
+ * peak_rss_bytes is this process's VmHWM from /proc/self/status (Linux), read
+ * after the runs: unlike getrusage's ru_maxrss it does not inherit the
+ * high-water mark of the process that spawned this one.
  * Exit status: 0, 2 for bad arguments or input, 3 when invoke fails.
  *
  * Built with -DEDGEBNN_MODEL_HEADER='"NAME.h"' -DEDGEBNN_MODEL_INVOKE=NAME_invoke
@@ -46,6 +50,21 @@ static int64_t now_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000 + (int64_t)ts.tv_nsec;
 }
 
+static long peak_rss_bytes(void) {
+  char line[256];
+  long kb = -1;
+  FILE *fh = fopen("/proc/self/status", "r");
+  if (fh == NULL) return -1;
+  while (fgets(line, sizeof line, fh) != NULL) {
+    if (strncmp(line, "VmHWM:", 6) == 0) {
+      kb = strtol(line + 6, NULL, 10);
+      break;
+    }
+  }
+  fclose(fh);
+  return kb < 0 ? -1 : kb * 1024;
+}
+
 static int parse_count(const char *text, long *out) {
   char *end = NULL;
   long v = strtol(text, &end, 10);
@@ -55,7 +74,7 @@ static int parse_count(const char *text, long *out) {
 }
 
 int main(int argc, char **argv) {
-  long warmup = 0, runs = 0, i;
+  long warmup = 0, runs = 0, i, rss;
   int64_t *times;
   size_t got;
   if (argc != 3 || !parse_count(argv[1], &warmup) || !parse_count(argv[2], &runs) || runs < 1) {
@@ -102,8 +121,14 @@ int main(int argc, char **argv) {
   for (i = 0; i < runs; ++i) printf("%s%lld", i ? ", " : "", (long long)times[i]);
   printf("], \"output\": [");
   for (i = 0; i < EDGEBNN_MODEL_OUTPUT_SIZE; ++i) printf("%s%.9g", i ? ", " : "", (double)output_buf[i]);
-  printf("], \"arena_bytes\": %ld, \"weights_bytes\": %ld}\n", (long)EDGEBNN_MODEL_ARENA_BYTES,
-         (long)EDGEBNN_MODEL_WEIGHTS_BYTES);
+  printf("], \"arena_bytes\": %ld, \"weights_bytes\": %ld, \"peak_rss_bytes\": ",
+         (long)EDGEBNN_MODEL_ARENA_BYTES, (long)EDGEBNN_MODEL_WEIGHTS_BYTES);
+  rss = peak_rss_bytes();
+  if (rss < 0) {
+    printf("null}\n");
+  } else {
+    printf("%ld}\n", rss);
+  }
   free(times);
   return 0;
 }
