@@ -460,7 +460,8 @@ class Conv2D(OpKernel):
     c_params_type = "ebnn_conv2d_params_t"
     c_function = "ebnn_conv2d"
 
-    def parse(self):
+    def float_operands(self):
+        """The float input, constant float filter and optional constant bias."""
         x, w, b = self.tensor(0), self.tensor(1), self.tensor(2)
         self.require_dtype(x, ("float32",), "input")
         self.require_dtype(w, ("float32",), "filter")
@@ -468,16 +469,24 @@ class Conv2D(OpKernel):
         if b is not None:
             self.require_dtype(b, ("float32",), "bias")
             self.require_const(b, "bias")
-        h, wd, c = self.hwc(x)
-        if len(w.shape) != 4 or w.shape[3] != c:
-            raise self.fail(f"filter shape {w.shape}, expected [out_c, kh, kw, {c}] (grouped convolution is not supported)")
-        return Conv2DParams(
-            in_h=h, in_w=wd, in_c=c, out_c=int(w.shape[0]), filter_h=int(w.shape[1]), filter_w=int(w.shape[2]),
+        return x, w, b
+
+    def window_fields(self, w, b) -> dict:
+        """Filter size, strides, dilations, padding, activation and operands."""
+        return dict(
+            filter_h=int(w.shape[1]), filter_w=int(w.shape[2]),
             stride_h=int(self.option("stride_h", 1)), stride_w=int(self.option("stride_w", 1)),
             dilation_h=int(self.option("dilation_hfactor", 1)), dilation_w=int(self.option("dilation_wfactor", 1)),
             padding=self.padding(), activation=self.activation(),
             filter=w.index, bias=b.index if b is not None else -1,
         )
+
+    def parse(self):
+        x, w, b = self.float_operands()
+        h, wd, c = self.hwc(x)
+        if len(w.shape) != 4 or w.shape[3] != c:
+            raise self.fail(f"filter shape {w.shape}, expected [out_c, kh, kw, {c}] (grouped convolution is not supported)")
+        return Conv2DParams(in_h=h, in_w=wd, in_c=c, out_c=int(w.shape[0]), **self.window_fields(w, b))
 
     def out_hw(self):
         p = self.params
@@ -537,24 +546,12 @@ class DepthwiseConv2D(Conv2D):
     c_function = "ebnn_depthwise_conv2d"
 
     def parse(self):
-        x, w, b = self.tensor(0), self.tensor(1), self.tensor(2)
-        self.require_dtype(x, ("float32",), "input")
-        self.require_dtype(w, ("float32",), "filter")
-        self.require_const(w, "filter")
-        if b is not None:
-            self.require_dtype(b, ("float32",), "bias")
-            self.require_const(b, "bias")
+        x, w, b = self.float_operands()
         h, wd, c = self.hwc(x)
         if len(w.shape) != 4 or w.shape[0] != 1 or w.shape[3] % c:
             raise self.fail(f"filter shape {w.shape}, expected [1, kh, kw, {c} * depth_multiplier]")
         dm = int(w.shape[3]) // c
-        return DepthwiseParams(
-            in_h=h, in_w=wd, in_c=c, depth_multiplier=dm, filter_h=int(w.shape[1]), filter_w=int(w.shape[2]),
-            stride_h=int(self.option("stride_h", 1)), stride_w=int(self.option("stride_w", 1)),
-            dilation_h=int(self.option("dilation_hfactor", 1)), dilation_w=int(self.option("dilation_wfactor", 1)),
-            padding=self.padding(), activation=self.activation(),
-            filter=w.index, bias=b.index if b is not None else -1,
-        )
+        return DepthwiseParams(in_h=h, in_w=wd, in_c=c, depth_multiplier=dm, **self.window_fields(w, b))
 
     def infer(self):
         return [(1, *self.out_hw(), self.params.in_c * self.params.depth_multiplier)]
