@@ -175,6 +175,17 @@ class OpKernel:
         if tensor is None or not tensor.is_constant:
             raise self.fail(f"{role} must be a constant tensor")
 
+    def float_operands(self, weights="filter", dtype_note=""):
+        """Inputs 0-2 checked as float input, constant float weights, optional constant bias."""
+        x, w, b = self.tensor(0), self.tensor(1), self.tensor(2)
+        self.require_dtype(x, ("float32",), "input")
+        self.require_dtype(w, ("float32",), weights + dtype_note)
+        self.require_const(w, weights)
+        if b is not None:
+            self.require_dtype(b, ("float32",), "bias")
+            self.require_const(b, "bias")
+        return x, w, b
+
     def hwc(self, tensor, role="input"):
         shape = tensor.shape
         if len(shape) != 4 or shape[0] != 1:
@@ -460,17 +471,6 @@ class Conv2D(OpKernel):
     c_params_type = "ebnn_conv2d_params_t"
     c_function = "ebnn_conv2d"
 
-    def float_operands(self):
-        """The float input, constant float filter and optional constant bias."""
-        x, w, b = self.tensor(0), self.tensor(1), self.tensor(2)
-        self.require_dtype(x, ("float32",), "input")
-        self.require_dtype(w, ("float32",), "filter")
-        self.require_const(w, "filter")
-        if b is not None:
-            self.require_dtype(b, ("float32",), "bias")
-            self.require_const(b, "bias")
-        return x, w, b
-
     def window_fields(self, w, b) -> dict:
         """Filter size, strides, dilations, padding, activation and operands."""
         return dict(
@@ -573,13 +573,7 @@ class FullyConnected(OpKernel):
     c_function = "ebnn_fully_connected"
 
     def parse(self):
-        x, w, b = self.tensor(0), self.tensor(1), self.tensor(2)
-        self.require_dtype(x, ("float32",), "input")
-        self.require_dtype(w, ("float32",), "weights (quantized weights are not supported)")
-        self.require_const(w, "weights")
-        if b is not None:
-            self.require_dtype(b, ("float32",), "bias")
-            self.require_const(b, "bias")
+        x, w, b = self.float_operands("weights", " (quantized weights are not supported)")
         if int(self.option("weights_format", 0)) != 0:
             raise self.fail(f"weights_format {self.option('weights_format')} (only DEFAULT = 0)")
         if len(w.shape) != 2:
