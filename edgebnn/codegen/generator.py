@@ -283,7 +283,7 @@ def build_nodes(graph, *, fuse=True):
     ctx = _Context(graph)
     nodes = []
     for op, covered in passes.dilated_convolutions(graph):
-        cls = O.lookup(op)
+        cls = O.lookup(op, graph.source)
         node = cls(op, ctx)
         if len(covered) > 1:
             node.ops = tuple(o.index for o in covered)
@@ -408,7 +408,7 @@ def generate(model, *, name="model", target=None, fuse=True, command=None, kerne
     if not _NAME_RE.match(name or ""):
         raise UnsupportedOpError(f"--name '{name}' is not a C identifier (letters, digits, '_', not starting with a digit)")
     data, path = _read(model)
-    graph = load_graph(data)
+    graph = load_graph(data, name=str(path) if path else None)
     if command is None:
         command = f"edgebnn.codegen.generate({path.name if path else '<bytes>'!s}, name={name!r}, fuse={fuse})"
     inp, out = graph.tensor(graph.inputs[0]), graph.tensor(graph.outputs[-1])
@@ -566,7 +566,7 @@ def c_array_sources(model, *, name="model", command=None) -> dict:
     if not _NAME_RE.match(name or ""):
         raise UnsupportedOpError(f"--name '{name}' is not a C identifier")
     data, path = _read(model)
-    graph = load_graph(data)
+    graph = load_graph(data, name=str(path) if path else None)
     if command is None:
         command = f"edgebnn.codegen.c_array_sources({path.name if path else '<bytes>'}, name={name!r})"
     h = CWriter()

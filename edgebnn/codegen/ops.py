@@ -59,12 +59,16 @@ class _Supported:
 SUPPORTED_OPS = _Supported()
 
 
-def lookup(op) -> type:
-    """Return the handler class of ``op`` or raise :class:`UnsupportedOpError`."""
+def lookup(op, source=None) -> type:
+    """Return the handler class of ``op`` or raise :class:`UnsupportedOpError`.
+
+    Only this error, for an op type without a handler, lists the supported ops.
+    """
     cls = _REGISTRY.get(op.type)
     if cls is None:
+        prefix = f"{source}: " if source else ""
         raise UnsupportedOpError(
-            f"op {op.index} ({op.type}) is not supported by the C code generator; "
+            f"{prefix}op {op.index} ({op.type}) is not supported by the C code generator; "
             f"supported ops: {', '.join(supported_ops())}"
         )
     return cls
@@ -72,6 +76,12 @@ def lookup(op) -> type:
 
 # --------------------------------------------------------------------------
 # Shape helpers (TFLite's formulas, as ebnn_output_size/ebnn_padding_before)
+
+
+#: Largest stride, dilation, filter size or dilated window span accepted: far
+#: beyond any real model, small enough that the C kernels' int arithmetic on
+#: (out - 1) * stride + span never overflows.
+MAX_WINDOW = 1 << 16
 
 
 def output_size(in_: int, filt: int, stride: int, dilation: int, padding: str) -> int:
@@ -118,11 +128,17 @@ class OpKernel:
     c_function = ""
     scratch_bytes = 0
     alias = False  # output shares the input's memory (RESHAPE)
+    min_inputs = 1  # inputs 0..min_inputs-1 are required (never -1)
+    max_inputs = None
+    min_outputs = 1
+    max_outputs = 1
+    out_dtypes = ("float32",)  # None: the handler checks
 
     def __init__(self, op, ctx):
         self.op = op
         self.ctx = ctx
         self.ops = (op.index,)
+        self.check_structure()
         self.params = self.parse()
         self.inputs = self.activation_inputs()
         self.outputs = tuple(op.outputs)
@@ -130,10 +146,83 @@ class OpKernel:
 
     # -- helpers
     def fail(self, what: str) -> UnsupportedOpError:
-        return UnsupportedOpError(
-            f"op {self.op.index} ({self.op.type}, output '{self.ctx.tensor(self.op.outputs[0]).name}'): "
-            f"{what}; supported ops: {', '.join(supported_ops())}"
-        )
+        """An error naming the file, the op (index, type, first output) and ``what``."""
+        outs = self.op.outputs
+        graph = getattr(self.ctx, "graph", None)
+        source = getattr(graph, "source", None)
+        out = ""
+        if outs and graph is not None and 0 <= outs[0] < len(graph.tensors):
+            out = f", output tensor {outs[0]} '{graph.tensors[outs[0]].name}'"
+        prefix = f"{source}: " if source else ""
+        return UnsupportedOpError(f"{prefix}op {self.op.index} ({self.op.type}{out}): {what}")
+
+    def check_structure(self):
+        """Operand counts, omitted required inputs, empty tensors and output dtypes, before parsing."""
+        n_in, n_out = len(self.op.inputs), len(self.op.outputs)
+        if n_in < self.min_inputs or (self.max_inputs is not None and n_in > self.max_inputs):
+            most = "" if self.max_inputs is None else f" and at most {self.max_inputs}"
+            raise self.fail(f"{n_in} inputs, expected at least {self.min_inputs}{most}")
+        if not self.min_outputs <= n_out <= self.max_outputs:
+            raise self.fail(f"{n_out} outputs, expected {self.min_outputs}"
+                            + (f" to {self.max_outputs}" if self.max_outputs != self.min_outputs else ""))
+        for pos in range(self.min_inputs):
+            if self.op.inputs[pos] < 0:
+                raise self.fail(f"input {pos} is omitted (-1) but required")
+        for kind, idxs in (("input", self.op.inputs), ("output", self.op.outputs)):
+            for pos, idx in enumerate(idxs):
+                if idx < 0:
+                    continue
+                t = self.ctx.tensor(idx)
+                if t.size == 0:
+                    raise self.fail(f"{kind} {pos} tensor {idx} '{t.name}' has shape {list(t.shape)}: no elements")
+                if kind == "input" and t.is_variable and not t.is_constant:
+                    raise self.fail(f"input {pos} tensor {idx} '{t.name}' is a variable tensor (not supported)")
+        if self.out_dtypes is not None:
+            for idx in self.op.outputs:
+                t = self.ctx.tensor(idx)
+                if t.dtype not in self.out_dtypes:
+                    raise self.fail(f"output tensor {idx} '{t.name}' has dtype {t.dtype}, expected "
+                                    f"{' or '.join(self.out_dtypes)}")
+
+    def int_option(self, name, default=None, *, required=False, low=None, high=None):
+        """An integer option, checked against ``[low, high]`` when given."""
+        value = self.option(name, default, required=required)
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise self.fail(f"option '{name}' is {value!r}, expected an integer")
+        value = int(value)
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise self.fail(f"option '{name}' is {value}, expected {low if low is not None else '...'}.."
+                            f"{high if high is not None else '...'}")
+        return value
+
+    def float_option(self, name, default=None, *, required=False):
+        value = self.option(name, default, required=required)
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise self.fail(f"option '{name}' is {value!r}, expected a number")
+        return float(value)
+
+    def check_window(self, in_h, in_w, filter_h, filter_w, stride_h, stride_w, dilation_h=1, dilation_w=1,
+                     padding="VALID"):
+        """Strides, dilations and filter sizes of a windowed op: positive, bounded, output at least 1x1."""
+        for label, v in (("stride_h", stride_h), ("stride_w", stride_w), ("dilation_h", dilation_h),
+                         ("dilation_w", dilation_w), ("filter_h", filter_h), ("filter_w", filter_w)):
+            if not 1 <= v <= MAX_WINDOW:
+                raise self.fail(f"{label} is {v}, expected 1..{MAX_WINDOW}")
+        for axis, n, f, s, d in (("height", in_h, filter_h, stride_h, dilation_h),
+                                 ("width", in_w, filter_w, stride_w, dilation_w)):
+            eff = (f - 1) * d + 1
+            if eff > MAX_WINDOW:
+                raise self.fail(f"the dilated filter {axis} ({f} taps, dilation {d}) spans {eff} pixels, "
+                                f"expected at most {MAX_WINDOW}")
+            if output_size(n, f, s, d, padding) < 1:
+                raise self.fail(f"a {axis} window of {eff} pixels does not fit an input {axis} of {n} "
+                                f"with {padding} padding (output {axis} would be "
+                                f"{(n - eff + s) // s})")
+
+    def require_size(self, tensor, n, role):
+        if tensor is not None and tensor.size != n:
+            raise self.fail(f"{role} tensor {tensor.index} '{tensor.name}' has {tensor.size} values "
+                            f"(shape {list(tensor.shape)}), expected {n}")
 
     def tensor(self, pos):
         idx = self.op.inputs[pos] if pos < len(self.op.inputs) else -1
@@ -151,6 +240,8 @@ class OpKernel:
 
     def activation(self, name="fused_activation_function") -> int:
         value = self.option(name, 0)
+        if isinstance(value, bool) or not isinstance(value, (str, int, np.integer)):
+            raise self.fail(f"fused activation {value!r} is not an enum name or number")
         if isinstance(value, str):
             if value not in ACTIVATIONS:
                 raise self.fail(f"fused activation {value} is not supported (supported: {', '.join(ACTIVATIONS)})")
@@ -161,7 +252,7 @@ class OpKernel:
 
     def padding(self, name="padding") -> str:
         value = self.option(name, required=True)
-        if value not in TFLITE_PADDING:
+        if isinstance(value, bool) or not isinstance(value, (str, int, np.integer)) or value not in TFLITE_PADDING:
             raise self.fail(f"padding {value!r} is not SAME or VALID")
         return TFLITE_PADDING[value]
 
@@ -235,6 +326,7 @@ class QuantizeParams(Params):
 class LceQuantize(OpKernel):
     c_params_type = "ebnn_quantize_params_t"
     c_function = "ebnn_quantize"
+    out_dtypes = ("int32",)
 
     def parse(self):
         x = self.tensor(0)
@@ -264,6 +356,9 @@ class LceDequantize(OpKernel):
         self.require_dtype(x, ("int32",), "bitpacked input")
         if y.dtype != "float32":
             raise self.fail(f"output dtype {y.dtype} is not supported (expected float32)")
+        if not x.shape or not y.shape or tuple(x.shape[:-1]) != tuple(y.shape[:-1]):
+            raise self.fail(f"input shape {list(x.shape)} and output shape {list(y.shape)} must agree on every "
+                            "axis but the last (and not be scalars)")
         c = int(y.shape[-1])
         known = self.ctx.packed_channels.get(self.op.inputs[0])
         if known is not None and known != c:
@@ -310,6 +405,9 @@ class BConv2DParams(Params):
 class LceBconv2d(OpKernel):
     c_params_type = "ebnn_bconv2d_params_t"
     c_function = "ebnn_bconv2d"
+    min_inputs = 2
+    max_inputs = 5
+    out_dtypes = ("float32", "int32")
 
     def parse(self):
         x, w = self.tensor(0), self.tensor(1)
@@ -317,7 +415,7 @@ class LceBconv2d(OpKernel):
         self.require_dtype(w, ("int32",), "filter (bitpacked int32 OHWI)")
         self.require_const(w, "filter")
         in_h, in_w, in_words = self.hwc(x)
-        c_in = int(self.option("channels_in", required=True))
+        c_in = self.int_option("channels_in", required=True)
         if packed_words(c_in) != in_words:
             raise self.fail(f"channels_in={c_in} needs {packed_words(c_in)} words per pixel, the input has {in_words}")
         if len(w.shape) != 4 or w.shape[3] != in_words:
@@ -329,6 +427,7 @@ class LceBconv2d(OpKernel):
         if y.dtype == "int32":
             self.require_const(thr, "output_threshold (bitpacked output)")
             self.require_dtype(thr, ("int32",), "output_threshold")
+            self.require_size(thr, out_c, "output_threshold")
             self.ctx.packed_channels[self.op.outputs[0]] = out_c
         elif y.dtype == "float32":
             if thr is not None:
@@ -340,18 +439,20 @@ class LceBconv2d(OpKernel):
                     raise self.fail(f"{role} has {_prod(t.shape)} values, expected {out_c}")
         else:
             raise self.fail(f"output dtype {y.dtype} is not supported (float32 or bitpacked int32)")
-        pad_value = int(self.option("pad_values", 0))
+        pad_value = self.int_option("pad_values", 0)
         if pad_value not in (0, 1):
             raise self.fail(f"pad_values={pad_value} (expected 0 or 1)")
         padding = self.padding()
         act = self.activation()
         if padding == "SAME" and pad_value == 0 and (y.dtype == "int32" or act != 0):
             raise self.fail("SAME padding with pad_values=0 is only valid with float output and no fused activation")
+        stride_h, stride_w = self.int_option("stride_height", 1), self.int_option("stride_width", 1)
+        dil_h = self.int_option("dilation_height_factor", 1)
+        dil_w = self.int_option("dilation_width_factor", 1)
+        self.check_window(in_h, in_w, fh, fw, stride_h, stride_w, dil_h, dil_w, padding)
         return BConv2DParams(
             in_h=in_h, in_w=in_w, in_c=c_in, out_c=out_c, filter_h=fh, filter_w=fw,
-            stride_h=int(self.option("stride_height", 1)), stride_w=int(self.option("stride_width", 1)),
-            dilation_h=int(self.option("dilation_height_factor", 1)),
-            dilation_w=int(self.option("dilation_width_factor", 1)),
+            stride_h=stride_h, stride_w=stride_w, dilation_h=dil_h, dilation_w=dil_w,
             padding=padding, pad_value=pad_value, activation=act,
             filter=self.op.inputs[1],
             multiplier=mult.index if (mult is not None and y.dtype == "float32") else -1,
@@ -416,21 +517,26 @@ class BMaxPoolParams(Params):
 class LceBMaxPool2d(OpKernel):
     c_params_type = "ebnn_bmaxpool2d_params_t"
     c_function = "ebnn_bmaxpool2d"
+    out_dtypes = ("int32",)
 
     def parse(self):
         x = self.tensor(0)
         self.require_dtype(x, ("int32",), "bitpacked input")
         h, w, words = self.hwc(x)
         c = self.ctx.packed_channels.get(self.op.inputs[0], words * 32)
+        if packed_words(c) != words:
+            raise self.fail(f"input has {words} words per pixel, its {c} bitpacked channels need {packed_words(c)}")
         self.ctx.packed_channels[self.op.outputs[0]] = c
-        return BMaxPoolParams(
+        p = BMaxPoolParams(
             in_h=h, in_w=w, channels=c,
-            filter_h=int(self.option("filter_height", required=True)),
-            filter_w=int(self.option("filter_width", required=True)),
-            stride_h=int(self.option("stride_height", required=True)),
-            stride_w=int(self.option("stride_width", required=True)),
+            filter_h=self.int_option("filter_height", required=True),
+            filter_w=self.int_option("filter_width", required=True),
+            stride_h=self.int_option("stride_height", required=True),
+            stride_w=self.int_option("stride_width", required=True),
             padding=self.padding(),
         )
+        self.check_window(h, w, p.filter_h, p.filter_w, p.stride_h, p.stride_w, padding=p.padding)
+        return p
 
     def infer(self):
         p = self.params
@@ -470,23 +576,30 @@ class Conv2DParams(Params):
 class Conv2D(OpKernel):
     c_params_type = "ebnn_conv2d_params_t"
     c_function = "ebnn_conv2d"
+    min_inputs = 2
+    max_inputs = 3
 
-    def window_fields(self, w, b) -> dict:
-        """Filter size, strides, dilations, padding, activation and operands."""
-        return dict(
+    def window_fields(self, w, b, x, out_c) -> dict:
+        """Filter size, strides, dilations, padding, activation and operands (checked)."""
+        self.require_size(b, out_c, "bias")
+        f = dict(
             filter_h=int(w.shape[1]), filter_w=int(w.shape[2]),
-            stride_h=int(self.option("stride_h", 1)), stride_w=int(self.option("stride_w", 1)),
-            dilation_h=int(self.option("dilation_hfactor", 1)), dilation_w=int(self.option("dilation_wfactor", 1)),
+            stride_h=self.int_option("stride_h", 1), stride_w=self.int_option("stride_w", 1),
+            dilation_h=self.int_option("dilation_hfactor", 1), dilation_w=self.int_option("dilation_wfactor", 1),
             padding=self.padding(), activation=self.activation(),
             filter=w.index, bias=b.index if b is not None else -1,
         )
+        self.check_window(int(x.shape[1]), int(x.shape[2]), f["filter_h"], f["filter_w"], f["stride_h"],
+                          f["stride_w"], f["dilation_h"], f["dilation_w"], f["padding"])
+        return f
 
     def parse(self):
         x, w, b = self.float_operands()
         h, wd, c = self.hwc(x)
         if len(w.shape) != 4 or w.shape[3] != c:
             raise self.fail(f"filter shape {w.shape}, expected [out_c, kh, kw, {c}] (grouped convolution is not supported)")
-        return Conv2DParams(in_h=h, in_w=wd, in_c=c, out_c=int(w.shape[0]), **self.window_fields(w, b))
+        return Conv2DParams(in_h=h, in_w=wd, in_c=c, out_c=int(w.shape[0]),
+                            **self.window_fields(w, b, x, int(w.shape[0])))
 
     def out_hw(self):
         p = self.params
@@ -551,7 +664,8 @@ class DepthwiseConv2D(Conv2D):
         if len(w.shape) != 4 or w.shape[0] != 1 or w.shape[3] % c:
             raise self.fail(f"filter shape {w.shape}, expected [1, kh, kw, {c} * depth_multiplier]")
         dm = int(w.shape[3]) // c
-        return DepthwiseParams(in_h=h, in_w=wd, in_c=c, depth_multiplier=dm, **self.window_fields(w, b))
+        return DepthwiseParams(in_h=h, in_w=wd, in_c=c, depth_multiplier=dm,
+                               **self.window_fields(w, b, x, c * dm))
 
     def infer(self):
         return [(1, *self.out_hw(), self.params.in_c * self.params.depth_multiplier)]
@@ -571,14 +685,17 @@ class FullyConnectedParams(Params):
 class FullyConnected(OpKernel):
     c_params_type = "ebnn_fully_connected_params_t"
     c_function = "ebnn_fully_connected"
+    min_inputs = 2
+    max_inputs = 3
 
     def parse(self):
         x, w, b = self.float_operands("weights", " (quantized weights are not supported)")
-        if int(self.option("weights_format", 0)) != 0:
+        if self.int_option("weights_format", 0) != 0:
             raise self.fail(f"weights_format {self.option('weights_format')} (only DEFAULT = 0)")
         if len(w.shape) != 2:
             raise self.fail(f"weights shape {w.shape}, expected [out, in]")
         out_f, in_f = (int(s) for s in w.shape)
+        self.require_size(b, out_f, "bias")
         n = _prod(x.shape)
         if n % in_f:
             raise self.fail(f"input of {n} values is not a multiple of in_features={in_f}")
@@ -625,14 +742,16 @@ class MaxPool2D(OpKernel):
         x = self.tensor(0)
         self.require_dtype(x, ("float32",), "input")
         h, w, c = self.hwc(x)
-        return Pool2DParams(
+        p = Pool2DParams(
             in_h=h, in_w=w, channels=c,
-            filter_h=int(self.option("filter_height", required=True)),
-            filter_w=int(self.option("filter_width", required=True)),
-            stride_h=int(self.option("stride_h", required=True)),
-            stride_w=int(self.option("stride_w", required=True)),
+            filter_h=self.int_option("filter_height", required=True),
+            filter_w=self.int_option("filter_width", required=True),
+            stride_h=self.int_option("stride_h", required=True),
+            stride_w=self.int_option("stride_w", required=True),
             padding=self.padding(), activation=self.activation(),
         )
+        self.check_window(h, w, p.filter_h, p.filter_w, p.stride_h, p.stride_w, padding=p.padding)
+        return p
 
     def infer(self):
         p = self.params
@@ -671,12 +790,15 @@ class MeanParams(Params):
 class Mean(OpKernel):
     c_params_type = "ebnn_mean_params_t"
     c_function = "ebnn_mean_hw"
+    min_inputs = 2
+    max_inputs = 2
 
     def parse(self):
         x, axes = self.tensor(0), self.tensor(1)
         self.require_dtype(x, ("float32",), "input")
         self.require_const(axes, "axes")
         h, w, c = self.hwc(x)
+        self.require_dtype(axes, ("int32", "int64"), "axes")
         ax = sorted(int(a) % 4 for a in np.asarray(axes.data).ravel())
         if ax != [1, 2]:
             raise self.fail(f"MEAN over axes {ax}; only the spatial mean over axes [1, 2] is supported")
@@ -717,6 +839,8 @@ def _broadcast(shape_a, shape_b):
 class Add(OpKernel):
     c_params_type = "ebnn_binary_params_t"
     c_function = "ebnn_add"
+    min_inputs = 2
+    max_inputs = 2
 
     def parse(self):
         a, b = self.tensor(0), self.tensor(1)
@@ -759,13 +883,19 @@ class Reshape(OpKernel):
     """RESHAPE (and SQUEEZE) move no data: the output aliases the input's memory."""
 
     alias = True
+    max_inputs = 2
+    out_dtypes = None
 
     def parse(self):
         x, y = self.tensor(0), self.out_tensor()
+        if x.is_constant:
+            raise self.fail(f"reshape of the constant tensor {x.index} '{x.name}' (not supported)")
         if _prod(x.shape) != _prod(y.shape) or x.dtype != y.dtype:
-            raise self.fail(f"reshape of {x.shape} {x.dtype} to {y.shape} {y.dtype}")
+            raise self.fail(f"reshape of {list(x.shape)} {x.dtype} ({_prod(x.shape)} values) to "
+                            f"{list(y.shape)} {y.dtype} ({_prod(y.shape)} values): element count and dtype "
+                            "must be kept")
         if x.dtype == "int32" and self.op.inputs[0] in self.ctx.packed_channels:
-            if int(x.shape[-1]) != int(y.shape[-1]):
+            if not x.shape or not y.shape or int(x.shape[-1]) != int(y.shape[-1]):
                 raise self.fail("reshape of a bitpacked tensor that changes its last axis")
             self.ctx.packed_channels[self.op.outputs[0]] = self.ctx.packed_channels[self.op.inputs[0]]
         return Params()
@@ -797,8 +927,10 @@ class Softmax(OpKernel):
     def parse(self):
         x = self.tensor(0)
         self.require_dtype(x, ("float32",), "input")
+        if not x.shape:
+            raise self.fail("input is a scalar; softmax needs at least one axis")
         cols = int(x.shape[-1])
-        return SoftmaxParams(rows=_prod(x.shape) // cols, cols=cols, beta=float(self.option("beta", 1.0)))
+        return SoftmaxParams(rows=_prod(x.shape) // cols, cols=cols, beta=self.float_option("beta", 1.0))
 
     def infer(self):
         return [tuple(self.tensor(0).shape)]
@@ -828,7 +960,7 @@ class Concatenation(OpKernel):
     def parse(self):
         y = self.out_tensor()
         rank = len(y.shape)
-        axis = int(self.option("axis", required=True))
+        axis = self.int_option("axis", required=True)
         axis = axis + rank if axis < 0 else axis
         if not 0 <= axis < rank:
             raise self.fail(f"axis {self.option('axis')} out of range for rank {rank}")
@@ -839,6 +971,9 @@ class Concatenation(OpKernel):
             self.require_dtype(t, ("float32",), "input (bitpacked concatenation is not supported)")
             if len(t.shape) != rank:
                 raise self.fail(f"input '{t.name}' of rank {len(t.shape)}, output rank {rank}")
+            if any(int(a) != int(b) for k, (a, b) in enumerate(zip(t.shape, y.shape)) if k != axis):
+                raise self.fail(f"input tensor {t.index} '{t.name}' has shape {list(t.shape)}, expected "
+                                f"{list(y.shape)} on every axis but {axis}")
         return ConcatParams(outer=_prod(y.shape[:axis]), inner=tuple(_prod(t.shape[axis:]) for t in ins),
                             activation=self.activation())
 
@@ -870,6 +1005,8 @@ class PadParams(Params):
 class Pad(OpKernel):
     c_params_type = "ebnn_pad_params_t"
     c_function = "ebnn_pad"
+    min_inputs = 2
+    max_inputs = 2
 
     def parse(self):
         x, pads = self.tensor(0), self.tensor(1)
@@ -878,7 +1015,11 @@ class Pad(OpKernel):
         rank = len(x.shape)
         if rank > 4:
             raise self.fail(f"input of rank {rank}, at most 4 is supported")
-        pv = np.asarray(pads.data).reshape(rank, 2).astype(int)
+        self.require_dtype(pads, ("int32", "int64"), "paddings")
+        if tuple(pads.shape) != (rank, 2):
+            raise self.fail(f"paddings tensor {pads.index} '{pads.name}' has shape {list(pads.shape)}, "
+                            f"expected [{rank}, 2]")
+        pv = np.asarray(pads.data).reshape(rank, 2).astype(np.int64)
         if (pv < 0).any():
             raise self.fail("negative paddings")
         lead = 4 - rank
@@ -907,10 +1048,14 @@ class Pad(OpKernel):
 
 @register_op("PADV2")
 class PadV2(Pad):
+    min_inputs = 3
+    max_inputs = 3
+
     def pad_value(self):
         v = self.tensor(2)
         self.require_const(v, "constant_values")
         self.require_dtype(v, ("float32",), "constant_values")
+        self.require_size(v, 1, "constant_values")
         return float(np.asarray(v.data).ravel()[0])
 
     def activation_inputs(self):
@@ -929,7 +1074,7 @@ class _Unary(OpKernel):
     def parse(self):
         x = self.tensor(0)
         self.require_dtype(x, ("float32",), "input")
-        return UnaryParams(size=_prod(x.shape), alpha=float(self.option("alpha", 0.0)))
+        return UnaryParams(size=_prod(x.shape), alpha=self.float_option("alpha", 0.0))
 
     def infer(self):
         return [tuple(self.tensor(0).shape)]

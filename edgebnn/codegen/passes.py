@@ -181,13 +181,21 @@ def dilated_convolutions(graph):
     for conv in graph.ops:
         if conv.type not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
             continue
+        # malformed triples are left alone: the handlers report them op by op
+        if len(conv.inputs) < 2 or min(conv.inputs[:2]) < 0 or len(conv.outputs) != 1:
+            continue
         s2b = producer.get(conv.inputs[0])
-        if s2b is None or s2b.type != "SPACE_TO_BATCH_ND" or len(s2b.inputs) < 3:
+        if (s2b is None or s2b.type != "SPACE_TO_BATCH_ND" or len(s2b.inputs) < 3 or min(s2b.inputs[:3]) < 0
+                or len(s2b.outputs) != 1):
             continue
         b2s = users.get(conv.outputs[0], [])
         if len(b2s) != 1 or b2s[0].type != "BATCH_TO_SPACE_ND" or conv.outputs[0] in graph.outputs:
             continue
         b2s = b2s[0]
+        if len(b2s.inputs) < 3 or min(b2s.inputs[:3]) < 0 or len(b2s.outputs) != 1 or b2s.inputs[0] != conv.outputs[0]:
+            continue
+        if len(graph.tensor(conv.inputs[1]).shape) != 4:
+            continue
         block, pads = _const(graph, s2b.inputs[1]), _const(graph, s2b.inputs[2])
         block2, crops = _const(graph, b2s.inputs[1]), _const(graph, b2s.inputs[2])
         x, w, y = graph.tensor(s2b.inputs[0]), graph.tensor(conv.inputs[1]), graph.tensor(b2s.outputs[0])
@@ -195,9 +203,9 @@ def dilated_convolutions(graph):
         if (block is None or pads is None or block2 is None or crops is None or block.shape != (2,)
                 or not np.array_equal(block, block2) or pads.shape != (2, 2) or crops.shape != (2, 2)
                 or len(x.shape) != 4 or len(y.shape) != 4 or w.data is None
-                or opts.get("padding") != "VALID" or int(opts.get("stride_h", 1)) != 1
-                or int(opts.get("stride_w", 1)) != 1 or int(opts.get("dilation_hfactor", 1)) != 1
-                or int(opts.get("dilation_wfactor", 1)) != 1 or (crops[:, 0] != 0).any()):
+                or opts.get("padding") != "VALID" or opts.get("stride_h", 1) != 1
+                or opts.get("stride_w", 1) != 1 or opts.get("dilation_hfactor", 1) != 1
+                or opts.get("dilation_wfactor", 1) != 1 or (crops[:, 0] != 0).any() or (block < 1).any()):
             continue
         padding = None
         eff = [(int(w.shape[1 + i]) - 1) * int(block[i]) + 1 for i in range(2)]
@@ -216,7 +224,7 @@ def dilated_convolutions(graph):
         skip.add(b2s.index)
     # a SPACE_TO_BATCH_ND goes when every reader was merged into a dilated convolution
     for op in graph.ops:
-        if op.type == "SPACE_TO_BATCH_ND" and op.outputs[0] not in graph.outputs:
+        if op.type == "SPACE_TO_BATCH_ND" and len(op.outputs) == 1 and op.outputs[0] not in graph.outputs:
             readers = users.get(op.outputs[0], [])
             if readers and all(r.index in merged for r in readers):
                 skip.add(op.index)

@@ -17,7 +17,11 @@ Example:
 
 from dataclasses import dataclass, field
 
+from edgebnn.errors import UnsupportedOpError
+
 ALIGN = 16
+#: Largest arena the generated C may declare (offsets are int literals).
+MAX_ARENA_BYTES = 2**31 - 1
 
 
 def align_up(n: int, align: int = ALIGN) -> int:
@@ -70,8 +74,11 @@ def plan_arena(buffers, align: int = ALIGN) -> ArenaPlan:
             offset = max(offset, align_up(end, align))
         placed.append((offset, offset + size, buf))
         offsets[buf.key] = offset
-    total = max((e for _, e, _ in placed), default=0)
-    return ArenaPlan(offsets=offsets, size=align_up(total, align))
+    total = align_up(max((e for _, e, _ in placed), default=0), align)
+    if total > MAX_ARENA_BYTES:
+        raise UnsupportedOpError(f"the activations need an arena of {total} bytes, above the limit of "
+                                 f"{MAX_ARENA_BYTES} bytes (C's int32 offsets)")
+    return ArenaPlan(offsets=offsets, size=total)
 
 
 def check_plan(buffers, plan: ArenaPlan) -> None:
