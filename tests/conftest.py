@@ -19,3 +19,8 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "mnist").is_dir():
         pytest.fail(f"the real datasets are expected at {SHARED_DATA} (../shared/data)")
     return SHARED_DATA
+
+
+def pytest_addoption(parser):
+    parser.addoption("--fuzz", type=int, default=0, metavar="N",
+                     help="tests/test_fuzz.py: run N more fuzz cases, every exported one compiled with sanitizers")
