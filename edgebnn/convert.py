@@ -611,9 +611,11 @@ def conversion_report(tflite_bytes) -> dict:
     """
     from edgebnn.graph import load_graph
 
+    name = None
     if isinstance(tflite_bytes, (str, Path)):
+        name = str(tflite_bytes)
         tflite_bytes = Path(tflite_bytes).read_bytes()
-    graph = load_graph(bytes(tflite_bytes))
+    graph = load_graph(bytes(tflite_bytes), name=name)
     packed = set()
     for op in graph.ops:
         if op.type == "LceBconv2d" and len(op.inputs) > 1 and op.inputs[1] >= 0:

@@ -354,7 +354,7 @@ def _parse(tflite, buf, where, path, max_tensor_bytes) -> Graph:
                 raise chk.fail(f"{what} writes {tname(t)}, a graph input")
             producer[t] = i
         available.update(op_out)
-        opts = _custom_options(o, what) if custom else _builtin_options(tflite, o)
+        opts = _custom_options(o, f"{where}: {what}") if custom else _builtin_options(tflite, o)
         ops.append(Op(index=i, type=op_name, custom=custom, inputs=op_in, outputs=op_out, options=opts,
                       version=version))
 

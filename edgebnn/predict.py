@@ -84,7 +84,7 @@ def predict_tflite(model, x, *, num_threads: int = 1, batch_size: int = 256) -> 
         MissingDependencyError: no interpreter that can run this model.
     """
     data = _read(model)
-    graph = load_graph(data)
+    graph = load_graph(data, name=None if isinstance(model, (bytes, bytearray, memoryview)) else str(model))
     in_shape = graph.tensor(graph.inputs[0]).shape
     x = np.asarray(x, dtype=np.float32)
     if tuple(x.shape[1:]) != tuple(in_shape[1:]):

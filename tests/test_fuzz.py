@@ -210,10 +210,10 @@ def test_fuzz_cases_are_reproducible():
 
 
 def test_fuzz_slice_reader_and_export():
-    """300 seeded cases through the reader and export (no compile)."""
+    """250 seeded cases through the reader and export (no compile)."""
     bad = []
     statuses = set()
-    for i in range(300):
+    for i in range(250):
         base, data, notes, rng = fuzz_models.make_case(11, i)
         out = fuzz_models.run_case(data, f"case-{i}.tflite", compile_=False)
         statuses.add(out.status)
@@ -223,7 +223,7 @@ def test_fuzz_slice_reader_and_export():
     assert statuses == {"ok", "error"}  # the slice exercises both outcomes
 
 
-@pytest.mark.parametrize("index", [0, 1, 2], ids=lambda i: f"case{i}")
+@pytest.mark.parametrize("index", [0, 1], ids=["portable", "opt"])
 def test_fuzz_slice_compiled_with_sanitizers(index, tmp_path):
     """A few exported cases compiled with -Werror and ASan/UBSan, and run."""
     for i in range(index * 1000, index * 1000 + 200):  # the first case of the range that exports
