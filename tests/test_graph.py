@@ -1,5 +1,7 @@
 """The TFLite reader on a real LCE flatbuffer and on broken files."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -70,3 +72,32 @@ def test_not_a_flatbuffer(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(TFLiteFormatError, match="not found"):
         load_graph(tmp_path / "absent.tflite")
+
+
+SHIPPED = sorted((Path(__file__).resolve().parent.parent / "edgebnn" / "pretrained").glob("*.tflite"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_shipped_models_pass_validation(path):
+    g = load_graph(path)
+    assert g.source == str(path) and len(g.inputs) == 1 and len(g.outputs) == 1
+    # every op reads constants, the input, or what an earlier op wrote
+    written = set(g.inputs)
+    for op in g.ops:
+        assert all(t < 0 or g.tensor(t).is_constant or t in written for t in op.inputs), op
+        written.update(op.outputs)
+
+
+def test_negative_tensor_index_is_not_python_wraparound():
+    g = load_graph(SHIPPED[0])
+    with pytest.raises(TFLiteFormatError, match="tensor index -1 out of range"):
+        g.tensor(-1)
+    with pytest.raises(TFLiteFormatError, match=f"tensor index {len(g.tensors)} out of range"):
+        g.tensor(len(g.tensors))
+
+
+def test_name_is_used_for_bytes(tmp_path):
+    data = SHIPPED[0].read_bytes()
+    assert load_graph(data, name="zoo/download.tflite").source == "zoo/download.tflite"
+    with pytest.raises(TFLiteFormatError, match="zoo/download.tflite"):
+        load_graph(data[: len(data) // 2], name="zoo/download.tflite")
