@@ -245,3 +245,9 @@ def test_fuzz_long(request):
     if not n:
         pytest.skip("run with --fuzz N")
     assert fuzz_models.main(["--cases", str(n), "--seed", "101", "--quiet"]) == 0
+
+
+def test_single_op_model_compiles_with_werror(tmp_path):
+    # one op from input to output: nothing lives in the arena, which -Wunused-variable rejected
+    out = fuzz_models.run_case(relu_model(), "relu.tflite", compile_=True, kernels="portable", workdir=tmp_path)
+    assert out.status == "ok" and out.compiled, out.message

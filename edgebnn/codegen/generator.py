@@ -494,6 +494,7 @@ def generate(model, *, name="model", target=None, fuse=True, command=None, kerne
         c.line("if (input == NULL || output == NULL) return (int)EBNN_ERROR_NULL_POINTER;")
         c.lines(em.code.text().rstrip("\n").split("\n"))
         c.line("(void)input;")
+        c.line(f"(void){name}_arena; /* unused when no tensor lives in the arena */")
         c.line("return (int)EBNN_OK;")
 
     files = {f"{name}.h": h.text(), f"{name}.c": c.text()}
