@@ -251,3 +251,18 @@ def test_single_op_model_compiles_with_werror(tmp_path):
     # one op from input to output: nothing lives in the arena, which -Wunused-variable rejected
     out = fuzz_models.run_case(relu_model(), "relu.tflite", compile_=True, kernels="portable", workdir=tmp_path)
     assert out.status == "ok" and out.compiled, out.message
+
+
+def test_non_finite_float_option_is_refused():
+    data = build_model([T((1, 3), name="x"), T((1, 3), name="y")],
+                       [Operator("SOFTMAX", [0], [1], ("SoftmaxOptions", {"Beta": float("nan")}))], [0], [1])
+    refused(data, UnsupportedOpError, "option 'beta' is nan")
+
+
+def test_nan_weights_compile(tmp_path):
+    # a flipped exponent makes a weight NaN: the C literal NAN needs <math.h>
+    w = np.array([[1.0, np.nan, -np.inf, 2.0]], np.float32)
+    data = build_model([T((1, 4), name="x"), T((1, 4), data=w, name="c"), T((1, 4), name="y")],
+                       [Operator("ADD", [0, 1], [2], ("AddOptions", {}))], [0], [2])
+    out = fuzz_models.run_case(data, "nan.tflite", compile_=True, kernels="portable", workdir=tmp_path)
+    assert out.status == "ok" and out.compiled, out.message

@@ -466,6 +466,7 @@ def generate(model, *, name="model", target=None, fuse=True, command=None, kerne
     _banner(c, "Weights, memory plan and calls", name, sha, command, graph)
     c.line(f'#include "{name}.h"')
     c.blank()
+    c.line("#include <math.h> /* NAN, INFINITY: constants may hold them */")
     c.line("#include <stddef.h>")
     c.line("#include <stdint.h>")
     c.blank()

@@ -199,6 +199,8 @@ class OpKernel:
         value = self.option(name, default, required=required)
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
             raise self.fail(f"option '{name}' is {value!r}, expected a number")
+        if not np.isfinite(np.float32(value)):
+            raise self.fail(f"option '{name}' is {value!r}, expected a finite float32")
         return float(value)
 
     def check_window(self, in_h, in_w, filter_h, filter_w, stride_h, stride_w, dilation_h=1, dilation_w=1,
