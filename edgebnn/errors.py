@@ -55,3 +55,7 @@ class ToolchainError(EdgeBnnError):
 
 class MissingDependencyError(EdgeBnnError):
     """An optional Python package needed for this command is not installed."""
+
+
+class OutputError(EdgeBnnError):
+    """An output file or directory cannot be written, or may not be replaced."""
