@@ -451,12 +451,29 @@ def test_dataset_guessed_from_model_file_name():
 
 
 def test_build_refuses_to_replace_a_foreign_directory(tmp_path):
+    from edgebnn.errors import OutputError
     from edgebnn.firmware import build_firmware
 
     (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(TargetError, match="not an earlier firmware project"):
+    with pytest.raises(OutputError, match="not an earlier edgebnn output.*--force"):
         build_firmware("whatever.tflite", "cortex-m4", tmp_path)
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_build_may_replace_an_earlier_edgebnn_output_or_anything_with_force(tmp_path):
+    from edgebnn.errors import ModelError
+    from edgebnn.firmware import build_firmware
+    from edgebnn.io import OUTPUT_MARKER
+
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / OUTPUT_MARKER).write_text('{"kind": "export"}')
+    (earlier / "model.c").write_text("x")
+    (tmp_path / "notes.txt").write_text("mine")
+    for out, force in ((earlier, False), (tmp_path, True)):
+        # The output check passes; the build then stops at the missing model.
+        with pytest.raises(ModelError, match="whatever.tflite"):
+            build_firmware("whatever.tflite", "cortex-m4", out, force=force)
 
 
 # ------------------------------------------------- a real BNN from a .tflite
