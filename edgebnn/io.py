@@ -191,15 +191,21 @@ def _fsync_dir(directory) -> None:
 
 @contextlib.contextmanager
 def _locked(directory, *, blocking: bool = True):
-    """Hold an exclusive flock on ``directory``; yield False when non-blocking and taken."""
+    """Hold an exclusive flock on ``directory``.
+
+    Yields True when locked, False when non-blocking and another process
+    holds it, None when the file system cannot lock (the caller goes on).
+    """
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            state = True
         except BlockingIOError:
-            yield False
-            return
-        yield True
+            state = False
+        except OSError:  # e.g. ENOLCK on some network file systems
+            state = None
+        yield state
     finally:
         os.close(fd)
 
@@ -236,7 +242,7 @@ def repair_interrupted(path) -> list:
         if not entry.name.startswith(prefix) or entry.is_symlink() or not entry.is_dir():
             continue
         with _locked(entry.path, blocking=False) as free:
-            if free:  # no live run holds it: a crashed run's half-built or replaced output
+            if free is True:  # no live run holds it: a crashed run's half-built or replaced output
                 shutil.rmtree(entry.path, ignore_errors=True)
                 done.append(f"removed {entry.path} (left by an interrupted run)")
     return done
@@ -400,7 +406,8 @@ def atomic_directory(path, *, replace: bool = False):
                 raise FileExistsError(errno.EEXIST, "exists", str(path))
             tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}{_NEW_INFIX}", dir=path.parent))
             hold = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY)
-            fcntl.flock(hold, fcntl.LOCK_EX)
+            with contextlib.suppress(OSError):  # a file system without flock: no repair of it
+                fcntl.flock(hold, fcntl.LOCK_EX)
     except FileExistsError:
         raise
     except OSError as exc:
@@ -410,6 +417,8 @@ def atomic_directory(path, *, replace: bool = False):
         try:
             try:
                 yield tmp
+            except OutputError as exc:  # an atomic_write_* into tmp: name the final path
+                raise OutputError(str(exc).replace(str(tmp), str(path))) from exc
             except OSError as exc:
                 if _inside(exc.filename, tmp):
                     rel = Path(os.path.abspath(str(exc.filename))).relative_to(tmp)
