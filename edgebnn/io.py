@@ -196,7 +196,11 @@ def _locked(directory, *, blocking: bool = True):
     Yields True when locked, False when non-blocking and another process
     holds it, None when the file system cannot lock (the caller goes on).
     """
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:  # e.g. a directory this user may write but not list
+        yield None
+        return
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
