@@ -572,3 +572,17 @@ def test_model_too_big_is_refused_before_compiling(bcnn_tflite, tmp_path, monkey
     assert re.search(r"weights \d+ B > flash budget 1024 B", msg)
     assert re.search(r"arena \d+ B \+ reserved stack 8192 B = \d+ B > RAM budget 9216 B", msg)
     assert not (tmp_path / "fw").exists()
+
+
+def test_cli_build_refuses_a_users_folder_and_force_overrides(tmp_path):
+    from click.testing import CliRunner
+
+    from edgebnn.cli import main
+
+    (tmp_path / "notes.txt").write_text("mine")
+    args = ["firmware", "build", str(tmp_path / "whatever.tflite"), "-t", "cortex-m4", "-o", str(tmp_path)]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 1 and "not an earlier edgebnn output" in res.output and "--force" in res.output
+    res = CliRunner().invoke(main, [*args, "--force"])
+    assert res.exit_code == 1 and "whatever.tflite" in res.output and "--force" not in res.output
+    assert (tmp_path / "notes.txt").read_text() == "mine"  # nothing was built, so nothing replaced
