@@ -6,6 +6,7 @@ bench`` and ``edgebnn export`` never import TensorFlow.
 """
 
 import importlib
+import os
 
 import click
 
@@ -56,8 +57,14 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="edgebnn")
-def main():
+@click.option("-v", "--verbose", is_flag=True,
+              help="Show TensorFlow's own log lines and warnings (hidden by default).")
+def main(verbose):
     """edgebnn: train, convert, verify, benchmark and deploy binarized neural networks."""
+    if verbose:
+        # Read by edgebnn._tf before TensorFlow is imported (commands import it lazily).
+        os.environ["EDGEBNN_VERBOSE"] = "1"
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
 
 
 if __name__ == "__main__":  # pragma: no cover
