@@ -55,3 +55,12 @@ class ToolchainError(EdgeBnnError):
 
 class MissingDependencyError(EdgeBnnError):
     """An optional Python package needed for this command is not installed."""
+
+
+class UnsafeInputError(EdgeBnnError):
+    """A name, path or target value cannot go into a generated file.
+
+    Raised for a ``--name`` that is not a C identifier or would replace a
+    runtime or firmware file, and for text a generated Makefile cannot hold
+    safely (a newline, carriage return or NUL).
+    """
