@@ -42,6 +42,8 @@ if not SHARED_MNIST.is_dir():  # a git worktree one level deeper than the checko
 #: ``pwned`` identifiers must never reach the compiler as code.
 HOSTILE = {
     "comment_end": b"*/ int pwned_comment_end = 1; /*",
+    "spliced_comment_end": b"*\\\n/ int pwned_spliced = 1; /\\\n*",
+    "trigraph_comment_end": b"*??/\n/ int pwned_trigraph_end = 1; /??/\n*",
     "backslash_newline": b"x\\\nint pwned_splice = 2;",
     "trigraph_newline": b"x??/\nint pwned_trigraph = 3;",
     "crlf": b"x\r\nint pwned_crlf = 4; /*",
@@ -313,9 +315,21 @@ def rename_tensors(data: bytes, names) -> bytes:
     return bytes(buf)
 
 
+#: Appended to every tensor name: a comment terminator hidden by a line
+#: splice (backslash-newline, or the trigraph ??/ and a newline), then code
+#: that runs before main() and creates the marker file.
+RUN_PAYLOADS = (
+    b"*\\\n/ extern int system(const char *); __attribute__((constructor)) static void pwned_%d(void) "
+    b"{ system(\"touch PWNED\"); } /\\\n*",
+    b"*??/\n/ extern int system(const char *); __attribute__((constructor)) static void pwned_%d(void) "
+    b"{ system(\"touch PWNED\"); } /??/\n*",
+)
+
+
 def hostile_names(count):
     payloads = list(HOSTILE.values())
-    return [f"t{i} ".encode() + payloads[i % len(payloads)] for i in range(count)]
+    return [f"t{i} ".encode() + payloads[i % len(payloads)] + b" " + RUN_PAYLOADS[i % 2] % i
+            for i in range(count)]
 
 
 @pytest.fixture(scope="module")
