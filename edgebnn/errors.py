@@ -59,3 +59,12 @@ class MissingDependencyError(EdgeBnnError):
 
 class OutputError(EdgeBnnError):
     """An output file or directory cannot be written, or may not be replaced."""
+
+
+class UnsafeInputError(EdgeBnnError):
+    """A name, path or target value cannot go into a generated file.
+
+    Raised for a ``--name`` that is not a C identifier or would replace a
+    runtime or firmware file, and for text a generated Makefile cannot hold
+    safely (a newline, carriage return or NUL).
+    """

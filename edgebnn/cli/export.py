@@ -77,7 +77,7 @@ def export(model, output, name, target, format_, no_fuse, force, json_):
     if json_:
         echo_json(report)
         return
-    click.echo(f"wrote {len(files)} files to {output}")
+    click.echo(f"wrote {len(files)} files to {click.format_filename(output)}")
     if format_ == "c":
         rows = [
             ("weights (constants)", f"{gen.weights_bytes:,} B"),
@@ -88,6 +88,6 @@ def export(model, output, name, target, format_, no_fuse, force, json_):
             ("calls", str(sum(1 for o in gen.ops if o["kernel"]))),
         ]
         click.echo(render_table(("", name), rows))
-        click.echo(f"build: make -C {output}   (API: int {name}_invoke(const float *input, float *output))")
+        click.echo(f"build: make -C {click.format_filename(output)}   (API: int {name}_invoke(const float *input, float *output))")
     else:
         click.echo(f"{name}_tflite[] : {report['bytes']:,} bytes (alignas(16)), in {name}.h / {name}.cc")
