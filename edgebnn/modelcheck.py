@@ -150,7 +150,8 @@ def model_format(path) -> str:
     if h5py.is_hdf5(path):
         return "h5"
     raise ModelError(
-        f"{path} is not a Keras model: expected an HDF5 .h5 file, a .keras zip or a SavedModel folder"
+        f"cannot load {path}: it is not a Keras model (expected an HDF5 .h5 file, a .keras zip "
+        "or a SavedModel folder)"
     )
 
 
@@ -176,11 +177,11 @@ def read_h5_config(h5file, path: Path) -> dict:
     if "model_config" not in attrs:
         if "layer_names" in attrs or "weight_names" in attrs or "layers" in h5file:
             raise ModelError(
-                f"{path} holds only weights (no 'model_config' attribute); edgebnn needs a whole "
+                f"cannot load {path}: it holds only weights (no 'model_config' attribute); edgebnn needs a whole "
                 "model saved with model.save(..., save_format='h5')"
             )
         raise ModelError(
-            f"{path} is an HDF5 file without a Keras model configuration (no 'model_config' "
+            f"cannot load {path}: it is an HDF5 file without a Keras model configuration (no 'model_config' "
             f"attribute; found attributes {sorted(attrs)})"
         )
     config = _parse_json(attrs["model_config"], path, "'model_config' attribute")
