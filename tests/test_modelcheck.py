@@ -178,8 +178,9 @@ def test_cli_convert_and_verify_refuse_and_trust(hostile, tmp_path, shared_data,
     assert "--trust-model-code" in res.output
     assert not marker.exists() and not (tmp_path / "m.tflite").exists()
 
+    shipped = repo_root / "edgebnn" / "pretrained" / "mnist-bcnn-binary.tflite"
     res = runner.invoke(cli, ["verify", str(path), "--dataset", "mnist", "--data-dir", str(shared_data),
-                              "--tflite", str(repo_root / "edgebnn" / "pretrained" / "mnist-bcnn-binary.tflite"), "--limit", "10"])
+                              "--tflite", str(shipped), "--limit", "10"])
     assert res.exit_code == 1 and "Lambda layer 'evil_inner'" in res.output and "--trust-model-code" in res.output
     assert not marker.exists()
 
