@@ -17,6 +17,12 @@ class ModelError(EdgeBnnError):
     """A model name, model file or run directory is unknown or unusable."""
 
 
+class UnsafeModelError(ModelError):
+    """A model file would run code when loaded (a Lambda layer, a serialized
+    function, a class outside Keras, Larq and the registered ones, or a
+    SavedModel's graphs) and ``--trust-model-code`` was not given."""
+
+
 class ConfigError(EdgeBnnError):
     """A training configuration or preset is invalid."""
 

@@ -438,3 +438,47 @@ def atomic_directory(path, *, replace: bool = False):
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def atomic_write_files(files) -> list:
+    """Write several files so that none is replaced unless all are written.
+
+    Every file is first written and synced to a temporary name beside its
+    target; only when all of them are complete are they renamed into place,
+    one after the other. A failure while writing (a full disk, a bad path)
+    leaves every old file as it was and removes the temporaries. (The
+    renames themselves are separate steps: only a crash of the process or
+    the machine in between them, where nothing is written, can leave some
+    files new and some old.)
+
+    Example:
+        >>> atomic_write_files({"m.tflite": data, "m.json": report})  # doctest: +SKIP
+
+    Args:
+        files: ``{path: bytes}``.
+
+    Returns:
+        The target paths, in the order given.
+
+    Raises:
+        OSError: a file could not be written; no target was replaced.
+    """
+    staged = []
+    try:
+        for path, data in files.items():
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            staged.append((tmp, path))
+            _normal_mode(tmp)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        for tmp, path in staged:
+            os.replace(tmp, path)
+    finally:
+        for tmp, _ in staged:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+    return [path for _, path in staged]

@@ -194,7 +194,13 @@ def _lce_predictions(tflite_path, inputs: np.ndarray, input_shape) -> np.ndarray
     from edgebnn.predict import predict_tflite
 
     x = inputs.reshape((len(inputs),) + tuple(input_shape)).astype(np.float32)
-    out = np.asarray(predict_tflite(tflite_path, x))
+    try:
+        out = np.asarray(predict_tflite(tflite_path, x))
+    except (RuntimeError, ValueError) as exc:  # LCE's interpreter raises bare errors
+        raise EngineError(
+            f"LCE's interpreter cannot run {tflite_path} to compute the expected predictions: {str(exc).strip()}; "
+            "pass --expected host to take them from the host build instead"
+        ) from exc
     return out.reshape(len(inputs), -1).argmax(axis=1)
 
 
