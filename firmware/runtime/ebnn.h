@@ -667,10 +667,12 @@ ebnn_status_t ebnn_int8_average_pool2d_ref(
     const ebnn_int8_pool2d_params_t *params, const int8_t *input,
     int8_t *output);
 
-/* MEAN over H and W of [H][W][C] -> [C], int8 (TFLite's integer mean):
- *   s = sum (x - input_zero_point); s = MBQM(s, multiplier, shift)
- *   (multiplier for input_scale / output_scale); s /= H * W rounded half
- *   away from zero; y = clamp(s + output_zero_point, -128, 127). */
+/* MEAN over H and W of [H][W][C] -> [C], int8 (TFLite's integer
+ * QuantizedMeanOrSum): (multiplier, shift) is input_scale / output_scale;
+ * 1/n (n = H * W) is folded in once, k = min(floor(log2 n), 31 + shift),
+ * m' = (multiplier << k) / n (int64, truncated), s' = shift - k; then
+ *   y = clamp(MBQM(sum x - n * input_zero_point, m', s')
+ *             + output_zero_point, -128, 127). */
 typedef struct {
   int32_t in_h, in_w, channels;
   int32_t input_zero_point;

@@ -1,6 +1,6 @@
 /*
  * MAX_POOL_2D, AVERAGE_POOL_2D (TFLite's reference_integer_ops pooling.h)
- * and MEAN over H, W (reference_integer_ops mean.h) for int8.
+ * and MEAN over H, W (reference_ops::QuantizedMeanOrSum) for int8.
  */
 #include "ebnn.h"
 #include "ebnn_int8_internal.h"
@@ -87,11 +87,21 @@ ebnn_status_t ebnn_int8_average_pool2d_ref(
   return pool(params, input, output, 1);
 }
 
+/* floor(log2(n)) for n > 0 */
+static int32_t floor_log2(uint32_t n) {
+  int32_t k = -1;
+  while (n != 0u) {
+    n >>= 1;
+    ++k;
+  }
+  return k;
+}
+
 ebnn_status_t ebnn_int8_mean_hw_ref(const ebnn_int8_mean_params_t *params,
                                     const int8_t *input, int8_t *output) {
   const ebnn_int8_mean_params_t *p = params;
-  int32_t c;
-  size_t i, n;
+  int32_t c, k, mult, shift, n;
+  size_t i;
   if (p == NULL || input == NULL || output == NULL)
     return EBNN_ERROR_NULL_POINTER;
   if (p->in_h <= 0 || p->in_w <= 0 || p->channels <= 0 ||
@@ -101,17 +111,21 @@ ebnn_status_t ebnn_int8_mean_hw_ref(const ebnn_int8_mean_params_t *params,
       !ebnn__int8_zp_valid(p->output_zero_point) ||
       !ebnn__int8_qm_valid(p->multiplier, p->shift))
     return EBNN_ERROR_BAD_SHAPE;
-  n = (size_t)p->in_h * (size_t)p->in_w;
+  n = p->in_h * p->in_w;
+  /* fold 1/n into the multiplier as TFLite does: multiplier * 2^k / n with
+   * k = floor(log2 n), limited so that the shift stays >= -31 */
+  k = floor_log2((uint32_t)n);
+  if (k > 31 + p->shift) k = 31 + p->shift;
+  mult = (int32_t)(((int64_t)p->multiplier << k) / (int64_t)n);
+  shift = p->shift - k;
   for (c = 0; c < p->channels; ++c) {
     int32_t acc = 0;
-    for (i = 0; i < n; ++i)
-      acc += (int32_t)input[i * (size_t)p->channels + (size_t)c] -
-             p->input_zero_point;
-    acc = ebnn_int8_multiply_by_quantized_multiplier(acc, p->multiplier,
-                                                     p->shift);
-    acc = ebnn__int8_div_round(acc, (int32_t)n);
-    output[c] = ebnn__int8_clamp(acc + p->output_zero_point, EBNN_INT8_MIN,
-                                 EBNN_INT8_MAX);
+    for (i = 0; i < (size_t)n; ++i)
+      acc += (int32_t)input[i * (size_t)p->channels + (size_t)c];
+    acc -= p->input_zero_point * n;
+    acc = ebnn_int8_multiply_by_quantized_multiplier(acc, mult, shift) +
+          p->output_zero_point;
+    output[c] = ebnn__int8_clamp(acc, EBNN_INT8_MIN, EBNN_INT8_MAX);
   }
   return EBNN_OK;
 }
