@@ -55,8 +55,20 @@ def build_conv_model(in_c, size=9, seed=0):
     inp = keras.Input((size, size, in_c))
     outs = []
     out_cs = (1, 3, 8, 17)
+    acts = {"NONE": lambda t: t, "RELU": tf.nn.relu, "RELU6": tf.nn.relu6}
     for j, (kind, k, s, d, pad, dm, act) in enumerate(conv_specs()):
-        if kind == "conv":
+        if d > 1:
+            # Keras lowers dilation to SPACE_TO_BATCH_ND + conv + BATCH_TO_SPACE_ND;
+            # the raw ops keep it as the conv's dilation factor in the flatbuffer
+            oc = out_cs[j % 4] if kind == "conv" else in_c * dm
+            w = rng.normal(0, 0.5, size=(k, k, in_c, oc if kind == "conv" else dm)).astype(np.float32)
+            b = rng.normal(0, 0.3, size=oc).astype(np.float32)
+            raw = tf.raw_ops.Conv2D if kind == "conv" else tf.raw_ops.DepthwiseConv2dNative
+            outs.append(L.Lambda(
+                lambda t, w=w, b=b, raw=raw, pad=pad, d=d, f=acts[act]: f(tf.nn.bias_add(
+                    raw(input=t, filter=tf.constant(w), strides=[1, 1, 1, 1],
+                        padding=pad.upper(), dilations=[1, d, d, 1]), tf.constant(b))))(inp))
+        elif kind == "conv":
             outs.append(L.Conv2D(out_cs[j % 4], k, strides=s, dilation_rate=d, padding=pad,
                                  activation=_act(act), kernel_initializer=init(),
                                  bias_initializer=init(0.3))(inp))
