@@ -27,7 +27,7 @@ from fixture_io import load_cases  # noqa: E402
 from edgebnn.codegen import quant  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "kernels" / "int8"
-FIXTURE_FILES = ("conv_c1", "conv_c3", "conv_c8", "conv_c17", "misc", "float_io")
+FIXTURE_FILES = ("conv_c1", "conv_c3", "conv_c8", "conv_c17", "misc", "float_io", "fc_per_channel")
 
 
 def _load():
@@ -259,6 +259,8 @@ def test_fixtures_cover_every_int8_op():
     assert {_window(c)["dilation"] for c in dw} == {(1, 1), (2, 2)}
     assert {c["out_shape"][-1] // c["in0_shape"][-1] for c in dw} == {1, 2}
     assert {c["in0_dtype"] for c in kinds["QUANTIZE"]} == {"float32", "int8"}
+    fc_scales = {np.asarray(c["in1_scale"]).size > 1 for c in kinds["FULLY_CONNECTED"]}
+    assert fc_scales == {False, True}  # per tensor and per channel
 
 
 # ------------------------------------------------------------- helpers

@@ -8,9 +8,12 @@ operands, their quantization and TFLite's output:
 - conv_c<C>.npz: CONV_2D and DEPTHWISE_CONV_2D grid for C = 1, 3, 8, 17 input channels;
 - misc.npz: FULLY_CONNECTED, ADD, MUL, pools, MEAN, SOFTMAX, CONCATENATION,
   PAD and the requantize ops the converter inserts;
-- float_io.npz: QUANTIZE float -> int8 and DEQUANTIZE.
+- float_io.npz: QUANTIZE float -> int8 and DEQUANTIZE;
+- fc_per_channel.npz: FULLY_CONNECTED with per-channel weights (the
+  converted model's weights rewritten per output row, see
+  int8_models.to_per_channel_fc; TFLite's converter emits per-tensor only).
 
-Usage: python tools/gen_int8_fixtures.py [--only conv|misc|float_io]
+Usage: python tools/gen_int8_fixtures.py [--only conv|misc|float_io|fc_per_channel]
 """
 
 import argparse
@@ -39,9 +42,11 @@ def _data(shape, seed, scale=1.0):
     return rep, xs
 
 
-def _save(name, model, rep, xs, float_io=False):
+def _save(name, model, rep, xs, float_io=False, rewrite=None):
     t0 = time.time()
     tflite = int8_models.convert_int8(model, rep, float_io=float_io)
+    if rewrite is not None:
+        tflite = rewrite(tflite)
     cases = int8_models.extract_int8_cases(tflite, xs, name)
     fixture_io.save_cases(OUT / f"{name}.npz", cases, x=xs)
     kinds = {}
@@ -52,7 +57,7 @@ def _save(name, model, rep, xs, float_io=False):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", choices=("conv", "misc", "float_io"))
+    ap.add_argument("--only", choices=("conv", "misc", "float_io", "fc_per_channel"))
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     if args.only in (None, "conv"):
@@ -65,6 +70,10 @@ def main():
     if args.only in (None, "float_io"):
         rep, xs = _data((6, 6, 3), seed=200)
         _save("float_io", int8_models.build_float_io_model(seed=2), rep, xs, float_io=True)
+    if args.only in (None, "fc_per_channel"):
+        rep, xs = _data((40,), seed=300)
+        _save("fc_per_channel", int8_models.build_dense_model(seed=3), rep, xs,
+              rewrite=int8_models.to_per_channel_fc)
 
 
 if __name__ == "__main__":

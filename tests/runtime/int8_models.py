@@ -225,3 +225,50 @@ def extract_int8_cases(tflite, xs, model_name):
                 case[f"out_{k}"] = v
         cases.append(case)
     return cases
+
+
+def build_dense_model(seed=0, features=40):
+    tf, keras = _tf()
+    L = keras.layers
+    rng = np.random.default_rng(seed)
+    init = lambda s: keras.initializers.RandomNormal(0, s, seed=int(rng.integers(1 << 30)))  # noqa: E731
+    inp = keras.Input((features,))
+    outs = [L.Dense(u, activation=_act(a), kernel_initializer=init(0.3), bias_initializer=init(0.5))(inp)
+            for u, a in ((9, "NONE"), (16, "RELU"), (3, "RELU6"))]
+    return keras.Model(inp, outs)
+
+
+def to_per_channel_fc(tflite):
+    """Rewrite every int8 FULLY_CONNECTED of a converted model to per-channel
+    weights (the 2.16 converter only emits per-tensor dense layers, the
+    kernels accept both): each output row gets scale max|w_o| / 127 over
+    its dequantized weights (rows scaled by 1 + o/8 first, so the scales
+    differ), the int32 bias is requantized to input_scale * scale_o."""
+    from tensorflow.lite.tools import flatbuffer_utils as fu
+
+    model = fu.convert_bytearray_to_object(bytearray(tflite))
+    sub = model.subgraphs[0]
+    codes = [fu.opcode_to_name(model, op.opcodeIndex) for op in sub.operators]
+    for op, code in zip(sub.operators, codes):
+        if code != "FULLY_CONNECTED":
+            continue
+        x_t, w_t, b_t = (sub.tensors[i] for i in op.inputs[:3])
+        in_scale = np.float32(x_t.quantization.scale[0])
+        wq = np.frombuffer(bytes(model.buffers[w_t.buffer].data), np.int8).reshape(w_t.shape)
+        w = wq.astype(np.float32) * np.float32(w_t.quantization.scale[0])
+        w = w * (1 + np.arange(w.shape[0], dtype=np.float32)[:, None] / 8)
+        bq = np.frombuffer(bytes(model.buffers[b_t.buffer].data), np.int32)
+        b = bq.astype(np.float64) * float(b_t.quantization.scale[0])
+        scales = (np.abs(w).max(axis=1) / 127).astype(np.float32)
+        wq2 = np.clip(np.round(w / scales[:, None]), -127, 127).astype(np.int8)
+        bscale = (in_scale * scales).astype(np.float32)
+        bq2 = np.round(b / bscale).astype(np.int32)
+        model.buffers[w_t.buffer].data = np.frombuffer(wq2.tobytes(), np.uint8)
+        model.buffers[b_t.buffer].data = np.frombuffer(bq2.tobytes(), np.uint8)
+        w_t.quantization.scale = [float(v) for v in scales]
+        w_t.quantization.zeroPoint = [0] * len(scales)
+        w_t.quantization.quantizedDimension = 0
+        b_t.quantization.scale = [float(v) for v in bscale]
+        b_t.quantization.zeroPoint = [0] * len(scales)
+        b_t.quantization.quantizedDimension = 0
+    return bytes(fu.convert_object_to_bytearray(model))
