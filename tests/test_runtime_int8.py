@@ -363,3 +363,20 @@ def test_int8_struct_layout_matches_header(tmp_path):
         assert got[(name, "sizeof")] == ctypes.sizeof(cls), name
         for field, _ in cls._fields_:
             assert got[(name, field)] == getattr(cls, field).offset, (name, field)
+
+
+@pytest.mark.slow
+def test_int8_checks_clean_under_asan_ubsan(tmp_path):
+    """Every int8 fixture check again, on a runtime built with ASan+UBSan
+    (catches out-of-bounds reads and signed overflow in the kernels)."""
+    lib = E.build_runtime(tmp_path, sanitize=True)
+    libasan = subprocess.run(["gcc", "-print-file-name=libasan.so"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+    env = {"LD_PRELOAD": libasan, "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",
+           "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1", "PATH": "/usr/bin:/bin",
+           "PYTHONPATH": str(E.REPO)}
+    res = subprocess.run([sys.executable, str(E.REPO / "tests" / "runtime" / "sanitize_int8_driver.py"),
+                          str(lib)], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert f"{len(CASES)} checks, 0 problems" in res.stdout
+    assert "runtime error" not in res.stderr and "AddressSanitizer" not in res.stderr
