@@ -478,7 +478,8 @@ ebnn_status_t ebnn_fused_conv_pool_affine_quantize_opt(
 /* ======================================================================== */
 /*
  * Files: ebnn_int8_common.c (fixed-point helpers), ebnn_int8_conv.c,
- * ebnn_int8_fc.c, ebnn_int8_eltwise.c, ebnn_int8_pool.c,
+ * ebnn_int8_fc.c, ebnn_int8_eltwise.c (ADD, MUL), ebnn_int8_quantize.c
+ * (QUANTIZE, DEQUANTIZE: the only int8 file using float), ebnn_int8_pool.c,
  * ebnn_int8_softmax.c, ebnn_int8_shape.c. Bit-exact with TFLite's
  * reference kernels (BUILTIN_REF); see README.md for what each traces to.
  *

@@ -1,10 +1,7 @@
 /*
- * Elementwise int8 ops: ADD and MUL (TFLite's reference_integer_ops add.h
- * and mul.h arithmetic), QUANTIZE float -> int8 (AffineQuantize), QUANTIZE
- * int8 -> int8 (Requantize) and DEQUANTIZE (Dequantize).
+ * Elementwise int8 ADD and MUL (TFLite's reference_integer_ops add.h and
+ * mul.h arithmetic). Integer only: no float code.
  */
-#include <math.h>
-
 #include "ebnn.h"
 #include "ebnn_int8_internal.h"
 
@@ -20,7 +17,7 @@ ebnn_status_t ebnn_int8_add_ref(const ebnn_int8_add_params_t *params,
                                 const int8_t *a, const int8_t *b,
                                 int8_t *output) {
   const ebnn_int8_add_params_t *p = params;
-  int32_t i;
+  int32_t i, j = 0; /* j = i % b_size without a division per element */
   ebnn_status_t st;
   if (p == NULL) return EBNN_ERROR_NULL_POINTER;
   st = bcast_check(p->size, p->b_size, a, b, output);
@@ -37,7 +34,7 @@ ebnn_status_t ebnn_int8_add_ref(const ebnn_int8_add_params_t *params,
   for (i = 0; i < p->size; ++i) {
     const int32_t av = ((int32_t)a[i] - p->a_zero_point) * (1 << p->left_shift);
     const int32_t bv =
-        ((int32_t)b[i % p->b_size] - p->b_zero_point) * (1 << p->left_shift);
+        ((int32_t)b[j] - p->b_zero_point) * (1 << p->left_shift);
     const int32_t as = ebnn_int8_multiply_by_quantized_multiplier(
         av, p->a_multiplier, p->a_shift);
     const int32_t bs = ebnn_int8_multiply_by_quantized_multiplier(
@@ -46,6 +43,7 @@ ebnn_status_t ebnn_int8_add_ref(const ebnn_int8_add_params_t *params,
                           as + bs, p->output_multiplier, p->output_shift) +
                       p->output_zero_point;
     output[i] = ebnn__int8_clamp(y, p->act_min, p->act_max);
+    if (++j == p->b_size) j = 0;
   }
   return EBNN_OK;
 }
@@ -54,7 +52,7 @@ ebnn_status_t ebnn_int8_mul_ref(const ebnn_int8_mul_params_t *params,
                                 const int8_t *a, const int8_t *b,
                                 int8_t *output) {
   const ebnn_int8_mul_params_t *p = params;
-  int32_t i;
+  int32_t i, j = 0; /* j = i % b_size without a division per element */
   ebnn_status_t st;
   if (p == NULL) return EBNN_ERROR_NULL_POINTER;
   st = bcast_check(p->size, p->b_size, a, b, output);
@@ -67,71 +65,12 @@ ebnn_status_t ebnn_int8_mul_ref(const ebnn_int8_mul_params_t *params,
     return EBNN_ERROR_BAD_SHAPE;
   for (i = 0; i < p->size; ++i) {
     const int32_t prod = ((int32_t)a[i] - p->a_zero_point) *
-                         ((int32_t)b[i % p->b_size] - p->b_zero_point);
+                         ((int32_t)b[j] - p->b_zero_point);
     const int32_t y = ebnn_int8_multiply_by_quantized_multiplier(
                           prod, p->output_multiplier, p->output_shift) +
                       p->output_zero_point;
     output[i] = ebnn__int8_clamp(y, p->act_min, p->act_max);
-  }
-  return EBNN_OK;
-}
-
-ebnn_status_t ebnn_int8_quantize_ref(const ebnn_int8_affine_params_t *params,
-                                     const float *input, int8_t *output) {
-  int32_t i;
-  if (params == NULL || input == NULL || output == NULL)
-    return EBNN_ERROR_NULL_POINTER;
-  if (params->size < 0 || !(params->scale > 0.0f) ||
-      !ebnn__int8_zp_valid(params->zero_point))
-    return EBNN_ERROR_BAD_SHAPE;
-  for (i = 0; i < params->size; ++i) {
-    /* float division, then round half away from zero (std::round); the
-     * value is clamped in float before the conversion so that no
-     * out-of-range float is converted to int32 */
-    float q = roundf(input[i] / params->scale);
-    int32_t v;
-    if (q != q) q = 0.0f; /* NaN */
-    if (q < -512.0f) q = -512.0f;
-    if (q > 512.0f) q = 512.0f;
-    v = (int32_t)q + params->zero_point;
-    output[i] = ebnn__int8_clamp(v, EBNN_INT8_MIN, EBNN_INT8_MAX);
-  }
-  return EBNN_OK;
-}
-
-ebnn_status_t ebnn_int8_dequantize_ref(const ebnn_int8_affine_params_t *params,
-                                       const int8_t *input, float *output) {
-  int32_t i;
-  if (params == NULL || input == NULL || output == NULL)
-    return EBNN_ERROR_NULL_POINTER;
-  if (params->size < 0 || !ebnn__int8_zp_valid(params->zero_point))
-    return EBNN_ERROR_BAD_SHAPE;
-  for (i = 0; i < params->size; ++i) {
-    /* TFLite computes (float)((double)scale * (x - zp)); the exact product
-     * of a float and an integer below 2^9 fits a double, so that is one
-     * rounding of the exact product, as this float multiply is. */
-    output[i] = params->scale * (float)((int32_t)input[i] - params->zero_point);
-  }
-  return EBNN_OK;
-}
-
-ebnn_status_t ebnn_int8_requantize_ref(
-    const ebnn_int8_requantize_params_t *params, const int8_t *input,
-    int8_t *output) {
-  const ebnn_int8_requantize_params_t *p = params;
-  int32_t i;
-  if (p == NULL || input == NULL || output == NULL)
-    return EBNN_ERROR_NULL_POINTER;
-  if (p->size < 0 || !ebnn__int8_zp_valid(p->input_zero_point) ||
-      !ebnn__int8_zp_valid(p->output_zero_point) ||
-      !ebnn__int8_qm_valid(p->multiplier, p->shift))
-    return EBNN_ERROR_BAD_SHAPE;
-  for (i = 0; i < p->size; ++i) {
-    const int32_t y = ebnn_int8_multiply_by_quantized_multiplier(
-                          (int32_t)input[i] - p->input_zero_point,
-                          p->multiplier, p->shift) +
-                      p->output_zero_point;
-    output[i] = ebnn__int8_clamp(y, EBNN_INT8_MIN, EBNN_INT8_MAX);
+    if (++j == p->b_size) j = 0;
   }
   return EBNN_OK;
 }
