@@ -27,7 +27,8 @@ from fixture_io import load_cases  # noqa: E402
 from edgebnn.codegen import quant  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "kernels" / "int8"
-FIXTURE_FILES = ("conv_c1", "conv_c3", "conv_c8", "conv_c17", "misc", "float_io", "fc_per_channel")
+FIXTURE_FILES = ("conv_c1", "conv_c3", "conv_c8", "conv_c17", "misc", "float_io", "fc_per_channel",
+                 "softmax_beta")
 
 
 def _load():
@@ -61,6 +62,8 @@ def _case_id(c):
         parts.append("from_float" if c["in0_dtype"] == "float32" else "requantize")
     if c["type"] in ("ADD", "MUL"):
         parts.append("const" if c.get("in1_const") or c.get("in0_const") else "two_inputs")
+    if c["type"] == "SOFTMAX" and o.get("beta", 1.0) != 1.0:
+        parts.append(f"beta{o['beta']:g}")
     act = o.get("fused_activation_function")
     if act not in (None, "NONE"):
         parts.append(act.lower())
@@ -261,6 +264,7 @@ def test_fixtures_cover_every_int8_op():
     assert {c["in0_dtype"] for c in kinds["QUANTIZE"]} == {"float32", "int8"}
     fc_scales = {np.asarray(c["in1_scale"]).size > 1 for c in kinds["FULLY_CONNECTED"]}
     assert fc_scales == {False, True}  # per tensor and per channel
+    assert {c["options"]["beta"] for c in kinds["SOFTMAX"]} >= {np.float32(0.3), 2.5, 1.0}
 
 
 # ------------------------------------------------------------- helpers

@@ -11,9 +11,11 @@ operands, their quantization and TFLite's output:
 - float_io.npz: QUANTIZE float -> int8 and DEQUANTIZE;
 - fc_per_channel.npz: FULLY_CONNECTED with per-channel weights (the
   converted model's weights rewritten per output row, see
-  int8_models.to_per_channel_fc; TFLite's converter emits per-tensor only).
+  int8_models.to_per_channel_fc; TFLite's converter emits per-tensor only);
+- softmax_beta.npz: SOFTMAX with beta 0.3, 2.5 and 1.0 written into the
+  converted model's options.
 
-Usage: python tools/gen_int8_fixtures.py [--only conv|misc|float_io|fc_per_channel]
+Usage: python tools/gen_int8_fixtures.py [--only conv|misc|float_io|fc_per_channel|softmax_beta]
 """
 
 import argparse
@@ -57,7 +59,7 @@ def _save(name, model, rep, xs, float_io=False, rewrite=None):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", choices=("conv", "misc", "float_io", "fc_per_channel"))
+    ap.add_argument("--only", choices=("conv", "misc", "float_io", "fc_per_channel", "softmax_beta"))
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     if args.only in (None, "conv"):
@@ -74,6 +76,10 @@ def main():
         rep, xs = _data((40,), seed=300)
         _save("fc_per_channel", int8_models.build_dense_model(seed=3), rep, xs,
               rewrite=int8_models.to_per_channel_fc)
+    if args.only in (None, "softmax_beta"):
+        rep, xs = _data((24,), seed=400)
+        _save("softmax_beta", int8_models.build_softmax_model(seed=4), rep, xs,
+              rewrite=int8_models.set_softmax_betas)
 
 
 if __name__ == "__main__":

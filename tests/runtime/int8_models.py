@@ -272,3 +272,32 @@ def to_per_channel_fc(tflite):
         b_t.quantization.zeroPoint = [0] * len(scales)
         b_t.quantization.quantizedDimension = 0
     return bytes(fu.convert_object_to_bytearray(model))
+
+
+SOFTMAX_BETAS = (0.3, 2.5, 1.0)
+
+
+def build_softmax_model(seed=0, features=24):
+    tf, keras = _tf()
+    L = keras.layers
+    rng = np.random.default_rng(seed)
+    inp = keras.Input((features,))
+    outs = []
+    for units, s in ((12, 0.4), (40, 1.0), (7, 2.0)):
+        init = keras.initializers.RandomNormal(0, s, seed=int(rng.integers(1 << 30)))
+        outs.append(L.Softmax()(L.Dense(units, kernel_initializer=init)(inp)))
+    return keras.Model(inp, outs)
+
+
+def set_softmax_betas(tflite, betas=SOFTMAX_BETAS):
+    """Give the model's SOFTMAX ops the betas ``betas`` in order (Keras and the
+    converter always write 1.0; TFLite's kernel folds beta into its input
+    multiplier, so other values exercise that arithmetic)."""
+    from tensorflow.lite.tools import flatbuffer_utils as fu
+
+    model = fu.convert_bytearray_to_object(bytearray(tflite))
+    sub = model.subgraphs[0]
+    ops = [op for op in sub.operators if fu.opcode_to_name(model, op.opcodeIndex) == "SOFTMAX"]
+    for op, beta in zip(ops, betas):
+        op.builtinOptions.beta = float(beta)
+    return bytes(fu.convert_object_to_bytearray(model))
