@@ -384,3 +384,23 @@ def test_int8_checks_clean_under_asan_ubsan(tmp_path):
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert f"{len(CASES)} checks, 0 problems" in res.stdout
     assert "runtime error" not in res.stderr and "AddressSanitizer" not in res.stderr
+
+
+@pytest.mark.qemu
+def test_int8_integer_kernels_need_no_float_on_cortex_m0(tmp_path):
+    """An int8-only model links no float code: apart from ebnn_int8_quantize.c
+    (the float <-> int8 conversions at a model's float I/O), no int8 runtime
+    file references a float helper of libgcc or libm on an FPU-less core."""
+    srcs = sorted(p for p in E.RUNTIME.glob("ebnn_int8_*.c") if p.name != "ebnn_int8_quantize.c")
+    assert len(srcs) >= 6
+    for src in srcs:
+        obj = tmp_path / (src.stem + ".o")
+        subprocess.run(["arm-none-eabi-gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic",
+                        "-O2", "-mcpu=cortex-m0", "-mthumb", "-c", "-I", str(E.RUNTIME), str(src),
+                        "-o", str(obj)], check=True)
+        undefined = subprocess.run(["arm-none-eabi-nm", "-u", str(obj)], capture_output=True,
+                                   text=True, check=True).stdout.split()
+        floats = [s for s in undefined if s.startswith(("__aeabi_f", "__aeabi_d", "__aeabi_i2f",
+                                                        "__aeabi_ui2f", "__aeabi_l2f"))
+                  or s.rstrip("f") in ("round", "exp", "floor", "tanh")]
+        assert floats == [], (src.name, floats)
