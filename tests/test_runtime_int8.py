@@ -314,6 +314,13 @@ def test_fixed_point_helpers_random(q):
         assert q.mbqm(x, m, s) == _rdbp_py(_srdhm_py(x << left, m), right), (x, m, s)
 
 
+def test_quant_doctests():
+    import doctest
+
+    res = doctest.testmod(quant)
+    assert res.attempted >= 15 and res.failed == 0
+
+
 def test_quantize_multiplier_is_tflite_rounding():
     rng = np.random.default_rng(3)
     for r in np.exp(rng.uniform(-20, 5, size=2000)):
