@@ -84,7 +84,9 @@ TARGETS_PATH_ENV = "EDGEBNN_TARGETS_PATH"
 
 def builtin_targets_dir() -> Path:
     """The directory holding the shipped target files (``targets/``)."""
-    return Path(__file__).resolve().parent.parent / "targets"
+    from edgebnn import resources
+
+    return resources.targets_dir()
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebnn import __version__
+from edgebnn import __version__, resources
 from edgebnn.codegen import ops as O
 from edgebnn.codegen import passes
 from edgebnn.codegen.planner import ALIGN, Buffer, plan_arena
@@ -23,9 +23,8 @@ from edgebnn.errors import TFLiteFormatError, UnsafeInputError, UnsupportedOpErr
 from edgebnn.escape import c_include, make_comment, make_word
 from edgebnn.graph import load_graph
 
-REPO = Path(__file__).resolve().parent.parent.parent
-RUNTIME_DIR = REPO / "firmware" / "runtime"
-TEMPLATES_DIR = REPO / "firmware" / "templates"
+RUNTIME_DIR = resources.runtime_dir()
+TEMPLATES_DIR = resources.templates_dir()
 HOST_TEMPLATES = TEMPLATES_DIR / "host"
 
 _NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
@@ -114,7 +113,7 @@ def reserved_names() -> dict:
     for d in (RUNTIME_DIR, *sorted(p for p in TEMPLATES_DIR.glob("*") if p.is_dir())):
         for path in sorted(Path(d).glob("*")):
             if path.suffix in (".c", ".h"):
-                rel = path.relative_to(REPO).as_posix()
+                rel = f"{d.name}/{path.name}"
                 reserved.setdefault(path.stem.lower(), f"it would replace {rel}")
                 text = path.read_text(errors="replace")
                 for header in re.findall(r"#\s*include\s*<(\w+)\.h>", text):

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgebnn import resources
 from edgebnn.errors import DatasetError, EngineError, MissingDependencyError, TargetError
 from edgebnn.firmware.flash import FlashResult, flash_command, flash_firmware
 from edgebnn.firmware.project import (
@@ -52,7 +53,7 @@ __all__ = [
     "select_samples", "write_project",
 ]
 
-RUNTIME_DIR = Path(__file__).resolve().parent.parent.parent / "firmware" / "runtime"
+RUNTIME_DIR = resources.runtime_dir()
 DEFAULT_SAMPLES = 30
 RANDOM_SEED = 0
 EXPECTED_SOURCES = ("auto", "lce", "host")

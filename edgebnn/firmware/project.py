@@ -29,13 +29,14 @@ from pathlib import Path
 
 import numpy as np
 
+from edgebnn import resources
 from edgebnn.errors import TargetError, ToolchainError, UnsafeInputError
 from edgebnn.escape import c_comment, c_include, ld_comment, make_comment, make_word
 from edgebnn.firmware.size import SizeReport, parse_map
 from edgebnn.io import atomic_write_bytes, atomic_write_text
 from edgebnn.targets import Target, load_target
 
-TEMPLATES = Path(__file__).resolve().parent.parent.parent / "firmware" / "templates"
+TEMPLATES = resources.templates_dir()
 METADATA = "firmware.json"
 TARGET_COPY = "target.toml"
 IMAGE = "fw.elf"
