@@ -17,7 +17,6 @@ Example:
     {'CONV_2D': 1, 'LceBconv2d': 4, ...}
 """
 
-import hashlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -66,12 +65,6 @@ def _all_layers(model):
         yield layer
         if hasattr(layer, "layers"):  # nested Sequential / functional model
             yield from _all_layers(layer)
-
-
-def _quantizer_name(quantizer):
-    if quantizer is None:
-        return None
-    return type(quantizer).__name__
 
 
 def _is_sign(quantizer, names) -> bool:
@@ -525,18 +518,6 @@ def convert(model, *, target="arm64", int8=False, representative=None, rewrite_d
 # Loading user models
 
 
-def _custom_objects():
-    """Custom objects of edgebnn's zoo, when it defines any."""
-    try:
-        from edgebnn import zoo
-    except ImportError:
-        return {}
-    objs = getattr(zoo, "CUSTOM_OBJECTS", None)
-    if objs is None and callable(getattr(zoo, "custom_objects", None)):
-        objs = zoo.custom_objects()
-    return dict(objs or {})
-
-
 def load_keras_model(path, *, trust_model_code=False, custom_objects=None):
     """Load a .h5/.keras file or SavedModel folder built from tf-keras/larq layers.
 
@@ -572,8 +553,7 @@ def load_keras_model(path, *, trust_model_code=False, custom_objects=None):
         raise ModelError(f"{path} is a directory but not a SavedModel folder (no saved_model.pb)")
     if path.is_file() and path.suffix.lower() == ".tflite":
         raise ModelError(f"{path} is already a TFLite flatbuffer; expected a Keras model (.h5, .keras, SavedModel)")
-    objs = _custom_objects()
-    objs.update(custom_objects or {})
+    objs = dict(custom_objects or {})
     try:
         if trust_model_code:
             model = tf_keras.models.load_model(str(path), custom_objects=objs, compile=False, safe_mode=False)
@@ -705,10 +685,6 @@ def conversion_report(tflite_bytes) -> dict:
         "output": {"shape": list(outp.shape), "dtype": outp.dtype},
         "ops": ops,
     }
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 # --------------------------------------------------------------------------

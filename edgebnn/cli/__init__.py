@@ -40,14 +40,17 @@ class LazyGroup(click.Group):
         module, attr, _ = COMMANDS[name]
         try:
             return getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError):
-            # A command not written yet, or whose module fails to import:
-            # say so instead of pretending it exists.
-            @click.command(name=name, help=f"{COMMANDS[name][2]} (unavailable)")
-            def _unavailable():
-                raise click.ClickException(f"'edgebnn {name}' is not available in this build")
+        except (ImportError, AttributeError) as exc:
+            # Command modules import only click and edgebnn at the top (heavy
+            # packages load inside the command), so this is a broken install:
+            # say which module failed and why, instead of hiding the cause.
+            cause = f"{type(exc).__name__}: {exc}"
 
-            return _unavailable
+            @click.command(name=name, help=f"{COMMANDS[name][2]} (failed to load: {cause})")
+            def _broken():
+                raise click.ClickException(f"'edgebnn {name}' failed to load ({module}): {cause}")
+
+            return _broken
 
     def format_commands(self, ctx, formatter):
         rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]

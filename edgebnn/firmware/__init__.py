@@ -23,7 +23,6 @@ Example:
 from __future__ import annotations
 
 import importlib.util
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -323,6 +322,3 @@ def build_firmware(model, target, out_dir, *, samples: int = DEFAULT_SAMPLES, da
                        artifacts={k: fix(v) for k, v in result.artifacts.items()},
                        size=result.size, metadata=read_metadata(out), commands=result.commands)
 
-
-def remove_project(directory) -> None:  # pragma: no cover - convenience
-    shutil.rmtree(directory)

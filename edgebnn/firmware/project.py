@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -542,9 +541,3 @@ def _measure_overflow(d: Path, target: Target, link: list) -> str:
                      ram_budget=target.ram_bytes)
     return size.overflow_message(target.name)
 
-
-def clean_outputs(directory) -> None:
-    d = Path(directory)
-    shutil.rmtree(d / "build", ignore_errors=True)
-    for name in (IMAGE, "fw.bin", "fw.hex"):
-        (d / name).unlink(missing_ok=True)
