@@ -454,5 +454,5 @@ def test_cli_convert_errors(tf_mods, tmp_path):
     assert res.exit_code == 1 and "--dataset" in res.output and "representative" in res.output
     assert not (tmp_path / "float.tflite").exists()
 
-    res = runner.invoke(cli, ["convert", str(flt), "--target", "riscv"])
+    res = runner.invoke(cli, ["convert", str(flt), "--lce-target", "riscv"])
     assert res.exit_code == 2 and "arm64" in res.output

@@ -27,8 +27,9 @@ def _default_outputs(ref, output):
 @click.command()
 @click.argument("model_arg", metavar="RUN_DIR|MODEL_FILE|PRETRAINED_NAME")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output .tflite (the report goes beside it as .json).")
-@click.option("--target", type=click.Choice(_TARGETS), default="arm64", show_default=True,
-              help="Deployment target (LCE's 'arm' flatbuffer serves arm32, arm64 and x86_64).")
+@click.option("--lce-target", "target", type=click.Choice(_TARGETS), default="arm64", show_default=True,
+              help="LCE's flatbuffer flavour (its 'arm' flatbuffer serves arm32, arm64 and x86_64). "
+                   "Not a build target: those are `export`/`bench`/`firmware --target`.")
 @click.option("--int8", is_flag=True, help="Full int8 conversion of a float model (needs its dataset for calibration).")
 @click.option("--no-rewrite-dense", "no_rewrite", is_flag=True,
               help="Keep binary QuantDense layers as LCE leaves them (float FULLY_CONNECTED).")
