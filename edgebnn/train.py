@@ -280,7 +280,8 @@ def worker_role(strategy: str, tf_config=None) -> WorkerRole:
 def make_strategy(name: str):
     """Return the ``tf.distribute`` strategy named ``name``.
 
-    ``multi_worker`` starts this process's collective server and waits for
+    ``default`` trains on one device; ``mirrored`` keeps one replica per local
+    GPU (or, without GPUs, per logical CPU device); ``multi_worker`` starts this process's collective server and waits for
     the other workers in ``TF_CONFIG``; it has to be created before
     TensorFlow runs its first operation in the process.
 
@@ -294,7 +295,10 @@ def make_strategy(name: str):
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        # one replica per GPU; without GPUs, one per logical CPU device (one
+        # unless tf.config.set_logical_device_configuration made more)
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([d.name for d in devices])
     if name == "multi_worker":
         worker_role(name)  # check TF_CONFIG before TensorFlow reads it
         try:
@@ -761,8 +765,8 @@ def train(config, run_dir, *, resume=False, force=False, callbacks=(), data_dir=
             raise
         raise WorkerError(
             f"worker {role.task}: another worker stopped during epoch {len(history) + 1} "
-            f"({type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}); restart every "
-            f"worker with --resume to continue after epoch {len(history)}"
+            f"({type(exc).__name__}: {_cause_line(str(exc))}); restart every worker with "
+            f"--resume to continue after epoch {len(history)}"
         ) from exc
     finally:
         if not role.chief:
@@ -776,6 +780,8 @@ def train(config, run_dir, *, resume=False, force=False, callbacks=(), data_dir=
         "steps_per_epoch": steps_per_epoch,
     }
     if not role.chief:
+        # wait for the chief to write RUN_DIR, so that no worker leaves early
+        _check_workers_agree(strategy, role, {"epochs done": len(history)})
         return TrainResult(run_dir=run_dir, config=config, history=history,
                            metrics={"epochs": len(history), "distribution": distribution},
                            resumed_from=resumed_from, stopped_early=stopped,
@@ -784,8 +790,8 @@ def train(config, run_dir, *, resume=False, force=False, callbacks=(), data_dir=
         local_net.load_weights(str(ckpt_dir / BEST_WEIGHTS))
 
     # -- final evaluation on the full test set --------------------------------
-    probs = local_model.predict(data.x_test.astype(np.float32), batch_size=512, verbose=0)
-    report = classification_report(data.y_test, probs.argmax(axis=1), data.num_classes,
+    logits = local_net.predict(data.x_test.astype(np.float32), batch_size=512, verbose=0)
+    report = classification_report(data.y_test, logits.argmax(axis=1), data.num_classes,
                                    data.class_names)
     profile = model_profile(local_model)
     wall = elapsed_before + time.perf_counter() - t_session
@@ -818,8 +824,18 @@ def train(config, run_dir, *, resume=False, force=False, callbacks=(), data_dir=
                      "larq": getattr(larq, "__version__", "?")},
     }
     _write_outputs(run_dir, local_model, history, metrics, data)
+    _check_workers_agree(strategy, role, {"epochs done": len(history)})
     return TrainResult(run_dir=run_dir, config=config, metrics=metrics, history=history,
                        resumed_from=resumed_from, stopped_early=stopped, steps=steps.count)
+
+
+def _cause_line(message: str) -> str:
+    """The line of a TensorFlow error that says which task failed and how."""
+    lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
+    for ln in lines:
+        if any(w in ln.lower() for w in ("heartbeat", "aborted by", "failed", "unavailable")):
+            return ln[:300]
+    return lines[0][:300] if lines else "no message"
 
 
 def _step_counter(tf_keras):
