@@ -31,6 +31,10 @@ class RunDirError(EdgeBnnError):
     """A run directory exists, is incomplete, or cannot be resumed."""
 
 
+class WorkerError(EdgeBnnError):
+    """Another worker of a multi-worker training run failed or stopped responding."""
+
+
 class ConversionError(EdgeBnnError):
     """A Keras/Larq model could not be converted to TFLite."""
 
