@@ -11,6 +11,10 @@ import os as _os
 # Keras 2 (tf-keras). TensorFlow reads this variable when it is first
 # imported, so it has to be set before any import of tensorflow.
 _os.environ["TF_USE_LEGACY_KERAS"] = "1"
-_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Quiet by default: TensorFlow's C++ start-up lines (the cuFFT/cuDNN/cuBLAS
+# factory errors of a CPU-only machine) are noise to a user; `edgebnn
+# --verbose` (or EDGEBNN_VERBOSE=1) shows them. See edgebnn._tf.quiet_tf.
+if _os.environ.get("EDGEBNN_VERBOSE", "") in ("", "0"):
+    _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 __version__ = "0.1.0"

@@ -17,9 +17,10 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Optional
 
+from edgebnn import resources
 from edgebnn.errors import ConfigError
 
-PRESETS_DIR = Path(__file__).resolve().parent / "presets"
+PRESETS_DIR = resources.presets_dir()
 
 OPTIMIZERS = ("adam", "sgd", "bop")
 LOSSES = ("crossentropy", "hinge", "squared_hinge")

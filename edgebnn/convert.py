@@ -17,7 +17,6 @@ Example:
     {'CONV_2D': 1, 'LceBconv2d': 4, ...}
 """
 
-import hashlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -66,12 +65,6 @@ def _all_layers(model):
         yield layer
         if hasattr(layer, "layers"):  # nested Sequential / functional model
             yield from _all_layers(layer)
-
-
-def _quantizer_name(quantizer):
-    if quantizer is None:
-        return None
-    return type(quantizer).__name__
 
 
 def _is_sign(quantizer, names) -> bool:
@@ -525,24 +518,29 @@ def convert(model, *, target="arm64", int8=False, representative=None, rewrite_d
 # Loading user models
 
 
-def _custom_objects():
-    """Custom objects of edgebnn's zoo, when it defines any."""
-    try:
-        from edgebnn import zoo
-    except ImportError:
-        return {}
-    objs = getattr(zoo, "CUSTOM_OBJECTS", None)
-    if objs is None and callable(getattr(zoo, "custom_objects", None)):
-        objs = zoo.custom_objects()
-    return dict(objs or {})
-
-
-def load_keras_model(path):
+def load_keras_model(path, *, trust_model_code=False, custom_objects=None):
     """Load a .h5/.keras file or SavedModel folder built from tf-keras/larq layers.
 
+    Unless ``trust_model_code``, the stored configuration is checked first
+    (:mod:`edgebnn.modelcheck`): a ``Lambda`` layer, a serialized function, a
+    class outside tf-keras, Larq, edgebnn's zoo and ``custom_objects``, or a
+    SavedModel folder is refused before anything is deserialized. A ``.h5``
+    file is checked and loaded through the same open handle, so what is
+    checked is what is loaded; ``.keras`` files load in Keras's safe mode.
     larq is imported first, so its layers and quantizers resolve.
 
+    Example:
+        >>> model = load_keras_model("run/model.h5")  # doctest: +SKIP
+
+    Args:
+        path: a ``.h5`` file, a ``.keras`` zip or a SavedModel folder.
+        trust_model_code: skip the check and load as tf-keras would (the
+            CLI's ``--trust-model-code``); stored Python code then runs.
+        custom_objects: ``{name: class or function}`` the model may use on
+            top of the built-ins.
+
     Raises:
+        UnsafeModelError: the model would run code (and it is not trusted).
         ModelError: the path is missing, is not a Keras model, or does not load.
     """
     from edgebnn._tf import import_tf
@@ -555,8 +553,14 @@ def load_keras_model(path):
         raise ModelError(f"{path} is a directory but not a SavedModel folder (no saved_model.pb)")
     if path.is_file() and path.suffix.lower() == ".tflite":
         raise ModelError(f"{path} is already a TFLite flatbuffer; expected a Keras model (.h5, .keras, SavedModel)")
+    objs = dict(custom_objects or {})
     try:
-        model = tf_keras.models.load_model(str(path), custom_objects=_custom_objects(), compile=False)
+        if trust_model_code:
+            model = tf_keras.models.load_model(str(path), custom_objects=objs, compile=False, safe_mode=False)
+        else:
+            model = _load_checked(tf_keras, path, objs)
+    except ModelError:
+        raise
     except Exception as exc:  # h5py/keras raise OSError, ValueError, KeyError...
         raise ModelError(
             f"cannot load {path} as a Keras model (expected a tf-keras .h5/.keras file or "
@@ -565,6 +569,24 @@ def load_keras_model(path):
     if not isinstance(model, tf_keras.Model):
         raise ModelError(f"{path} loaded as {type(model).__name__}, not a Keras model")
     return model
+
+
+def _load_checked(tf_keras, path: Path, objs: dict):
+    import h5py
+
+    from edgebnn import modelcheck
+
+    fmt = modelcheck.model_format(path)
+    if fmt != "h5":
+        modelcheck.check_model_file(path, custom_objects=objs)  # raises for a SavedModel
+        return tf_keras.models.load_model(str(path), custom_objects=objs, compile=False, safe_mode=True)
+    try:
+        fh = h5py.File(path, "r")
+    except OSError as exc:
+        raise ModelError(f"cannot read {path} as an HDF5 file: {exc}") from exc
+    with fh:
+        modelcheck.check_config(modelcheck.read_h5_config(fh, path), path, custom_objects=objs)
+        return tf_keras.models.load_model(fh, custom_objects=objs, compile=False)
 
 
 # --------------------------------------------------------------------------
@@ -665,10 +687,6 @@ def conversion_report(tflite_bytes) -> dict:
         "output": {"shape": list(outp.shape), "dtype": outp.dtype},
         "ops": ops,
     }
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 # --------------------------------------------------------------------------

@@ -17,12 +17,22 @@ class ModelError(EdgeBnnError):
     """A model name, model file or run directory is unknown or unusable."""
 
 
+class UnsafeModelError(ModelError):
+    """A model file would run code when loaded (a Lambda layer, a serialized
+    function, a class outside Keras, Larq and the registered ones, or a
+    SavedModel's graphs) and ``--trust-model-code`` was not given."""
+
+
 class ConfigError(EdgeBnnError):
     """A training configuration or preset is invalid."""
 
 
 class RunDirError(EdgeBnnError):
     """A run directory exists, is incomplete, or cannot be resumed."""
+
+
+class WorkerError(EdgeBnnError):
+    """Another worker of a multi-worker training run failed or stopped responding."""
 
 
 class ConversionError(EdgeBnnError):
@@ -55,3 +65,16 @@ class ToolchainError(EdgeBnnError):
 
 class MissingDependencyError(EdgeBnnError):
     """An optional Python package needed for this command is not installed."""
+
+
+class OutputError(EdgeBnnError):
+    """An output file or directory cannot be written, or may not be replaced."""
+
+
+class UnsafeInputError(EdgeBnnError):
+    """A name, path or target value cannot go into a generated file.
+
+    Raised for a ``--name`` that is not a C identifier or would replace a
+    runtime or firmware file, and for text a generated Makefile cannot hold
+    safely (a newline, carriage return or NUL).
+    """

@@ -54,6 +54,7 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -69,6 +70,11 @@ except ImportError:  # pragma: no cover - Python 3.10
         _toml = None
 
 KINDS = ("host", "linux", "mcu")
+#: A target's name: it is a file stem, a ``-t`` value and part of comments.
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+#: Target files are written into Makefiles, linker scripts and C comments
+#: (see :mod:`edgebnn.escape`); no field may hold a control character.
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 PLACEHOLDERS = ("elf", "exe", "bin", "hex", "dir")
 
 #: Environment variable naming extra directories (``os.pathsep``-separated)
@@ -78,7 +84,9 @@ TARGETS_PATH_ENV = "EDGEBNN_TARGETS_PATH"
 
 def builtin_targets_dir() -> Path:
     """The directory holding the shipped target files (``targets/``)."""
-    return Path(__file__).resolve().parent.parent / "targets"
+    from edgebnn import resources
+
+    return resources.targets_dir()
 
 
 @dataclass(frozen=True)
@@ -322,6 +330,7 @@ class _Reader:
         if kind == "str":
             if not isinstance(value, str) or (required and not value):
                 raise self._err(key, "a non-empty string" if required else "a string", value)
+            self._check_text(key, value)
         elif kind == "int":
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise self._err(key, "a non-negative integer", value)
@@ -331,11 +340,19 @@ class _Reader:
         elif kind == "strlist":
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise self._err(key, "a list of strings", value)
+            for v in value:
+                self._check_text(key, v)
             value = tuple(value)
         elif kind == "table":
             if not isinstance(value, dict):
                 raise self._err(key, "a table", value)
         return value
+
+    def _check_text(self, key, value):
+        bad = _CONTROL_RE.search(value)
+        if bad:
+            raise self._err(key, f"text without control characters (found {bad.group()!r}, which a "
+                            "generated Makefile or comment cannot hold)", value)
 
     def table(self, key) -> "_Reader":
         value = self.get(key, "table", default={})
@@ -366,6 +383,9 @@ def _check_placeholders(template, path, field_name):
 def _parse(data: dict, path: Path, *, check_stem: bool = True) -> Target:
     top = _Reader(data, path)
     name = top.get("name", "str", required=True)
+    if not NAME_RE.fullmatch(name):
+        raise top._err("name", "letters, digits, '.', '_', '+' and '-', starting with a letter or digit",
+                       name)
     if check_stem and name != path.stem:
         raise TargetError(
             f"target file {path}: field 'name' is {name!r} but the file is named "
@@ -380,7 +400,7 @@ def _parse(data: dict, path: Path, *, check_stem: bool = True) -> Target:
     fl = top.table("flash")
     pk = top.get("packages", "table", default={})
     for exe, pkg in pk.items():
-        if not isinstance(pkg, str) or not pkg:
+        if not isinstance(pkg, str) or not pkg or _CONTROL_RE.search(exe + pkg):
             raise TargetError(f"target file {path}: field 'packages.{exe}' must be a Debian package name, found {pkg!r}")
     t = dict(
         name=name,

@@ -18,6 +18,22 @@ cross-entropy ``from_logits``, or the (squared) hinge loss on the logits with
 labels in {-1, +1}. The saved model ends in the softmax, whose argmax is the
 same.
 
+Distribution (``strategy``): ``batch_size`` is the batch of one replica; a
+step trains on the global batch ``batch_size * replicas`` (replicas: local
+devices times workers), so more workers mean fewer, larger steps per epoch.
+With ``multi_worker`` (``tf.distribute.MultiWorkerMirroredStrategy``, the
+cluster read from ``TF_CONFIG``) the global batch of step ``k`` is the
+``k``-th slice of the epoch's order, cut into one equal part per worker
+(:func:`shard_indices`): together the workers train on the batches one
+process with the global batch would, and every worker runs ``n // global``
+steps (the remainder of each epoch is dropped, so no worker waits for
+another that has run out of data). Only the chief (task ``chief``, or worker
+0 when there is none) writes ``RUN_DIR``; every worker takes part in the
+collective reads (BatchNorm statistics, checkpoints) and writes its own
+checkpoints to a temporary directory that is removed. Resuming reads the
+chief's ``RUN_DIR/checkpoints`` on every worker, so ``RUN_DIR`` must be on a
+filesystem all workers share.
+
 Example:
     >>> from edgebnn.config import TrainConfig
     >>> from edgebnn.train import train
@@ -28,11 +44,13 @@ Example:
 """
 
 import csv
+import hashlib
 import io
 import json
 import math
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +59,7 @@ import numpy as np
 
 from edgebnn import rundir
 from edgebnn.config import TrainConfig, dump_config, load_config
-from edgebnn.errors import ConfigError, RunDirError
+from edgebnn.errors import ConfigError, RunDirError, WorkerError
 from edgebnn.io import atomic_output_path, atomic_write_text
 from edgebnn.metrics import classification_report, macro_f1
 
@@ -63,6 +81,10 @@ class TrainResult:
         history: one dict per finished epoch (the rows of ``history.csv``).
         resumed_from: epochs already done when this call started (0 = fresh).
         stopped_early: early stopping ended the run before ``config.epochs``.
+        chief: this process wrote ``run_dir``. A worker that is not the chief
+            writes nothing; its ``metrics`` hold only ``epochs`` and
+            ``distribution``.
+        steps: training steps this process ran in this call.
     """
 
     run_dir: Path
@@ -71,6 +93,8 @@ class TrainResult:
     history: list = field(repr=False)
     resumed_from: int = 0
     stopped_early: bool = False
+    chief: bool = True
+    steps: int = 0
 
     def to_dict(self):
         return {
@@ -80,6 +104,8 @@ class TrainResult:
             "history": self.history,
             "resumed_from": self.resumed_from,
             "stopped_early": self.stopped_early,
+            "chief": self.chief,
+            "steps": self.steps,
         }
 
 
@@ -177,11 +203,91 @@ def epoch_data(x: np.ndarray, y: np.ndarray, *, seed: int, epoch: int, augment_s
 # ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class WorkerRole:
+    """This process's place in the training cluster.
+
+    Attributes:
+        workers: processes that train together (1 unless ``multi_worker``).
+        rank: this process's position among them (0 = the chief), the order
+            in which ``MultiWorkerMirroredStrategy`` numbers its input
+            pipelines.
+        chief: this process writes ``RUN_DIR``.
+        task: ``TF_CONFIG``'s task as ``type:index`` (None on one worker).
+    """
+
+    workers: int = 1
+    rank: int = 0
+    chief: bool = True
+    task: str | None = None
+
+
+def worker_role(strategy: str, tf_config=None) -> WorkerRole:
+    """Read this process's :class:`WorkerRole` from ``TF_CONFIG`` (parsed once).
+
+    Only ``multi_worker`` reads ``TF_CONFIG``; every other strategy trains in
+    one process, which is its own chief. The chief is the ``chief`` task, or
+    worker 0 when the cluster has no ``chief`` job (TensorFlow's rule).
+
+    Example:
+        >>> spec = '{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}'
+        >>> worker_role("multi_worker", spec)
+        WorkerRole(workers=2, rank=1, chief=False, task='worker:1')
+
+    Args:
+        strategy: the configured strategy name.
+        tf_config: the ``TF_CONFIG`` JSON text (default: the environment's).
+
+    Raises:
+        ConfigError: ``multi_worker`` without ``TF_CONFIG``, or a ``TF_CONFIG``
+            that is not JSON, has no cluster, or names a task not in it.
+    """
+    if strategy != "multi_worker":
+        return WorkerRole()
+    spec = os.environ.get("TF_CONFIG") if tf_config is None else tf_config
+    if not spec:
+        raise ConfigError(
+            "strategy 'multi_worker' reads the cluster from the TF_CONFIG environment "
+            "variable, which is not set"
+        )
+    try:
+        parsed = json.loads(spec)
+    except ValueError as exc:
+        raise ConfigError(f"TF_CONFIG is not valid JSON: {exc}") from exc
+    cluster = parsed.get("cluster") if isinstance(parsed, dict) else None
+    task = parsed.get("task") if isinstance(parsed, dict) else None
+    if not isinstance(cluster, dict) or not isinstance(task, dict):
+        raise ConfigError(
+            'TF_CONFIG must be an object with "cluster" and "task" objects, found '
+            f"{spec[:200]!r}"
+        )
+    jobs = {job: cluster.get(job) or [] for job in ("chief", "worker")}
+    if not all(isinstance(v, list) for v in jobs.values()):
+        raise ConfigError(f"TF_CONFIG cluster jobs must be lists of host:port, found {cluster!r}")
+    kind, index = task.get("type"), task.get("index", 0)
+    if kind not in jobs or not isinstance(index, int) or not 0 <= index < len(jobs[kind]):
+        raise ConfigError(
+            f"TF_CONFIG task {task!r} is not in its cluster: expected type 'chief' or "
+            f"'worker' with an index below the job's size (chief: {len(jobs['chief'])}, "
+            f"worker: {len(jobs['worker'])})"
+        )
+    has_chief = bool(jobs["chief"])
+    rank = index if kind == "chief" else index + int(has_chief)
+    return WorkerRole(workers=len(jobs["chief"]) + len(jobs["worker"]), rank=rank,
+                      chief=rank == 0, task=f"{kind}:{index}")
+
+
 def make_strategy(name: str):
     """Return the ``tf.distribute`` strategy named ``name``.
 
+    ``default`` trains on one device; ``mirrored`` keeps one replica per local
+    GPU (or, without GPUs, per logical CPU device); ``multi_worker`` starts this process's collective server and waits for
+    the other workers in ``TF_CONFIG``; it has to be created before
+    TensorFlow runs its first operation in the process.
+
     Raises:
-        ConfigError: ``multi_worker`` without a ``TF_CONFIG`` environment variable.
+        ConfigError: ``multi_worker`` without a usable ``TF_CONFIG``, or after
+            TensorFlow has already started in this process.
     """
     from edgebnn._tf import import_tf
 
@@ -189,26 +295,96 @@ def make_strategy(name: str):
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        # one replica per GPU; without GPUs, one per logical CPU device (one
+        # unless tf.config.set_logical_device_configuration made more)
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([d.name for d in devices])
     if name == "multi_worker":
-        if not os.environ.get("TF_CONFIG"):
+        worker_role(name)  # check TF_CONFIG before TensorFlow reads it
+        try:
+            return tf.distribute.MultiWorkerMirroredStrategy()
+        except RuntimeError as exc:
             raise ConfigError(
-                "strategy 'multi_worker' reads the cluster from the TF_CONFIG environment "
-                "variable, which is not set"
-            )
-        return tf.distribute.MultiWorkerMirroredStrategy()
+                "strategy 'multi_worker' must be created before TensorFlow runs its first "
+                f"operation in this process, but TensorFlow had already started ({exc}); "
+                "train in a fresh process"
+            ) from exc
     raise ConfigError(f"unknown strategy '{name}'; expected default, mirrored or multi_worker")
 
 
-def _is_chief() -> bool:
-    spec = os.environ.get("TF_CONFIG")
-    if not spec:
-        return True
-    task = json.loads(spec).get("task", {})
-    return task.get("type") in ("chief", None) or (
-        task.get("type") == "worker" and int(task.get("index", 0)) == 0
-        and "chief" not in json.loads(spec).get("cluster", {})
-    )
+def shard_indices(n: int, *, global_batch: int, workers: int, rank: int) -> np.ndarray:
+    """The positions of an epoch's order that worker ``rank`` trains on.
+
+    Step ``k`` trains on positions ``k*G .. k*G + G - 1`` (``G`` the global
+    batch); worker ``r`` of ``W`` takes the ``r``-th of ``W`` equal slices of
+    them. The last ``n % G`` positions are dropped, so every worker runs
+    ``n // G`` steps.
+
+    Example:
+        >>> shard_indices(10, global_batch=4, workers=2, rank=1).tolist()
+        [2, 3, 6, 7]
+
+    Raises:
+        ConfigError: ``G`` is not a multiple of ``workers``.
+    """
+    if global_batch % workers:
+        raise ConfigError(f"global batch {global_batch} does not split into {workers} equal parts")
+    part = global_batch // workers
+    starts = np.arange(n // global_batch)[:, None] * global_batch + rank * part
+    return (starts + np.arange(part)).reshape(-1)
+
+
+def epoch_steps(n: int, global_batch: int, workers: int) -> int:
+    """Steps per epoch: the last partial batch is kept on one worker, dropped on several."""
+    return math.ceil(n / global_batch) if workers == 1 else n // global_batch
+
+
+def _epoch_input(strategy, role: WorkerRole, x, y, global_batch: int):
+    """The training input of one epoch: a dataset on one worker, this worker's shard on several."""
+    from edgebnn._tf import import_tf
+
+    tf = import_tf()[0]
+    if role.workers == 1:
+        # fit splits each global batch among the local replicas
+        return tf.data.Dataset.from_tensor_slices((x, y)).batch(global_batch).prefetch(2)
+
+    def dataset_fn(ctx):
+        idx = shard_indices(len(y), global_batch=global_batch, workers=ctx.num_input_pipelines,
+                            rank=ctx.input_pipeline_id)
+        per_replica = ctx.get_per_replica_batch_size(global_batch)
+        ds = tf.data.Dataset.from_tensor_slices((x[idx], y[idx]))
+        return ds.batch(per_replica, drop_remainder=True).prefetch(2)
+
+    return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+def _check_workers_agree(strategy, role: WorkerRole, values: dict) -> None:
+    """Raise unless every worker holds the same integer ``values`` (one all-reduce).
+
+    Catches workers started with different flags, or resuming from different
+    checkpoints, before they wait on each other forever. Sums each value and
+    its square over the replicas: ``n * sum(x*x) == sum(x)**2`` exactly when
+    all ``n`` are equal.
+    """
+    if role.workers == 1:
+        return
+    from edgebnn._tf import import_tf
+
+    tf = import_tf()[0]
+    vec = np.array(list(values.values()), dtype=np.float64)
+    local = np.concatenate([vec, vec * vec])
+    per_replica = strategy.experimental_distribute_values_from_function(
+        lambda ctx: tf.constant(local))
+    total = strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None).numpy()
+    n, k = strategy.num_replicas_in_sync, len(vec)
+    differ = [name for i, name in enumerate(values) if n * total[k + i] != total[i] ** 2]
+    if differ:
+        mine = ", ".join(f"{name}={int(values[name])}" for name in differ)
+        raise ConfigError(
+            f"worker {role.task}: the {role.workers} workers disagree on {', '.join(differ)} "
+            f"(this worker: {mine}); start every worker with the same flags, and with "
+            "--resume on a RUN_DIR that all workers share"
+        )
 
 
 def lr_schedule(config: TrainConfig, steps_per_epoch: int):
@@ -309,8 +485,19 @@ def check_run_dir(run_dir, *, resume: bool = False, force: bool = False) -> bool
     return exists
 
 
-def _prepare_run_dir(config: TrainConfig, run_dir: Path, resume: bool, force: bool) -> TrainConfig:
-    """Create or check ``run_dir``; return the configuration to train with."""
+def _prepare_run_dir(config: TrainConfig, run_dir: Path, resume: bool, force: bool,
+                     *, write: bool = True) -> TrainConfig:
+    """Create or check ``run_dir``; return the configuration to train with.
+
+    With ``write=False`` (a worker that is not the chief) nothing is created
+    or deleted: a resumed run's stored configuration is read and compared,
+    anything else is left to the chief.
+    """
+    if not write and not (resume and (run_dir / rundir.CONFIG).is_file()):
+        if config is None:
+            raise RunDirError(f"cannot resume {run_dir}: it has no {rundir.CONFIG} and no "
+                              "configuration was given")
+        return config
     exists = check_run_dir(run_dir, resume=resume, force=force)
     if exists and resume:
         cfg_path = run_dir / rundir.CONFIG
@@ -440,9 +627,14 @@ def train(config, run_dir, *, resume=False, force=False, callbacks=(), data_dir=
 
     t_start = time.perf_counter()
     run_dir = Path(run_dir)
-    config = _prepare_run_dir(config, run_dir, resume, force)
-    chief = _is_chief()
+    if config is None:  # --resume with RUN_DIR/config.yml as it is (reading only)
+        config = _prepare_run_dir(None, run_dir, resume, force, write=False)
+    role = worker_role(config.strategy)
+    config = _prepare_run_dir(config, run_dir, resume, force, write=role.chief)
     tf, tf_keras, larq = import_tf()
+    # first: multi_worker configures the collective runtime, which has to
+    # happen before TensorFlow runs any operation in this process
+    strategy = make_strategy(config.strategy)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
     tf_keras.utils.set_random_seed(config.seed)
@@ -453,9 +645,15 @@ def train(config, run_dir, *, resume=False, force=False, callbacks=(), data_dir=
         raise ConfigError(f"dataset '{dataset.name}' was given for a run on '{config.dataset}'")
     data = split_dataset(dataset, config)
     n_train = len(data.y_train)
-    steps_per_epoch = math.ceil(n_train / config.batch_size)
+    global_batch = config.batch_size * strategy.num_replicas_in_sync
+    steps_per_epoch = epoch_steps(n_train, global_batch, role.workers)
+    if steps_per_epoch == 0:
+        raise ConfigError(
+            f"{n_train} training images make no step of the global batch {global_batch} "
+            f"({config.batch_size} per replica x {strategy.num_replicas_in_sync} replicas); "
+            "lower --batch-size or raise --limit"
+        )
 
-    strategy = make_strategy(config.strategy)
     with strategy.scope():
         model = build_model(config.model, precision=config.precision,
                             input_shape=data.input_shape, num_classes=data.num_classes)
@@ -465,14 +663,27 @@ def train(config, run_dir, *, resume=False, force=False, callbacks=(), data_dir=
         loss_fn = make_loss(config.loss)
         net.compile(optimizer=optimizer, loss=loss_fn,
                     metrics=[tf_keras.metrics.CategoricalAccuracy(name="accuracy")])
+        # The step's loss and accuracy are already aggregated over all replicas
+        # (the metrics' results are all-reduced); tf-keras's default ("auto" =
+        # "sum" outside TPUs) would add them up once more per worker.
+        net.distribute_reduction_method = "first"
         if not isinstance(optimizer, tf_keras.optimizers.legacy.Optimizer):
             # create the slots now so a checkpoint restores them at once
             optimizer.build(net.trainable_variables)
+    # Evaluation and outputs run on a plain copy (same layer names), outside
+    # the strategy: reading the distributed model's BatchNorm statistics is
+    # an all-reduce every worker has to join, so it happens once per epoch,
+    # on every worker, in net.get_weights().
+    local_model = tf_keras.models.clone_model(model)
+    local_net = logits_model(local_model)
 
     ckpt_dir = run_dir / rundir.CHECKPOINTS
-    if not chief:
-        ckpt_dir = run_dir / f".worker-checkpoints-{os.getpid()}"
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    if role.chief:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        write_dir = ckpt_dir
+    else:
+        # saving is collective too: the others write where nobody reads
+        write_dir = Path(tempfile.mkdtemp(prefix=f"edgebnn-worker{role.rank}-"))
     checkpoint = tf.train.Checkpoint(model=net, optimizer=optimizer)
     checkpoint.save_counter  # noqa: B018 -- create it so write() stores it and restore matches
 
@@ -480,6 +691,13 @@ def train(config, run_dir, *, resume=False, force=False, callbacks=(), data_dir=
     elapsed_before = 0.0
     state = _read_state(ckpt_dir) if resume else None
     if state is not None:
+        trained_with = state.get("global_batch_size", global_batch)
+        if trained_with != global_batch:
+            raise RunDirError(
+                f"cannot resume {run_dir}: it was trained with a global batch of {trained_with}, "
+                f"this cluster makes {global_batch} ({config.batch_size} per replica x "
+                f"{strategy.num_replicas_in_sync} replicas); resume with as many workers"
+            )
         status = checkpoint.restore(str(ckpt_dir / state["checkpoint"]))
         status.assert_existing_objects_matched()
         history = state["history"]
@@ -488,59 +706,94 @@ def train(config, run_dir, *, resume=False, force=False, callbacks=(), data_dir=
         stopped = bool(state.get("stopped_early", False))
         elapsed_before = float(state.get("wall_time_s", 0.0))
     resumed_from = start_epoch
+    digest = int(hashlib.sha256(dump_config(config).encode()).hexdigest()[:5], 16)
+    _check_workers_agree(strategy, role, {"configuration": digest, "training images": n_train,
+                                          "epochs done": start_epoch})
 
     y_val_1h = _one_hot(data.y_val, data.num_classes)
     x_val = data.x_val.astype(np.float32)
-    epoch = start_epoch
+    steps = _step_counter(tf_keras)
     t_session = time.perf_counter()
-    for epoch in range(start_epoch, config.epochs):
-        if stopped:
-            break
-        t0 = time.perf_counter()
-        xe, ye = epoch_data(data.x_train, data.y_train, seed=config.seed, epoch=epoch,
-                            augment_shift=config.augment_shift)
-        lr = _lr_at(schedule, epoch * steps_per_epoch)
-        hist = net.fit(xe, _one_hot(ye, data.num_classes), batch_size=config.batch_size,
-                       epochs=epoch + 1, initial_epoch=epoch, shuffle=False, verbose=0,
-                       callbacks=list(callbacks))
-        del xe
-        row = {"epoch": epoch + 1,
-               "loss": float(hist.history["loss"][-1]),
-               "accuracy": float(hist.history["accuracy"][-1])}
-        if len(data.y_val):
-            logits = net.predict(x_val, batch_size=512, verbose=0)
-            row["val_loss"] = float(loss_fn(y_val_1h, logits))
-            pred = logits.argmax(axis=1)
-            row["val_accuracy"] = float((pred == data.y_val).mean())
-            row["val_macro_f1"] = macro_f1(data.y_val, pred, data.num_classes)
-        row["lr"] = lr
-        row["time_s"] = round(time.perf_counter() - t0, 3)
-        history.append(row)
+    try:
+        for epoch in range(start_epoch, config.epochs):
+            if stopped:
+                break
+            t0 = time.perf_counter()
+            xe, ye = epoch_data(data.x_train, data.y_train, seed=config.seed, epoch=epoch,
+                                augment_shift=config.augment_shift)
+            lr = _lr_at(schedule, epoch * steps_per_epoch)
+            inputs = _epoch_input(strategy, role, xe, _one_hot(ye, data.num_classes), global_batch)
+            hist = net.fit(inputs, epochs=epoch + 1, initial_epoch=epoch,
+                           steps_per_epoch=steps_per_epoch, verbose=0,
+                           callbacks=[steps, *callbacks])
+            del xe, inputs
+            local_net.set_weights(net.get_weights())
+            row = {"epoch": epoch + 1,
+                   "loss": float(hist.history["loss"][-1]),
+                   "accuracy": float(hist.history["accuracy"][-1])}
+            if len(data.y_val):
+                # every worker: the early-stopping decision has to be the same everywhere
+                logits = local_net.predict(x_val, batch_size=512, verbose=0)
+                row["val_loss"] = float(loss_fn(y_val_1h, logits))
+                pred = logits.argmax(axis=1)
+                row["val_accuracy"] = float((pred == data.y_val).mean())
+                row["val_macro_f1"] = macro_f1(data.y_val, pred, data.num_classes)
+            row["lr"] = lr
+            row["time_s"] = round(time.perf_counter() - t0, 3)
+            history.append(row)
 
-        if config.early_stop and len(data.y_val):
-            best, improved, stopped = early_stop_update(best, row, config.early_stop)
-            if improved:
-                net.save_weights(str(ckpt_dir / BEST_WEIGHTS))
+            if config.early_stop and len(data.y_val):
+                best, improved, stopped = early_stop_update(best, row, config.early_stop)
+                if improved and role.chief:
+                    local_net.save_weights(str(ckpt_dir / BEST_WEIGHTS))
 
-        saved = checkpoint.write(str(ckpt_dir / f"epoch-{epoch + 1:04d}"))
-        _write_state(ckpt_dir, {
-            "epoch": epoch + 1,
-            "checkpoint": Path(saved).name,
-            "history": history,
-            "best": best,
-            "stopped_early": stopped,
-            "wall_time_s": elapsed_before + time.perf_counter() - t_session,
-        })
-        _prune_checkpoints(ckpt_dir, keep=Path(saved).name)
+            saved = checkpoint.write(str(write_dir / f"epoch-{epoch + 1:04d}"))
+            if role.chief:
+                _write_state(ckpt_dir, {
+                    "epoch": epoch + 1,
+                    "checkpoint": Path(saved).name,
+                    "history": history,
+                    "best": best,
+                    "stopped_early": stopped,
+                    "wall_time_s": elapsed_before + time.perf_counter() - t_session,
+                    "global_batch_size": global_batch,
+                })
+            _prune_checkpoints(write_dir, keep=Path(saved).name if role.chief else "")
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+            tf.errors.AbortedError) as exc:
+        if role.workers == 1:
+            raise
+        raise WorkerError(
+            f"worker {role.task}: another worker stopped during epoch {len(history) + 1} "
+            f"({type(exc).__name__}: {_cause_line(str(exc))}); restart every worker with "
+            f"--resume to continue after epoch {len(history)}"
+        ) from exc
+    finally:
+        if not role.chief:
+            shutil.rmtree(write_dir, ignore_errors=True)
 
+    distribution = {
+        "strategy": config.strategy,
+        "workers": role.workers,
+        "replicas": int(strategy.num_replicas_in_sync),
+        "global_batch_size": global_batch,
+        "steps_per_epoch": steps_per_epoch,
+    }
+    if not role.chief:
+        # wait for the chief to write RUN_DIR, so that no worker leaves early
+        _check_workers_agree(strategy, role, {"epochs done": len(history)})
+        return TrainResult(run_dir=run_dir, config=config, history=history,
+                           metrics={"epochs": len(history), "distribution": distribution},
+                           resumed_from=resumed_from, stopped_early=stopped,
+                           chief=False, steps=steps.count)
     if config.early_stop and best is not None and (ckpt_dir / BEST_WEIGHTS).is_file():
-        net.load_weights(str(ckpt_dir / BEST_WEIGHTS))
+        local_net.load_weights(str(ckpt_dir / BEST_WEIGHTS))
 
     # -- final evaluation on the full test set --------------------------------
-    probs = model.predict(data.x_test.astype(np.float32), batch_size=512, verbose=0)
-    report = classification_report(data.y_test, probs.argmax(axis=1), data.num_classes,
+    logits = local_net.predict(data.x_test.astype(np.float32), batch_size=512, verbose=0)
+    report = classification_report(data.y_test, logits.argmax(axis=1), data.num_classes,
                                    data.class_names)
-    profile = model_profile(model)
+    profile = model_profile(local_model)
     wall = elapsed_before + time.perf_counter() - t_session
     metrics = {
         "dataset": config.dataset,
@@ -566,15 +819,35 @@ def train(config, run_dir, *, resume=False, force=False, callbacks=(), data_dir=
         "session_time_s": round(time.perf_counter() - t_start, 2),
         "resumed_from_epoch": resumed_from,
         "data_source": data.source,
+        "distribution": distribution,
         "versions": {"tensorflow": tf.__version__, "tf_keras": tf_keras.__version__,
                      "larq": getattr(larq, "__version__", "?")},
     }
-    if chief:
-        _write_outputs(run_dir, model, history, metrics, data)
-    else:
-        shutil.rmtree(ckpt_dir, ignore_errors=True)
+    _write_outputs(run_dir, local_model, history, metrics, data)
+    _check_workers_agree(strategy, role, {"epochs done": len(history)})
     return TrainResult(run_dir=run_dir, config=config, metrics=metrics, history=history,
-                       resumed_from=resumed_from, stopped_early=stopped)
+                       resumed_from=resumed_from, stopped_early=stopped, steps=steps.count)
+
+
+def _cause_line(message: str) -> str:
+    """The line of a TensorFlow error that says which task failed and how."""
+    lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
+    for ln in lines:
+        if any(w in ln.lower() for w in ("heartbeat", "aborted by", "failed", "unavailable")):
+            return ln[:300]
+    return lines[0][:300] if lines else "no message"
+
+
+def _step_counter(tf_keras):
+    """A callback counting the training steps this process runs."""
+
+    class StepCounter(tf_keras.callbacks.Callback):
+        count = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.count += 1
+
+    return StepCounter()
 
 
 def early_stop_update(best, row: dict, patience: int):

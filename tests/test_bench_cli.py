@@ -128,3 +128,75 @@ def test_cli_errors(args, message, relu_file, tmp_path):
     assert r.exit_code != 0
     assert message in r.output
     assert "Traceback" not in r.output
+
+
+# ---- Sizes and counts are checked before anything is allocated or run -----------
+
+
+def test_a_model_declaring_a_billion_input_values_is_refused_before_allocating(tmp_path):
+    import tracemalloc
+
+    from edgebnn.bench.runner import MAX_INPUT_ELEMENTS, run_benchmark
+    from edgebnn.errors import ModelError
+
+    huge = tmp_path / "huge.tflite"
+    huge.write_bytes(relu_model((1, 31623, 31623, 1)))  # 1.0e9 floats: 3.7 GiB as float32
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelError) as err:
+            run_benchmark(huge, engine="c", runs=1, warmup=0)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    msg = str(err.value)
+    assert str(huge) in msg and "[1, 31623, 31623, 1] = 1,000,014,129 elements" in msg
+    assert f"at most {MAX_INPUT_ELEMENTS:,}" in msg
+    assert peak < 64 << 20
+    r = _invoke([huge, "--engine", "c", "--runs", "1"])
+    assert r.exit_code == 1 and "1,000,014,129 elements" in r.output and "Traceback" not in r.output
+
+
+def test_declared_activations_beyond_the_limit_are_refused(tmp_path):
+    from edgebnn.bench.engines import MAX_ACTIVATION_BYTES, check_sizes
+    from edgebnn.errors import ModelError
+    from edgebnn.graph import Graph, Tensor
+
+    graph = Graph(tensors=(Tensor(0, "image", (1, 28, 28, 1), "float32"),
+                           Tensor(1, "wide", (1, 1 << 14, 1 << 14, 1), "float32")),
+                  ops=(), inputs=(0,), outputs=(1,), sha256="0" * 64, size=0)
+    with pytest.raises(ModelError, match=r"m\.tflite: the model's activations declare 1,073,744,960 bytes"
+                                         r".*tensor 'wide' of shape \[1, 16384, 16384, 1\]"):
+        check_sizes(graph, "m.tflite")
+    small = Graph(tensors=graph.tensors[:1], ops=(), inputs=(0,), outputs=(0,), sha256="0" * 64, size=0)
+    check_sizes(small, "m.tflite")  # a real model's sizes pass
+    assert MAX_ACTIVATION_BYTES == 1 << 30
+
+
+@pytest.mark.parametrize("flag,value,expected", [
+    ("--runs", "100000001", "1<=x<=100000000"),
+    ("--runs", "0", "1<=x<=100000000"),
+    ("--warmup", "100000001", "0<=x<=100000000"),
+])
+def test_runs_and_warmup_ranges_match_the_c_program(relu_file, flag, value, expected):
+    r = _invoke([relu_file, "--engine", "c", flag, value])
+    assert r.exit_code == 2 and flag in r.output and expected in r.output
+
+
+def test_library_checks_the_same_ranges(relu_file):
+    from edgebnn.bench.runner import MAX_RUNS, run_benchmark
+    from edgebnn.errors import EngineError
+
+    with pytest.raises(EngineError, match=r"runs must be in 1\.\.100,000,000 .*got 100000001"):
+        run_benchmark(relu_file, engine="c", runs=MAX_RUNS + 1)
+    with pytest.raises(EngineError, match=r"warmup must be in 0\.\.100,000,000"):
+        run_benchmark(relu_file, engine="c", runs=1, warmup=-1)
+
+
+def test_plot_format_is_checked_before_the_benchmark_runs(relu_file, tmp_path):
+    r = _invoke([relu_file, "--engine", "c", "--runs", "3", "--plot", tmp_path / "x.xyz"])
+    assert r.exit_code == 2, r.output
+    assert "'.xyz'" in r.output and ".png" in r.output and ".svg" in r.output
+    assert "timing" not in r.output  # refused up front: nothing was measured
+    r = _invoke([relu_file, "--engine", "c", "--runs", "3", "--plot", tmp_path / "noext"])
+    assert r.exit_code == 2 and "no extension" in r.output
+    assert list(tmp_path.iterdir()) == [relu_file]

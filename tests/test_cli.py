@@ -9,11 +9,40 @@ from click.testing import CliRunner
 from edgebnn.cli import COMMANDS, main
 
 
-def test_help_lists_every_command():
-    result = CliRunner().invoke(main, ["--help"])
-    assert result.exit_code == 0, result.output
-    for name in COMMANDS:
-        assert name in result.output
+def _leaves(group, prefix=()):
+    """Every runnable command under ``group`` as (path, command)."""
+    import click
+
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        cmd = group.get_command(ctx, name)
+        if isinstance(cmd, click.Group):
+            yield prefix + (name,), cmd
+            yield from _leaves(cmd, prefix + (name,))
+        else:
+            yield prefix + (name,), cmd
+
+
+def test_every_command_has_working_help():
+    # Each command's own --help is rendered from its click definition: a
+    # command whose module fails to import, or whose options are broken,
+    # fails here (the top-level listing alone is drawn from COMMANDS).
+    leaves = list(_leaves(main))
+    assert {path[0] for path, _ in leaves} == set(COMMANDS)
+    for path, cmd in leaves:
+        result = CliRunner().invoke(main, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
+        assert result.output.startswith(f"Usage: main {' '.join(path)}"), (path, result.output[:200])
+        assert "failed to load" not in result.output, (path, result.output)
+
+
+def test_a_command_that_fails_to_import_says_why(monkeypatch):
+    import edgebnn.cli as cli
+
+    monkeypatch.setitem(cli.COMMANDS, "ghost", ("edgebnn.cli.no_such_module", "ghost", "A test command."))
+    result = CliRunner().invoke(main, ["ghost"])
+    assert result.exit_code != 0
+    assert "edgebnn.cli.no_such_module" in result.output and "ModuleNotFoundError" in result.output
 
 
 def test_help_does_not_import_tensorflow():

@@ -19,7 +19,7 @@ from edgebnn.codegen.generator import build_nodes, c_array_sources
 from edgebnn.codegen.hostbench import HOST_KERNELS, build_bench_program, predict_c
 from edgebnn.codegen.planner import Buffer, check_plan, plan_arena
 from edgebnn.codegen.writer import c_float
-from edgebnn.errors import UnsupportedOpError
+from edgebnn.errors import UnsafeInputError, UnsupportedOpError
 from edgebnn.graph import load_graph
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "codegen"
@@ -126,7 +126,7 @@ def test_generated_api_and_runtime_files():
 
 
 def test_name_must_be_a_c_identifier():
-    with pytest.raises(UnsupportedOpError, match="not a C identifier"):
+    with pytest.raises(UnsafeInputError, match="not a C identifier"):
         generate(fixture("tiny_bcnn"), name="9lives")
 
 

@@ -393,6 +393,35 @@ def test_cli_convert_writes_tflite_and_report(tf_mods, tmp_path):
     assert saved["weight_bytes"]["binary_filters"] == 40 * 13 * 13 * 1 * 4 + 10 * 1 * 1 * 2 * 4
 
 
+@pytest.mark.slow
+def test_cli_convert_never_half_replaces_its_outputs(tf_mods, tmp_path, monkeypatch):
+    """A failure while writing the report leaves the old .tflite and .json both intact."""
+    import errno
+
+    from edgebnn import io
+
+    src = tmp_path / "mine.h5"
+    _tiny_h5(tf_mods, src)
+    tfl, rep = tmp_path / "mine.tflite", tmp_path / "mine.json"
+    tfl.write_bytes(b"old model")
+    rep.write_text('{"old": "report"}\n')
+    real_fsync, calls = io.os.fsync, []
+
+    def full_disk_on_second_file(fd):
+        calls.append(fd)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(io.os, "fsync", full_disk_on_second_file)
+    res = CliRunner().invoke(cli, ["convert", str(src)])
+    monkeypatch.undo()
+    assert len(calls) == 2, "the failure was not injected at the second file"
+    assert tfl.read_bytes() == b"old model" and rep.read_text() == '{"old": "report"}\n'
+    assert res.exit_code == 1 and "No space left on device" in res.output and "neither file" in res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.h5", "mine.json", "mine.tflite"]
+
+
 def test_cli_convert_errors(tf_mods, tmp_path):
     runner = CliRunner()
     res = runner.invoke(cli, ["convert", str(tmp_path / "nope.h5")])
@@ -425,5 +454,5 @@ def test_cli_convert_errors(tf_mods, tmp_path):
     assert res.exit_code == 1 and "--dataset" in res.output and "representative" in res.output
     assert not (tmp_path / "float.tflite").exists()
 
-    res = runner.invoke(cli, ["convert", str(flt), "--target", "riscv"])
+    res = runner.invoke(cli, ["convert", str(flt), "--lce-target", "riscv"])
     assert res.exit_code == 2 and "arm64" in res.output

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tarfile
 import threading
+import zlib
 
 import numpy as np
 import pytest
@@ -663,3 +664,73 @@ def test_cli_never_imports_tensorflow(shared_data):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == [True, False]
+
+
+# ---------------------------------------------------------------------------
+# Hostile IDX files: decompression bombs, huge headers; corrupt sets in the listing
+# ---------------------------------------------------------------------------
+
+
+def _gzip_bomb(path, header: bytes, zeros: int):
+    """A small .gz that inflates to ``header`` + ``zeros`` zero bytes, written in chunks."""
+    comp = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: gzip container
+    with open(path, "wb") as fh:
+        fh.write(comp.compress(header))
+        chunk = bytes(1 << 20)
+        for _ in range(zeros >> 20):
+            fh.write(comp.compress(chunk))
+        fh.write(comp.flush())
+
+
+def test_a_decompression_bomb_is_refused_with_little_memory(tmp_path):
+    import tracemalloc
+
+    bomb = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    _gzip_bomb(bomb, struct.pack(">II", 0x801, 10), 256 << 20)  # 10 labels, then 256 MiB
+    assert bomb.stat().st_size < 1 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(DatasetError) as err:
+            D.read_idx(bomb, ndim=1)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    msg = str(err.value)
+    assert str(bomb) in msg and "header says 10 = 10 bytes of data" in msg and "trailing bytes" in msg
+    assert peak < 16 << 20, f"reading a 256 MiB bomb peaked at {peak / 2**20:.0f} MiB"
+
+
+def test_a_header_declaring_a_huge_payload_is_refused_before_allocating(tmp_path):
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(struct.pack(">IIII", 0x803, 4_000_000, 28, 28) + bytes(100)))
+    with pytest.raises(DatasetError, match=r"4000000x28x28 = 3136000000 bytes of data, more than the limit"):
+        D.read_idx(path, ndim=3)
+    with pytest.raises(DatasetError, match=r"is truncated: its header says 4x28x28 = 3136 bytes of data, found 100"):
+        path.write_bytes(gzip.compress(struct.pack(">IIII", 0x803, 4, 28, 28) + bytes(100)))
+        D.read_idx(path, ndim=3)
+
+
+@pytest.mark.parametrize("damage", ["truncated_gzip", "truncated_raw", "unpaired"])
+def test_the_listing_marks_a_corrupt_set_with_the_reason(isolated, damage):
+    folder = isolated / "d" / "mnist"
+    write_idx_set(folder, gz=damage != "truncated_raw")
+    if damage == "truncated_gzip":  # header intact, payload cut: only the gzip trailer tells
+        p = folder / "train-images-idx3-ubyte.gz"
+        p.write_bytes(p.read_bytes()[:-200])
+        needle = "train-images-idx3-ubyte.gz is a truncated or corrupt gzip file"
+    elif damage == "truncated_raw":
+        p = folder / "t10k-images-idx3-ubyte"
+        p.write_bytes(p.read_bytes()[:-5])
+        needle = "t10k-images-idx3-ubyte is truncated"
+    else:
+        (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(np.zeros(3))))
+        needle = "holds 4 images but"
+    assert D.read_counts(D.find_dataset("mnist", data_dir=isolated / "d")) == (6, 4)  # headers alone look fine
+    result = CliRunner().invoke(main, ["datasets", "--data-dir", str(isolated / "d")])
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.stdout.splitlines() if line.startswith("mnist"))
+    assert row.split()[1] == "corrupt"
+    assert f"warning: mnist: " in result.stderr and needle in result.stderr
+    result = CliRunner().invoke(main, ["datasets", "--data-dir", str(isolated / "d"), "--json"])
+    js = json.loads(result.stdout)["datasets"][0]
+    assert js["corrupt"] and any(needle in p for p in js["problems"])

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from edgebnn.cli import main
+from edgebnn.io import OUTPUT_MARKER
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "codegen"
 MODEL = FIXTURES / "tiny_bcnn.tflite"
@@ -25,7 +26,8 @@ def test_export_c_writes_engine_and_reports_memory(tmp_path):
     report = json.loads(res.stdout)
     assert report["format"] == "c" and report["name"] == "mnist"
     assert report["weights_bytes"] > 0 and report["arena_bytes"] > 0
-    assert sorted(p.name for p in out.iterdir()) == report["files"]
+    assert sorted(p.name for p in out.iterdir() if p.name != OUTPUT_MARKER) == report["files"]
+    assert json.loads((out / OUTPUT_MARKER).read_text())["kind"] == "export"
     assert {"mnist.h", "mnist.c", "ebnn.h", "Makefile"} <= set(report["files"])
     assert report["input_shape"] == [1, 28, 28, 1] and report["output_size"] == 10
     c = (out / "mnist.c").read_text()
@@ -115,3 +117,50 @@ def test_export_accepts_a_run_directory(tmp_path):
     res = run(run_dir, "-o", tmp_path / "x", "--json")
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["model"] == str(run_dir / "model.tflite")
+
+
+def test_export_never_deletes_a_folder_it_did_not_write(tmp_path):
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "todo.txt").write_text("mine")
+    res = run(MODEL, "-o", folder)
+    assert res.exit_code != 0
+    assert "not an earlier edgebnn output" in res.output and "--force" in res.output
+    assert "Traceback" not in res.output
+    assert sorted(p.name for p in folder.iterdir()) == ["todo.txt"]
+    assert run(MODEL, "-o", folder, "--force").exit_code == 0
+    assert not (folder / "todo.txt").exists() and (folder / "model.c").is_file()
+    (tmp_path / "empty").mkdir()
+    assert run(MODEL, "-o", tmp_path / "empty").exit_code == 0
+
+
+def test_export_into_the_current_directory_is_refused_clearly(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "keep.txt").write_text("mine")
+    res = run(MODEL, "-o", ".")
+    assert res.exit_code == 1
+    assert "is the current directory" in res.output and "-o out" in res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+
+
+def test_export_on_a_full_disk_is_one_line_and_keeps_the_earlier_export(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    out = tmp_path / "m"
+    assert run(MODEL, "-o", out).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    real_write = Path.write_text
+
+    def full(self, *args, **kwargs):
+        if self.name == "model.c":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+        return real_write(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full)
+    res = run(MODEL, "-o", out)
+    assert res.exit_code == 1
+    assert res.output.splitlines()[-1] == f"Error: cannot write {out / 'model.c'}: No space left on device"
+    assert len(res.output.splitlines()) == 2  # the status line, then one line of error
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]

@@ -451,12 +451,29 @@ def test_dataset_guessed_from_model_file_name():
 
 
 def test_build_refuses_to_replace_a_foreign_directory(tmp_path):
+    from edgebnn.errors import OutputError
     from edgebnn.firmware import build_firmware
 
     (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(TargetError, match="not an earlier firmware project"):
+    with pytest.raises(OutputError, match="not an earlier edgebnn output.*--force"):
         build_firmware("whatever.tflite", "cortex-m4", tmp_path)
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_build_may_replace_an_earlier_edgebnn_output_or_anything_with_force(tmp_path):
+    from edgebnn.errors import ModelError
+    from edgebnn.firmware import build_firmware
+    from edgebnn.io import OUTPUT_MARKER
+
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / OUTPUT_MARKER).write_text('{"kind": "export"}')
+    (earlier / "model.c").write_text("x")
+    (tmp_path / "notes.txt").write_text("mine")
+    for out, force in ((earlier, False), (tmp_path, True)):
+        # The output check passes; the build then stops at the missing model.
+        with pytest.raises(ModelError, match="whatever.tflite"):
+            build_firmware("whatever.tflite", "cortex-m4", out, force=force)
 
 
 # ------------------------------------------------- a real BNN from a .tflite
@@ -555,3 +572,17 @@ def test_model_too_big_is_refused_before_compiling(bcnn_tflite, tmp_path, monkey
     assert re.search(r"weights \d+ B > flash budget 1024 B", msg)
     assert re.search(r"arena \d+ B \+ reserved stack 8192 B = \d+ B > RAM budget 9216 B", msg)
     assert not (tmp_path / "fw").exists()
+
+
+def test_cli_build_refuses_a_users_folder_and_force_overrides(tmp_path):
+    from click.testing import CliRunner
+
+    from edgebnn.cli import main
+
+    (tmp_path / "notes.txt").write_text("mine")
+    args = ["firmware", "build", str(tmp_path / "whatever.tflite"), "-t", "cortex-m4", "-o", str(tmp_path)]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 1 and "not an earlier edgebnn output" in res.output and "--force" in res.output
+    res = CliRunner().invoke(main, [*args, "--force"])
+    assert res.exit_code == 1 and "whatever.tflite" in res.output and "--force" not in res.output
+    assert (tmp_path / "notes.txt").read_text() == "mine"  # nothing was built, so nothing replaced

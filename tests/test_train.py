@@ -10,8 +10,18 @@ from click.testing import CliRunner
 from edgebnn import rundir
 from edgebnn.cli import main
 from edgebnn.config import TrainConfig, dump_config
-from edgebnn.errors import RunDirError
-from edgebnn.train import early_stop_update, epoch_data, read_history, shift_images, train
+from edgebnn.errors import ConfigError, RunDirError
+from edgebnn.train import (
+    WorkerRole,
+    early_stop_update,
+    epoch_data,
+    epoch_steps,
+    read_history,
+    shard_indices,
+    shift_images,
+    train,
+    worker_role,
+)
 
 METRIC_KEYS = {"test_accuracy", "macro_f1", "per_class", "confusion_matrix", "parameters",
                "model_size_bytes", "epochs", "wall_time_s"}
@@ -197,13 +207,97 @@ def test_cli_train_smoke(tmp_path, shared_data, monkeypatch):
     assert again.exit_code != 0 and "--force" in again.output
 
 
+# -- distribution ------------------------------------------------------------------
+
+
+def _tf_config(cluster, kind, index):
+    return json.dumps({"cluster": cluster, "task": {"type": kind, "index": index}})
+
+
+def test_worker_role_from_tf_config():
+    workers = {"worker": ["a:1", "b:1", "c:1"]}
+    assert worker_role("multi_worker", _tf_config(workers, "worker", 0)) == WorkerRole(
+        workers=3, rank=0, chief=True, task="worker:0")
+    assert not worker_role("multi_worker", _tf_config(workers, "worker", 2)).chief
+    # with a chief job, worker 0 is not the chief and ranks after it
+    with_chief = {"chief": ["c:1"], "worker": ["a:1", "b:1"]}
+    assert worker_role("multi_worker", _tf_config(with_chief, "chief", 0)).chief
+    role = worker_role("multi_worker", _tf_config(with_chief, "worker", 0))
+    assert (role.chief, role.rank, role.workers) == (False, 1, 3)
+    # other strategies train in one process, TF_CONFIG or not
+    assert worker_role("mirrored", _tf_config(workers, "worker", 2)) == WorkerRole()
+
+
+@pytest.mark.parametrize("spec, match", [
+    ("{not json", "not valid JSON"),
+    ('{"cluster": {"worker": ["a:1"]}}', '"cluster" and "task"'),
+    (_tf_config({"worker": ["a:1"]}, "worker", 1), "not in its cluster"),
+    (_tf_config({"worker": ["a:1"], "ps": ["p:1"]}, "ps", 0), "not in its cluster"),
+    ("", "not set"),
+], ids=["bad_json", "no_task", "index_out_of_range", "parameter_server", "unset"])
+def test_worker_role_rejects_bad_tf_config(spec, match):
+    with pytest.raises(ConfigError, match=match):
+        worker_role("multi_worker", spec)
+
+
+def test_worker_shards_make_the_global_batches():
+    """Two workers' step k together is step k of one process with the global batch."""
+    n, per_worker, workers = 530, 64, 2
+    global_batch = per_worker * workers
+    shards = [shard_indices(n, global_batch=global_batch, workers=workers, rank=r)
+              for r in range(workers)]
+    steps = epoch_steps(n, global_batch, workers)
+    assert steps == 4 and all(len(s) == steps * per_worker for s in shards)
+    for k in range(steps):
+        together = np.concatenate([s[k * per_worker:(k + 1) * per_worker] for s in shards])
+        np.testing.assert_array_equal(together, np.arange(k * global_batch, (k + 1) * global_batch))
+    # one worker keeps the partial last batch; several drop it, never a step apart
+    assert epoch_steps(n, global_batch, 1) == 5
+    with pytest.raises(ConfigError, match="equal parts"):
+        shard_indices(n, global_batch=129, workers=2, rank=0)
+
+
 @pytest.mark.tf
 def test_strategies(monkeypatch):
-    from edgebnn.errors import ConfigError
     from edgebnn.train import make_strategy
 
     assert type(make_strategy("mirrored")).__name__ == "MirroredStrategy"
+    assert make_strategy("mirrored").num_replicas_in_sync == 1  # one CPU device here
     assert make_strategy("default").num_replicas_in_sync == 1
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(ConfigError, match="TF_CONFIG"):
         make_strategy("multi_worker")
+
+
+@pytest.mark.tf
+def test_multi_worker_after_tensorflow_started_says_so(monkeypatch):
+    """The collective runtime is configured at startup; later it is a clear error, not a hang."""
+    import tensorflow as tf
+
+    from edgebnn.train import make_strategy
+
+    float(tf.constant(1.0) + 1.0)  # TensorFlow has run an operation in this process
+    monkeypatch.setenv("TF_CONFIG", _tf_config({"worker": ["127.0.0.1:1", "127.0.0.1:2"]},
+                                               "worker", 0))
+    with pytest.raises(ConfigError, match="before TensorFlow runs its first operation"):
+        make_strategy("multi_worker")
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_mirrored_trains_like_default(runs, small_mnist, tmp_path):
+    """MirroredStrategy on this machine's one device: the same run as the default strategy.
+
+    The same batches, one replica: the histories and test predictions are
+    equal (the 1e-6 of the resume test, for float summation order).
+    """
+    full, _ = runs
+    mirrored = train(full.config.replace(strategy="mirrored"), tmp_path / "mirrored",
+                     dataset=small_mnist, deterministic=True)
+    assert mirrored.metrics["distribution"]["replicas"] == 1
+    assert mirrored.steps == full.steps == 20
+    for a, b in zip(full.history, mirrored.history, strict=True):
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy", "val_macro_f1"):
+            assert a[key] == pytest.approx(b[key], rel=1e-6, abs=1e-6), key
+    assert mirrored.metrics["confusion_matrix"] == full.metrics["confusion_matrix"]
+    assert (tmp_path / "mirrored" / rundir.MODEL).is_file()

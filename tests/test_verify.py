@@ -66,10 +66,35 @@ def test_compare_accuracy_failure_alone():
     b[:5] = _onehot([1] * 5)  # tflite wrong on 5 more: -0.5 pp, agreement 0.995
     r = compare_predictions(a, b, y, min_agreement=0.99, max_accuracy_diff_pp=0.1)
     assert len(r.failures) == 1 and "accuracy differs by -0.50 pp" in r.failures[0]
-    # Disagreements that do not change the accuracy: agreement fails alone.
+    # Disagreements that do not change the accuracy: the accuracy condition holds
+    # (agreement and the output values fail).
     y2 = np.full(1000, 9)
     r2 = compare_predictions(a, b, y2)
-    assert len(r2.failures) == 1 and r2.failures[0].startswith("agreement")
+    assert r2.failures[0].startswith("agreement") and not any("accuracy" in f for f in r2.failures)
+
+
+def test_compare_output_values_within_atol():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 10, 1000)
+    a = _onehot(y)
+    # float rounding between Keras and LCE: passes
+    r = compare_predictions(a, a + rng.uniform(-1e-5, 1e-5, a.shape), y)
+    assert r.passed and r.output_mismatches == 0 and r.output_agreement == 1.0
+    # one input moved by 0.03 (a sign flipped by rounding): within the 1 - min_agreement budget
+    b = a.copy()
+    b[0, y[0]] -= 0.03
+    r = compare_predictions(a, b, y)
+    assert r.passed and r.output_mismatches == 1 and r.max_abs_diff == pytest.approx(0.03)
+    # another model: same top-1 everywhere, outputs off by 0.2: fails on the values alone
+    b = a.copy()
+    b[np.arange(1000), y] -= 0.2
+    r = compare_predictions(a, b, y)
+    assert r.agreement == 1.0 and r.accuracy_diff_pp == 0.0 and not r.passed
+    assert len(r.failures) == 1 and r.failures[0].startswith("outputs differ by up to 0.2, more than atol 0.001")
+    assert "on 1000 of 1000 inputs" in r.failures[0]
+    assert compare_predictions(a, b, y, atol=0.25).passed
+    with pytest.raises(VerificationError, match=r"verification failed \(b.tflite against a.h5\): outputs differ"):
+        r.check(keras_path="a.h5", tflite_path="b.tflite")
 
 
 def test_compare_shape_mismatch():
@@ -182,7 +207,7 @@ def test_cli_verify(models, shared_data):
                               "--limit", "500"])
     assert res.exit_code == 1
     assert "FAIL" in res.stdout
-    assert "verification failed: agreement" in res.stderr
+    assert f"verification failed ({other} against {run / 'model.h5'}): agreement" in res.stderr
 
 
 @pytest.mark.tf
@@ -210,3 +235,49 @@ def test_cli_verify_errors(models, tmp_path, shared_data):
     (bare / "model.h5").write_bytes((run / "model.h5").read_bytes())
     res = runner.invoke(cli, ["verify", str(bare)])
     assert res.exit_code == 1 and "edgebnn convert" in res.output
+
+
+# ------------------------------------------------------------ shipped models
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_cli_verify_another_shipped_model_fails_on_output_values(shared_data, repo_root):
+    """Two MNIST models agree on the top-1 class of the first 100 test images; their outputs do not."""
+    shipped = repo_root / "edgebnn" / "pretrained"
+    keras, own, other = (shipped / "mnist-bcnn-binary.h5", shipped / "mnist-bcnn-binary.tflite",
+                         shipped / "mnist-bcnn-wide-binary.tflite")
+    runner = CliRunner()
+    common = ["--dataset", "mnist", "--data-dir", str(shared_data), "--json"]
+    res = runner.invoke(cli, ["verify", str(keras), "--tflite", str(own), "--limit", "1000", *common])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["passed"] and out["output_mismatches"] == 0 and out["atol"] == 1e-3
+
+    res = runner.invoke(cli, ["verify", str(keras), "--tflite", str(other), "--limit", "100", *common])
+    assert res.exit_code == 1
+    out = json.loads(res.stdout)
+    assert out["agreement"] == 1.0 and out["max_abs_diff"] > 0.1  # top-1 alone would pass
+    assert f"verification failed ({other} against {keras}): outputs differ by up to" in res.stderr
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_interpreter_errors_name_the_file(tmp_path, repo_root, mnist):
+    """LCE's interpreter raises a bare RuntimeError on an op it cannot resolve."""
+    from edgebnn.convert import load_keras_model
+    from edgebnn.errors import EngineError
+    from edgebnn.firmware import expected_predictions
+    from edgebnn.verify import verify
+
+    shipped = repo_root / "edgebnn" / "pretrained"
+    data = (shipped / "mnist-bcnn-binary.tflite").read_bytes()
+    assert data.count(b"LceBconv2d") == 1
+    bad = tmp_path / "unknown-op.tflite"
+    bad.write_bytes(data.replace(b"LceBconv2d", b"LceBconv2x"))
+    x = mnist.x_test[:4]
+    with pytest.raises(EngineError, match=r"LCE's interpreter cannot run .*unknown-op.tflite"):
+        expected_predictions(bad, None, x.reshape(4, -1), (28, 28, 1), expected="lce")
+    model = load_keras_model(shipped / "mnist-bcnn-binary.h5")
+    with pytest.raises(EngineError, match=r"the interpreter cannot run .*unknown-op.tflite"):
+        verify(model, str(bad), x, mnist.y_test[:4])

@@ -10,8 +10,12 @@ full test set, and write ``<name>.h5``, ``<name>.tflite`` and the updated
 Every file is written atomically; a run that fails verification is not
 shipped.
 
+Each model.h5 is checked before it is loaded (edgebnn.modelcheck): one with a
+Lambda layer, a serialized function or a class outside Keras and Larq is refused
+unless --trust-model-code is given.
+
 Usage:
-    python tools/ship_pretrained.py RUN_DIR... [--dest DIR] [--data-dir DIR]
+    python tools/ship_pretrained.py RUN_DIR... [--dest DIR] [--data-dir DIR] [--trust-model-code]
 """
 
 import argparse
@@ -25,7 +29,7 @@ if str(REPO) not in sys.path:
 
 from edgebnn import rundir  # noqa: E402
 from edgebnn.errors import EdgeBnnError, ModelError, VerificationError  # noqa: E402
-from edgebnn.io import atomic_write_bytes, atomic_write_text  # noqa: E402
+from edgebnn.io import atomic_write_files, atomic_write_text  # noqa: E402
 
 DEFAULT_DEST = REPO / "edgebnn" / "pretrained"
 
@@ -53,10 +57,11 @@ def _test_accuracy(run_dir: Path) -> float:
     return float(metrics["test_accuracy"])
 
 
-def ship_run(run_dir, dest, *, data_dir=None, target="arm64", log=print) -> dict:
+def ship_run(run_dir, dest, *, data_dir=None, target="arm64", trust_model_code=False, log=print) -> dict:
     """Convert, verify and copy one run into ``dest``; return its index entry.
 
     Raises:
+        UnsafeModelError: model.h5 would run code and ``trust_model_code`` is false.
         ModelError: not a finished run directory.
         VerificationError: the .tflite does not match the Keras model.
     """
@@ -75,7 +80,7 @@ def ship_run(run_dir, dest, *, data_dir=None, target="arm64", log=print) -> dict
     accuracy = _test_accuracy(run_dir)
 
     log(f"{name}: converting {keras_file}")
-    model = load_keras_model(keras_file)
+    model = load_keras_model(keras_file, trust_model_code=trust_model_code)
     conv = convert_model(model, target=target)
     report = conversion_report(conv.tflite)
     log(f"{name}: {report['file_size']:,} bytes; verifying on the full {config['dataset']} test set")
@@ -85,8 +90,7 @@ def ship_run(run_dir, dest, *, data_dir=None, target="arm64", log=print) -> dict
         raise VerificationError(f"{name} ({run_dir}) is not shipped: " + "; ".join(result.failures))
 
     keras_name, tflite_name = f"{name}.h5", f"{name}.tflite"
-    atomic_write_bytes(dest / keras_name, keras_file.read_bytes())
-    atomic_write_bytes(dest / tflite_name, conv.tflite)
+    atomic_write_files({dest / keras_name: keras_file.read_bytes(), dest / tflite_name: conv.tflite})
     entry = {
         "name": name,
         "dataset": ds.name,
@@ -130,6 +134,9 @@ def main(argv=None) -> int:
     parser.add_argument("--dest", default=str(DEFAULT_DEST), help="where to write the models and index.json")
     parser.add_argument("--data-dir", help="directory searched first for the datasets")
     parser.add_argument("--target", default="arm64")
+    parser.add_argument("--trust-model-code", action="store_true",
+                        help="load model.h5 files even if they hold Lambda layers or custom classes "
+                             "(they run code stored in the file)")
     args = parser.parse_args(argv)
 
     def log(msg):
@@ -138,7 +145,8 @@ def main(argv=None) -> int:
     entries = []
     try:
         for run in args.run_dirs:
-            entries.append(ship_run(run, args.dest, data_dir=args.data_dir, target=args.target, log=log))
+            entries.append(ship_run(run, args.dest, data_dir=args.data_dir, target=args.target,
+                                    trust_model_code=args.trust_model_code, log=log))
     except EdgeBnnError as exc:
         log(f"error: {exc}")
         if entries:

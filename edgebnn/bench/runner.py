@@ -7,7 +7,13 @@ from pathlib import Path
 import numpy as np
 
 from edgebnn import __version__
-from edgebnn.bench.engines import LCE_CAPABLE, get_engine
+from edgebnn.bench.engines import (  # noqa: F401 - the limits are part of this module's API
+    LCE_CAPABLE,
+    MAX_ACTIVATION_BYTES,
+    MAX_INPUT_ELEMENTS,
+    check_sizes,
+    get_engine,
+)
 from edgebnn.bench.host import host_info
 from edgebnn.bench.result import BenchResult, ModelBench
 from edgebnn.bench.stats import combine_aggregates, latency_stats, ratio_of
@@ -16,6 +22,10 @@ from edgebnn.graph import load_graph
 
 DEFAULT_WARMUP = 20
 DEFAULT_RUNS = 200
+#: The largest --runs and --warmup: what the C benchmark program accepts
+#: (firmware/templates/host/bench_main.c, parse_count), for every engine alike.
+MAX_RUNS = 100_000_000
+MAX_WARMUP = 100_000_000
 #: With --against, runs are split into this many chunks per model, alternating A and B.
 ALTERNATION_CHUNKS = 10
 _KERAS_SUFFIXES = (".h5", ".hdf5", ".keras")
@@ -104,6 +114,19 @@ def list_engine_status(*, lce_binary=None, target=None) -> list:
     return rows
 
 
+def check_counts(runs: int, warmup: int) -> None:
+    """Check ``runs`` (1..:data:`MAX_RUNS`) and ``warmup`` (0..:data:`MAX_WARMUP`).
+
+    Raises:
+        EngineError: naming the value and the range.
+    """
+    if not 1 <= runs <= MAX_RUNS:
+        raise EngineError(f"runs must be in 1..{MAX_RUNS:,} (what the C benchmark program accepts), got {runs}")
+    if not 0 <= warmup <= MAX_WARMUP:
+        raise EngineError(f"warmup must be in 0..{MAX_WARMUP:,} (what the C benchmark program accepts), "
+                          f"got {warmup}")
+
+
 def make_input(graph, seed: int) -> np.ndarray:
     """The seeded image every timed run uses, shape of the model's input, batch 1.
 
@@ -136,6 +159,7 @@ class _Side:
         self.role, self.model = role, model
         self.path = path or resolve_tflite(model)
         self.graph = graph or load_graph(self.path)
+        check_sizes(self.graph, self.path)
         self.engine_name, self.choice = engine_name, choice
         self.engine = get_engine(engine_name, lce_binary=lce_binary, target=target)
         self.threads = threads
@@ -246,15 +270,17 @@ def run_benchmark(
     Raises:
         ModelError: the model cannot be found or resolved to a .tflite.
         TFLiteFormatError: the file is not a TFLite flatbuffer.
-        EngineError: the engine is unknown, cannot run the model, or failed.
+        ModelError: also when the model declares sizes beyond
+            :data:`MAX_INPUT_ELEMENTS` or :data:`MAX_ACTIVATION_BYTES`.
+        EngineError: the engine is unknown, cannot run the model, or failed;
+            ``runs``/``warmup`` out of range.
         MissingDependencyError: the engine's Python package is not installed.
         TargetError: an unknown target.
     """
     say = progress or (lambda msg: None)
     if threads < 1:
         raise EngineError(f"threads must be >= 1, got {threads}")
-    if runs < 1 or warmup < 0:
-        raise EngineError(f"runs must be >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
+    check_counts(runs, warmup)
     if target is not None:
         from edgebnn.targets import load_target
 
@@ -268,6 +294,7 @@ def run_benchmark(
 
     path_a = resolve_tflite(model)
     graph_a = load_graph(path_a)
+    check_sizes(graph_a, path_a)
     if engine is None:
         engine, why = choose_engine(graph_a, lce_binary=lce_binary, target=target)
         choice = f"automatic: {why}"

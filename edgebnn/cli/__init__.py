@@ -6,6 +6,7 @@ bench`` and ``edgebnn export`` never import TensorFlow.
 """
 
 import importlib
+import os
 
 import click
 
@@ -39,14 +40,17 @@ class LazyGroup(click.Group):
         module, attr, _ = COMMANDS[name]
         try:
             return getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError):
-            # A command not written yet, or whose module fails to import:
-            # say so instead of pretending it exists.
-            @click.command(name=name, help=f"{COMMANDS[name][2]} (unavailable)")
-            def _unavailable():
-                raise click.ClickException(f"'edgebnn {name}' is not available in this build")
+        except (ImportError, AttributeError) as exc:
+            # Command modules import only click and edgebnn at the top (heavy
+            # packages load inside the command), so this is a broken install:
+            # say which module failed and why, instead of hiding the cause.
+            cause = f"{type(exc).__name__}: {exc}"
 
-            return _unavailable
+            @click.command(name=name, help=f"{COMMANDS[name][2]} (failed to load: {cause})")
+            def _broken():
+                raise click.ClickException(f"'edgebnn {name}' failed to load ({module}): {cause}")
+
+            return _broken
 
     def format_commands(self, ctx, formatter):
         rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
@@ -56,8 +60,14 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="edgebnn")
-def main():
+@click.option("-v", "--verbose", is_flag=True,
+              help="Show TensorFlow's own log lines and warnings (hidden by default).")
+def main(verbose):
     """edgebnn: train, convert, verify, benchmark and deploy binarized neural networks."""
+    if verbose:
+        # Read by edgebnn._tf before TensorFlow is imported (commands import it lazily).
+        os.environ["EDGEBNN_VERBOSE"] = "1"
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,7 +10,12 @@ from edgebnn.errors import EdgeBnnError
 
 
 def handle_errors(func):
-    """Turn :class:`EdgeBnnError` into :class:`click.ClickException`."""
+    """Turn :class:`EdgeBnnError` into :class:`click.ClickException`.
+
+    An ``OSError`` that no library function turned into an
+    :class:`EdgeBnnError` (a full disk, a permission denied while writing an
+    output) becomes one line too: the path and the system's reason.
+    """
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -18,8 +23,17 @@ def handle_errors(func):
             return func(*args, **kwargs)
         except EdgeBnnError as exc:
             raise click.ClickException(str(exc)) from exc
+        except OSError as exc:
+            raise click.ClickException(os_error_message(exc)) from exc
 
     return wrapper
+
+
+def os_error_message(exc: OSError) -> str:
+    """One line for an ``OSError``: ``PATH: reason`` (both paths for a rename)."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p]
+    return f"{' -> '.join(paths)}: {reason}" if paths else reason
 
 
 def status(message: str) -> None:

@@ -1,9 +1,11 @@
 """``edgebnn bench``: latency, size and memory of a converted model."""
 
+from pathlib import Path
+
 import click
 
 from edgebnn.bench.engines import engine_names
-from edgebnn.bench.runner import DEFAULT_RUNS, DEFAULT_WARMUP
+from edgebnn.bench.runner import DEFAULT_RUNS, DEFAULT_WARMUP, MAX_RUNS, MAX_WARMUP
 from edgebnn.cli._common import echo_json, handle_errors, render_table, status
 
 
@@ -65,15 +67,32 @@ def _table(result) -> str:
     return "\n".join(lines)
 
 
+def _plot_path(ctx, param, value):
+    """Check --plot's format before the benchmark runs, not after."""
+    if value is None:
+        return None
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError as exc:
+        raise click.BadParameter("drawing needs matplotlib: pip install matplotlib") from exc
+    formats = sorted(FigureCanvasBase.get_supported_filetypes())
+    ext = Path(value).suffix.lower().lstrip(".")
+    if ext not in formats:
+        found = f"'.{ext}'" if ext else "no extension"
+        raise click.BadParameter(f"{value!r} has {found}; expected a file ending in one of "
+                                 + ", ".join(f".{f}" for f in formats))
+    return value
+
+
 @click.command("bench")
 @click.argument("model", required=False)
 @click.option("--engine", type=click.Choice(engine_names()), default=None,
               help="Inference engine; chosen automatically when omitted (the choice is printed).")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="Interpreter threads.")
-@click.option("--warmup", type=click.IntRange(min=0), default=DEFAULT_WARMUP, show_default=True,
-              help="Untimed runs before timing.")
-@click.option("--runs", type=click.IntRange(min=1), default=DEFAULT_RUNS, show_default=True,
+@click.option("--warmup", type=click.IntRange(min=0, max=MAX_WARMUP), default=DEFAULT_WARMUP,
+              show_default=True, help="Untimed runs before timing.")
+@click.option("--runs", type=click.IntRange(min=1, max=MAX_RUNS), default=DEFAULT_RUNS, show_default=True,
               help="Timed runs (single images, batch 1).")
 @click.option("--against", "against", default=None, metavar="OTHER",
               help="Also measure OTHER (e.g. the float twin) in the same run, alternating.")
@@ -86,7 +105,7 @@ def _table(result) -> str:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the input image.")
 @click.option("--json", "json_", is_flag=True, help="Print one JSON object.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, metavar="FILE.png",
-              help="Draw latency and size side by side.")
+              callback=_plot_path, help="Draw latency and size side by side (.png, .svg, .pdf...).")
 @click.option("--list-engines", is_flag=True, help="List the engines and whether each is available here.")
 @handle_errors
 def bench(model, engine, threads, warmup, runs, against, against_engine, target, lce_binary,

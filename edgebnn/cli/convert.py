@@ -27,16 +27,20 @@ def _default_outputs(ref, output):
 @click.command()
 @click.argument("model_arg", metavar="RUN_DIR|MODEL_FILE|PRETRAINED_NAME")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output .tflite (the report goes beside it as .json).")
-@click.option("--target", type=click.Choice(_TARGETS), default="arm64", show_default=True,
-              help="Deployment target (LCE's 'arm' flatbuffer serves arm32, arm64 and x86_64).")
+@click.option("--lce-target", "target", type=click.Choice(_TARGETS), default="arm64", show_default=True,
+              help="LCE's flatbuffer flavour (its 'arm' flatbuffer serves arm32, arm64 and x86_64). "
+                   "Not a build target: those are `export`/`bench`/`firmware --target`.")
 @click.option("--int8", is_flag=True, help="Full int8 conversion of a float model (needs its dataset for calibration).")
 @click.option("--no-rewrite-dense", "no_rewrite", is_flag=True,
               help="Keep binary QuantDense layers as LCE leaves them (float FULLY_CONNECTED).")
 @click.option("--dataset", help="Dataset for int8 calibration when the model's own is unknown.")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Directory searched first for the dataset.")
+@click.option("--trust-model-code", "trust", is_flag=True,
+              help="Load the model even if it holds Lambda layers, custom classes or is a SavedModel "
+                   "(they run code stored in the file; only for files you trust).")
 @click.option("--json", "json_", is_flag=True, help="Print the conversion report as JSON.")
 @handle_errors
-def convert(model_arg, output, target, int8, no_rewrite, dataset, data_dir, json_):
+def convert(model_arg, output, target, int8, no_rewrite, dataset, data_dir, trust, json_):
     """Convert a trained model to TFLite (LCE for Larq models).
 
     Writes model.tflite and model.json (ops by type, binary vs float ops,
@@ -53,7 +57,7 @@ def convert(model_arg, output, target, int8, no_rewrite, dataset, data_dir, json
         representative_inputs,
     )
     from edgebnn.errors import ConversionError, ModelError
-    from edgebnn.io import atomic_write_bytes, atomic_write_text
+    from edgebnn.io import atomic_write_files
     from edgebnn.pretrained import resolve_model
 
     ref = resolve_model(model_arg)
@@ -63,7 +67,7 @@ def convert(model_arg, output, target, int8, no_rewrite, dataset, data_dir, json
     if ref.keras_path is None:
         raise ModelError(f"'{model_arg}' has no Keras model to convert (looked for model.h5)")
     status(f"loading {ref.keras_path}")
-    model = load_keras_model(ref.keras_path)
+    model = load_keras_model(ref.keras_path, trust_model_code=trust)
 
     representative = None
     ds_name = dataset_of(ref, dataset)
@@ -95,10 +99,19 @@ def convert(model_arg, output, target, int8, no_rewrite, dataset, data_dir, json
     )
     tflite_path, json_path = _default_outputs(ref, output)
     report["tflite_path"] = str(tflite_path)
-    atomic_write_bytes(tflite_path, conv.tflite)
     import json
 
-    atomic_write_text(json_path, json.dumps(report, indent=2, sort_keys=True) + "\n")
+    # both files or neither: a new .tflite never sits beside the old report
+    try:
+        atomic_write_files({
+            tflite_path: conv.tflite,
+            json_path: (json.dumps(report, indent=2, sort_keys=True) + "\n").encode("utf-8"),
+        })
+    except OSError as exc:
+        raise ConversionError(
+            f"cannot write {tflite_path} and {json_path}: {exc.strerror or exc}; "
+            "neither file was replaced"
+        ) from exc
     status(f"wrote {tflite_path} and {json_path}")
     if json_:
         out = dict(report)

@@ -53,16 +53,20 @@ def _size(n: int) -> str:
 
 
 def _describe(name, data_dir):
-    from edgebnn.datasets import find_dataset, read_counts
+    from edgebnn.datasets import check_headers, find_dataset, read_counts
 
     loc = find_dataset(name, data_dir=data_dir)
     row = loc.to_dict()
-    row["n_train"], row["n_test"], row["error"] = None, None, None
+    row["n_train"], row["n_test"], row["error"], row["problems"] = None, None, None, []
     if loc.found:
         try:
             row["n_train"], row["n_test"] = read_counts(loc)
         except EdgeBnnError as exc:  # a corrupt header is shown, not fatal for the listing
             row["error"] = str(exc)
+        row["problems"] = check_headers(loc)
+        if row["error"] is None and row["problems"]:
+            row["error"] = row["problems"][0]
+    row["corrupt"] = bool(row["error"] or row["problems"])
     return row
 
 
@@ -86,7 +90,8 @@ def datasets(data_dir, download, json_):
     """List datasets: found or not, where, format, train/test counts, size on disk.
 
     Counts come from file headers (nothing is decoded); CIFAR-10's pickles
-    have no cheap header, so its counts show as '-'.
+    have no cheap header, so its counts show as '-'. Headers and file lengths
+    are checked on the way: a damaged set shows as 'corrupt', with the reason.
     """
     from edgebnn.datasets import canonical_name, download_dataset, list_datasets
 
@@ -106,7 +111,7 @@ def datasets(data_dir, download, json_):
         table.append(
             [
                 r["name"],
-                "yes" if r["found"] else "no",
+                ("corrupt" if r["corrupt"] else "yes") if r["found"] else "no",
                 r["format"] or "-",
                 "-" if r["n_train"] is None else r["n_train"],
                 "-" if r["n_test"] is None else r["n_test"],
@@ -116,7 +121,7 @@ def datasets(data_dir, download, json_):
         )
     click.echo(render_table(["dataset", "found", "format", "train", "test", "size", "where"], table))
     for r in rows:
-        if r["error"]:
-            status(f"warning: {r['name']}: {r['error']}")
+        for problem in dict.fromkeys(([r["error"]] if r["error"] else []) + r["problems"]):
+            status(f"warning: {r['name']}: {problem}")
         for note in r["notes"]:
             status(f"note: {r['name']}: {note}")

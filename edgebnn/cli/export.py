@@ -16,7 +16,8 @@ from edgebnn.cli._common import echo_json, handle_errors, render_table, status
 @click.argument("model")
 @click.option("-o", "--output", "output", required=True,
               type=click.Path(file_okay=False, path_type=Path),
-              help="The directory to write (replaced atomically if it exists).")
+              help="The directory to write: new, empty, or an earlier edgebnn output "
+                   "(replaced atomically); anything else needs --force.")
 @click.option("--name", default="model", show_default=True,
               help="C identifier prefix of the generated API (NAME_invoke).")
 @click.option("--target", "target", default=None, metavar="TARGET",
@@ -26,9 +27,11 @@ from edgebnn.cli._common import echo_json, handle_errors, render_table, status
                    "c-array: the .tflite as an alignas(16) C array (NAME.h, NAME.cc).")
 @click.option("--no-fuse", is_flag=True,
               help="Do not fuse conv -> pool -> batchnorm -> binarize chains (more RAM, same results).")
+@click.option("--force", is_flag=True,
+              help="Replace OUTPUT even if it is a directory edgebnn did not write (its files are lost).")
 @click.option("--json", "json_", is_flag=True, help="Print a JSON report instead of text.")
 @handle_errors
-def export(model, output, name, target, format_, no_fuse, json_):
+def export(model, output, name, target, format_, no_fuse, force, json_):
     """Generate C for MODEL (.tflite, run directory or shipped model name) in OUTPUT.
 
     \b
@@ -38,9 +41,10 @@ def export(model, output, name, target, format_, no_fuse, json_):
     """
     from edgebnn import codegen
     from edgebnn.errors import ModelError
-    from edgebnn.io import atomic_directory
+    from edgebnn.io import check_output_directory, output_directory
     from edgebnn.pretrained import resolve_model
 
+    check_output_directory(output, force=force)  # before any work: refuse a user's folder early
     ref = resolve_model(model)
     if not ref.tflite_path:
         raise ModelError(f"'{model}' has no converted .tflite model; run `edgebnn convert {model}` first")
@@ -65,7 +69,7 @@ def export(model, output, name, target, format_, no_fuse, json_):
         files = codegen.c_array_sources(ref.tflite_path, name=name, command=command)
         report["files"] = sorted(files)
         report["bytes"] = Path(ref.tflite_path).stat().st_size
-    with atomic_directory(output, replace=True) as tmp:
+    with output_directory(output, kind="export", force=force) as tmp:
         for rel, text in files.items():
             dest = tmp / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -73,7 +77,7 @@ def export(model, output, name, target, format_, no_fuse, json_):
     if json_:
         echo_json(report)
         return
-    click.echo(f"wrote {len(files)} files to {output}")
+    click.echo(f"wrote {len(files)} files to {click.format_filename(output)}")
     if format_ == "c":
         rows = [
             ("weights (constants)", f"{gen.weights_bytes:,} B"),
@@ -84,6 +88,6 @@ def export(model, output, name, target, format_, no_fuse, json_):
             ("calls", str(sum(1 for o in gen.ops if o["kernel"]))),
         ]
         click.echo(render_table(("", name), rows))
-        click.echo(f"build: make -C {output}   (API: int {name}_invoke(const float *input, float *output))")
+        click.echo(f"build: make -C {click.format_filename(output)}   (API: int {name}_invoke(const float *input, float *output))")
     else:
         click.echo(f"{name}_tflite[] : {report['bytes']:,} bytes (alignas(16)), in {name}.h / {name}.cc")

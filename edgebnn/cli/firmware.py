@@ -26,7 +26,9 @@ def _size_table(size):
 @click.option("-t", "--target", "target", required=True, metavar="TARGET",
               help="A target name (see `edgebnn targets`) or a target .toml file.")
 @click.option("-o", "--output", "output", required=True,
-              type=click.Path(file_okay=False, path_type=Path), help="The project directory to write.")
+              type=click.Path(file_okay=False, path_type=Path),
+              help="The project directory to write: new, empty, or an earlier edgebnn output "
+                   "(replaced atomically); anything else needs --force.")
 @click.option("--samples", default=30, show_default=True, type=click.IntRange(min=1),
               help="How many test inputs to embed.")
 @click.option("--dataset", default=None,
@@ -38,9 +40,11 @@ def _size_table(size):
               show_default=True,
               help="Where expected predictions come from: LCE's interpreter (auto: when "
                    "installed) or the host build of the same generated code.")
+@click.option("--force", is_flag=True,
+              help="Replace OUTPUT even if it is a directory edgebnn did not write (its files are lost).")
 @click.option("--json", "json_", is_flag=True, help="Print JSON instead of tables.")
 @handle_errors
-def build(model, target, output, samples, dataset, data_dir, expected, json_):
+def build(model, target, output, samples, dataset, data_dir, expected, force, json_):
     """Generate and build a firmware project for MODEL (.tflite, run directory or
     shipped model name) in OUTPUT, and report its size against the budget."""
     import shlex
@@ -50,7 +54,7 @@ def build(model, target, output, samples, dataset, data_dir, expected, json_):
 
     status(f"building {model} for {target} in {output} ...")
     result = build_firmware(model, target, output, samples=samples, dataset=dataset,
-                            data_dir=data_dir, expected=expected,
+                            data_dir=data_dir, expected=expected, force=force,
                             command=shlex.join(["edgebnn", *sys.argv[1:]]))
     if json_:
         echo_json(result.to_dict())

@@ -71,7 +71,8 @@ def _fmt(seconds: float) -> str:
 @click.option("--early-stop", type=click.IntRange(min=0),
               help="Stop after N epochs without better validation accuracy; keep the best weights.")
 @click.option("--strategy", type=click.Choice(["default", "mirrored", "multi_worker"]),
-              help="tf.distribute strategy; multi_worker reads TF_CONFIG.")
+              help="tf.distribute strategy; multi_worker reads the cluster from TF_CONFIG "
+                   "(start one process per worker). --batch-size is per replica.")
 @click.option("--config", "preset", help="Preset name (edgebnn/presets) or YAML file; flags override it.")
 @click.option("--out", "out", type=click.Path(file_okay=False), help="RUN_DIR (default runs/DATASET-MODEL-PRECISION).")
 @click.option("--resume", is_flag=True, help="Continue RUN_DIR from its last finished epoch.")
@@ -87,7 +88,7 @@ def train(dataset, model, precision, epochs, batch_size, optimizer, loss, lr, lr
     curves.png, confusion.png, kernels.png, weights.png and checkpoints/.
     """
     from edgebnn.config import resolve
-    from edgebnn.train import check_run_dir
+    from edgebnn.train import check_run_dir, worker_role
     from edgebnn.train import train as run_training
 
     overrides = dict(dataset=dataset, model=model, precision=precision, epochs=epochs,
@@ -105,17 +106,34 @@ def train(dataset, model, precision, epochs, batch_size, optimizer, loss, lr, lr
         if config is None:
             raise click.UsageError("--resume needs --out RUN_DIR")
         out = str(Path("runs") / f"{config.dataset}-{config.model}-{config.precision}")
-    check_run_dir(out, resume=resume, force=force)  # before TensorFlow is imported
+    role = worker_role((config or _stored(out)).strategy)  # reads TF_CONFIG for multi_worker
+    if role.chief:
+        check_run_dir(out, resume=resume, force=force)  # before TensorFlow is imported
     if config is not None:
         status(f"training {config.model} ({config.precision}) on {config.dataset} for "
                f"{config.epochs} epochs -> {out}")
+    if role.workers > 1:
+        status(f"worker {role.task} (rank {role.rank} of {role.workers})"
+               + ("" if role.chief else f": the chief writes {out}"))
+    # progress only where the run is written: every worker steps in lockstep
+    bars = [_progress_callback((config or _stored(out)).epochs)] if role.chief else []
     result = run_training(config, out, resume=resume, force=force, data_dir=data_dir,
-                          callbacks=[_progress_callback((config or _stored(out)).epochs)])
+                          callbacks=bars)
     m = result.metrics
+    dist = m["distribution"]
+    if not result.chief:
+        if json_:
+            echo_json({"run_dir": str(result.run_dir), "chief": False, "task": role.task,
+                       "epochs": m["epochs"], "steps": result.steps, **dist})
+        else:
+            click.echo(f"worker {role.task}: {m['epochs']} epochs, {result.steps} steps in "
+                       f"this session; the chief wrote {result.run_dir}")
+        return
     if json_:
-        echo_json({"run_dir": str(result.run_dir), **{k: m[k] for k in (
-            "dataset", "model", "precision", "test_accuracy", "macro_f1", "parameters",
-            "model_size_bytes", "epochs", "wall_time_s")}})
+        echo_json({"run_dir": str(result.run_dir), "chief": True, "task": role.task,
+                   "steps": result.steps, **dist, **{k: m[k] for k in (
+                       "dataset", "model", "precision", "test_accuracy", "macro_f1",
+                       "parameters", "model_size_bytes", "epochs", "wall_time_s")}})
     else:
         click.echo(
             f"{result.run_dir}: test accuracy {100 * m['test_accuracy']:.2f}%, macro F1 "

@@ -14,13 +14,20 @@ from edgebnn.cli._common import echo_json, handle_errors, render_table, status
 @click.option("--min-agreement", type=click.FloatRange(0, 1), default=0.999, show_default=True)
 @click.option("--max-acc-diff", type=click.FloatRange(min=0), default=0.1, show_default=True,
               help="Largest accepted accuracy difference, in percentage points.")
+@click.option("--atol", type=click.FloatRange(min=0), default=1e-3, show_default=True,
+              help="Largest difference of an output value that counts as equal (covers Keras vs LCE "
+                   "float rounding).")
+@click.option("--trust-model-code", "trust", is_flag=True,
+              help="Load the model even if it holds Lambda layers, custom classes or is a SavedModel "
+                   "(they run code stored in the file; only for files you trust).")
 @click.option("--json", "json_", is_flag=True, help="Print the figures as one JSON object.")
 @handle_errors
-def verify(model_arg, tflite_path, dataset, data_dir, limit, min_agreement, max_acc_diff, json_):
+def verify(model_arg, tflite_path, dataset, data_dir, limit, min_agreement, max_acc_diff, atol, trust, json_):
     """Evaluate the Keras model and its .tflite on the test set and compare.
 
-    Exits non-zero when top-1 agreement is below --min-agreement or the
-    accuracies differ by more than --max-acc-diff percentage points.
+    Exits non-zero when top-1 agreement is below --min-agreement, when
+    fewer than that fraction of inputs have all outputs within --atol, or
+    when the accuracies differ by more than --max-acc-diff percentage points.
     """
     from pathlib import Path
 
@@ -53,10 +60,10 @@ def verify(model_arg, tflite_path, dataset, data_dir, limit, min_agreement, max_
     if limit:
         x, y = x[:limit], y[:limit]
     status(f"loading {ref.keras_path}")
-    model = load_keras_model(ref.keras_path)
+    model = load_keras_model(ref.keras_path, trust_model_code=trust)
     status(f"evaluating on {len(y)} test images of {ds.name}")
-    result = run_verify(model, Path(tflite).read_bytes(), x, y,
-                        min_agreement=min_agreement, max_accuracy_diff_pp=max_acc_diff)
+    result = run_verify(model, str(tflite), x, y, min_agreement=min_agreement,
+                        max_accuracy_diff_pp=max_acc_diff, atol=atol)
     if json_:
         out = result.to_dict()
         out.update(dataset=ds.name, keras_path=str(ref.keras_path), tflite_path=str(tflite))
@@ -68,9 +75,8 @@ def verify(model_arg, tflite_path, dataset, data_dir, limit, min_agreement, max_
             (".tflite accuracy", f"{100 * result.tflite_accuracy:.2f}%"),
             ("difference", f"{result.accuracy_diff_pp:+.2f} pp"),
             ("top-1 agreement", f"{result.agreement:.4f} ({result.disagreements} differ)"),
-            ("max |output diff|", f"{result.max_abs_diff:.3g}"),
+            ("max |output diff|", f"{result.max_abs_diff:.3g} ({result.output_mismatches} above {atol:g})"),
             ("result", "PASS" if result.passed else "FAIL"),
         ]
         click.echo(render_table(("", "value"), rows))
-    if not result.passed:
-        raise click.ClickException("verification failed: " + "; ".join(result.failures))
+    result.check(keras_path=ref.keras_path, tflite_path=tflite)

@@ -7,26 +7,42 @@ through :class:`edgebnn.codegen.writer.CWriter`, plus the runtime sources
 from ``firmware/runtime/`` that the calls need and a Makefile.
 """
 
+import functools
 import re
-import shlex
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from edgebnn import __version__
+from edgebnn import __version__, resources
 from edgebnn.codegen import ops as O
 from edgebnn.codegen import passes
 from edgebnn.codegen.planner import ALIGN, Buffer, plan_arena
-from edgebnn.codegen.writer import CWriter, c_float, c_int32, comment_text
-from edgebnn.errors import TFLiteFormatError, UnsupportedOpError
+from edgebnn.codegen.writer import CWriter, c_float, c_int32
+from edgebnn.errors import TFLiteFormatError, UnsafeInputError, UnsupportedOpError
+from edgebnn.escape import c_include, make_comment, make_word
 from edgebnn.graph import load_graph
 
-REPO = Path(__file__).resolve().parent.parent.parent
-RUNTIME_DIR = REPO / "firmware" / "runtime"
-HOST_TEMPLATES = REPO / "firmware" / "templates" / "host"
+RUNTIME_DIR = resources.runtime_dir()
+TEMPLATES_DIR = resources.templates_dir()
+HOST_TEMPLATES = TEMPLATES_DIR / "host"
 
-_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+#: Longest ``--name``: it becomes file names and the prefix of identifiers.
+MAX_NAME = 64
+#: Prefixes the runtime and the firmware own (``ebnn_conv2d_ref``,
+#: ``EBNN_OK``, ``EDGEBNN_MODEL_HEADER``, ``fw_samples``): a model name equal
+#: to one, or starting with one and ``_``, could define the same identifiers.
+RESERVED_PREFIXES = ("ebnn", "edgebnn", "fw")
+#: Files the firmware project writes beside the templates (``src/samples.h``).
+GENERATED_FILES = ("samples", "fw_model")
+#: C99's standard headers: ``NAME.h`` in a directory on the include path
+#: would be found before the system's by ``#include <NAME.h>``.
+C99_HEADERS = (
+    "assert", "complex", "ctype", "errno", "fenv", "float", "inttypes", "iso646", "limits",
+    "locale", "math", "setjmp", "signal", "stdalign", "stdarg", "stdbool", "stddef", "stdint",
+    "stdio", "stdlib", "string", "tgmath", "time", "wchar", "wctype",
+)
 
 
 @dataclass(frozen=True)
@@ -78,6 +94,88 @@ class _Context:
 
     def tensor(self, index):
         return self.graph.tensor(index)
+
+
+# --------------------------------------------------------------------------
+# Model names
+
+
+@functools.lru_cache(maxsize=None)
+def reserved_names() -> dict:
+    """Lower-cased names ``--name`` may not take -> why (the file they would hit).
+
+    Every runtime file (``firmware/runtime/``), firmware template file
+    (``firmware/templates/``) and file the firmware writes (``samples.h``)
+    by stem, and every system header the runtime, the templates or C99 know:
+    the generated ``NAME.h``/``NAME.c`` would replace or shadow it.
+    """
+    reserved = {}
+    for d in (RUNTIME_DIR, *sorted(p for p in TEMPLATES_DIR.glob("*") if p.is_dir())):
+        for path in sorted(Path(d).glob("*")):
+            if path.suffix in (".c", ".h"):
+                rel = f"{d.name}/{path.name}"
+                reserved.setdefault(path.stem.lower(), f"it would replace {rel}")
+                text = path.read_text(errors="replace")
+                for header in re.findall(r"#\s*include\s*<(\w+)\.h>", text):
+                    reserved.setdefault(header.lower(), f"NAME.h would shadow the system header <{header}.h>")
+    for stem in GENERATED_FILES:
+        reserved.setdefault(stem, f"it would replace the firmware's src/{stem}.h")
+    for header in C99_HEADERS:
+        reserved.setdefault(header, f"NAME.h would shadow the system header <{header}.h>")
+    return reserved
+
+
+def _has_reserved_prefix(name: str) -> str:
+    low = name.lower()
+    return next((p for p in RESERVED_PREFIXES if low == p or low.startswith(p + "_")), "")
+
+
+def check_name(name, *, flag: str = "--name") -> str:
+    """Check that ``name`` can prefix the generated API and name its files.
+
+    A valid name is a C identifier starting with a letter (C reserves
+    identifiers starting with ``_``, and ``NAME`` upper-cased starts every
+    macro), at most :data:`MAX_NAME` characters, outside the runtime's and
+    firmware's prefixes (:data:`RESERVED_PREFIXES`), and not the name of a
+    runtime, template or system header file (:func:`reserved_names`).
+    Letter case does not matter for the last two: file systems may ignore it.
+
+    Example:
+        >>> check_name("mnist")
+        'mnist'
+        >>> check_name("main")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        edgebnn.errors.UnsafeInputError: --name 'main' is reserved: it would replace ...
+
+    Args:
+        name: the proposed name.
+        flag: the option the name came from, for the message.
+
+    Returns:
+        ``name``.
+
+    Raises:
+        UnsafeInputError: naming the flag, the value and what is allowed.
+    """
+    allowed = f"a letter, then letters, digits or '_' (a C identifier of at most {MAX_NAME} characters)"
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or len(name) > MAX_NAME:
+        raise UnsafeInputError(f"{flag} {name!r} is not a C identifier; expected {allowed}")
+    prefix = _has_reserved_prefix(name)
+    if prefix:
+        raise UnsafeInputError(
+            f"{flag} {name!r} is reserved: the prefix '{prefix}' belongs to the runtime and "
+            f"firmware (reserved prefixes: {', '.join(RESERVED_PREFIXES)}); expected {allowed}, "
+            "outside those prefixes"
+        )
+    why = reserved_names().get(name.lower())
+    if why is not None:
+        raise UnsafeInputError(
+            f"{flag} {name!r} is reserved: {why.replace('NAME', name)}; choose another name "
+            f"(reserved: {', '.join(n for n in sorted(reserved_names()) if not _has_reserved_prefix(n))}, "
+            f"and names starting with {', '.join(p + '_' for p in RESERVED_PREFIXES)})"
+        )
+    return name
 
 
 # --------------------------------------------------------------------------
@@ -262,7 +360,7 @@ class Emitter:
         src = self.ctx.tensor(node.inputs[0]).name
         self.calls.append({"ops": list(node.ops), "type": node.op_type, "kernel": None,
                            "output": self.ctx.tensor(node.outputs[0]).name})
-        self.code.comment(f"{self._header_comment(node)}: same memory as '{comment_text(src)}', no call")
+        self.code.comment(f"{self._header_comment(node)}: same memory as '{src}', no call")
 
 
 # --------------------------------------------------------------------------
@@ -405,8 +503,7 @@ def generate(model, *, name="model", target=None, fuse=True, command=None, kerne
         UnsupportedOpError: an op or option the generator cannot handle
             (the message names the op, its index and the supported ops).
     """
-    if not _NAME_RE.match(name or ""):
-        raise UnsupportedOpError(f"--name '{name}' is not a C identifier (letters, digits, '_', not starting with a digit)")
+    check_name(name)
     data, path = _read(model)
     graph = load_graph(data, name=str(path) if path else None)
     if command is None:
@@ -464,7 +561,7 @@ def generate(model, *, name="model", target=None, fuse=True, command=None, kerne
 
     c = CWriter()
     _banner(c, "Weights, memory plan and calls", name, sha, command, graph)
-    c.line(f'#include "{name}.h"')
+    c.line(f"#include {c_include(name + '.h')}")
     c.blank()
     c.line("#include <math.h> /* NAN, INFINITY: constants may hold them */")
     c.line("#include <stddef.h>")
@@ -525,17 +622,18 @@ def _makefile(name, files, target, sha, command):
         [f for f in flags if not f.startswith("--specs")] + [f for f in flags if f.startswith("--specs")]
     srcs = sorted(f for f in files if f.endswith(".c"))
     ar = cc[: -len("gcc")] + "ar" if cc.endswith("gcc") else "ar"
+    where = "the target's toolchain" if target is not None else "the host toolchain"
     lines = [
         f"# Build of the model '{name}', generated by edgebnn {__version__}.",
-        f"# Command: {command}",
+        f"# Command: {make_comment(command)}",
         f"# Model SHA-256: {sha}",
         "# `make` builds lib$(NAME).a; override CC, AR or CFLAGS on the command line.",
         "",
         f"NAME = {name}",
-        f"CC = {cc}",
-        f"AR = {ar}",
-        f"CFLAGS = {' '.join(shlex.quote(f) for f in flags)}",
-        f"SRCS = {' '.join(srcs)}",
+        f"CC = {make_word(cc, what=f'the compiler of {where}')}",
+        f"AR = {make_word(ar, what=f'the archiver of {where}')}",
+        f"CFLAGS = {' '.join(make_word(f, what=f'a compiler flag of {where}') for f in flags)}",
+        f"SRCS = {' '.join(make_word(f, what='a generated source name') for f in srcs)}",
         "OBJS = $(SRCS:.c=.o)",
         "",
         "lib$(NAME).a: $(OBJS)",
@@ -565,8 +663,7 @@ def c_array_sources(model, *, name="model", command=None) -> dict:
     ``alignas(16)`` (the TFLite schema asks for 16-byte aligned buffers), as
     TFLite Micro's ``xxd``-style model files do.
     """
-    if not _NAME_RE.match(name or ""):
-        raise UnsupportedOpError(f"--name '{name}' is not a C identifier")
+    check_name(name)
     data, path = _read(model)
     graph = load_graph(data, name=str(path) if path else None)
     if command is None:
@@ -580,7 +677,7 @@ def c_array_sources(model, *, name="model", command=None) -> dict:
     h.lines(["", f"#endif /* {guard} */"])
     cc = CWriter()
     _banner(cc, "The flatbuffer as a C array", name, graph.sha256, command, graph)
-    cc.line(f'#include "{name}.h"')
+    cc.line(f"#include {c_include(name + '.h')}")
     cc.blank()
     cc.comment("alignas: a keyword in C++11; compiled as C11, <stdalign.h> defines it.")
     cc.line("#ifndef __cplusplus")

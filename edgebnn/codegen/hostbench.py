@@ -14,10 +14,13 @@ Example:
 
 import atexit
 import hashlib
+import json
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -92,7 +95,7 @@ def _build(model_path, workdir, main_name, *, target=None, cc=None, extra_cflags
                f"-DEDGEBNN_MODEL_PREFIX={name.upper()}"]
     runtime = [f for f in sorted(gen.files) if f.endswith(".c") and (RUNTIME_DIR / f).is_file()]
     objects = _runtime_objects(compiler, flags, {f: gen.files[f] for f in gen.files
-                                                 if f in runtime or f.endswith(".h")}, runtime)
+                                                 if f in runtime or f.endswith(".h")}, runtime, workdir)
     sources = [str(src / f) for f in sorted(gen.files) if f.endswith(".c") and f not in runtime]
     sources.append(str(src / main_name))
     exe = workdir / Path(main_name).stem.replace("_main", "")
@@ -105,40 +108,151 @@ def _build(model_path, workdir, main_name, *, target=None, cc=None, extra_cflags
     return exe, gen
 
 
-def _runtime_objects(compiler, flags, files, runtime):
-    """Compile the runtime's .c files once per (compiler, flags, sources); return the objects.
+#: Overrides where compiled runtime objects are cached (default:
+#: ``$XDG_CACHE_HOME/edgebnn`` or ``~/.cache/edgebnn``).
+CACHE_ENV = "EDGEBNN_CACHE_DIR"
+_MANIFEST = "manifest.json"
+_COMPILER_IDS = {}
 
-    Cached under the system temporary directory, keyed by a hash of all of
-    these, so repeated builds (tests, predict_c on many models) only compile
-    the model's own file.
+
+def cache_root() -> Path:
+    """The per-user cache directory: ``$EDGEBNN_CACHE_DIR``, else ``$XDG_CACHE_HOME/edgebnn``,
+    else ``~/.cache/edgebnn``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "edgebnn"
+
+
+def _private_dir(path: Path):
+    """Create ``path`` (mode 0700) if needed; return None if it is safe, else why not.
+
+    Safe: a real directory (no symbolic link), owned by this user, writable
+    by nobody else. Anyone who can write a cache directory decides what code
+    the next build links, so anything else is not used.
     """
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = os.lstat(path)
+    except OSError as exc:
+        return f"cannot create it ({exc.strerror or exc})"
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        return "it is not a directory (a symbolic link or a file)"
+    if st.st_uid != os.getuid():
+        return f"it is owned by uid {st.st_uid}, not by this user (uid {os.getuid()})"
+    if st.st_mode & 0o022:
+        return f"other users can write to it (mode {stat.S_IMODE(st.st_mode):04o}; expected 0700)"
+    return None
+
+
+def _compiler_identity(compiler) -> str:
+    """The compiler's resolved path, size, mtime and ``--version``: a changed compiler is a new key."""
+    if compiler not in _COMPILER_IDS:
+        exe = shutil.which(compiler) or compiler
+        real = os.path.realpath(exe)
+        try:
+            st = os.stat(real)
+            stamp = f"{st.st_size}:{st.st_mtime_ns}"
+        except OSError:
+            stamp = "?"
+        proc = subprocess.run([compiler, "--version"], capture_output=True, text=True)
+        _COMPILER_IDS[compiler] = f"{real}\0{stamp}\0{proc.stdout}"
+    return _COMPILER_IDS[compiler]
+
+
+def _cache_key(compiler, flags, files) -> str:
     h = hashlib.sha256()
-    for part in [compiler, *flags]:
+    for part in [_compiler_identity(compiler), *flags]:
         h.update(part.encode() + b"\0")
     for name in sorted(files):
         h.update(name.encode() + b"\0" + files[name].encode() + b"\0")
-    cache = Path(tempfile.gettempdir()) / "edgebnn-runtime-objects" / h.hexdigest()[:24]
-    objects = [cache / (Path(f).stem + ".o") for f in runtime]
-    if all(o.is_file() for o in objects):
-        return objects
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=cache.parent))
+    return h.hexdigest()
+
+
+def _verified_objects(entry: Path, key: str, names) -> dict:
+    """``{name: bytes}`` of a cache entry whose manifest and hashes check out, else None."""
     try:
-        for name, text in files.items():
-            (tmp / name).write_text(text)
-        cmd = [compiler, *flags, "-c", *runtime]
-        proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise ToolchainError(f"compiling the runtime failed ({' '.join(cmd)}):\n{proc.stderr[-4000:]}")
-        try:
-            os.replace(tmp, cache)
-        except OSError:  # another process finished first
-            if not all(o.is_file() for o in objects):
-                raise
+        if not os.path.isdir(entry) or _private_dir(entry) is not None:
+            return None
+        manifest = json.loads((entry / _MANIFEST).read_text(encoding="utf-8"))
+        if manifest.get("key") != key or sorted(manifest.get("objects", {})) != sorted(names):
+            return None
+        out = {}
+        for name in names:
+            fd = os.open(entry / name, os.O_RDONLY | os.O_NOFOLLOW)
+            with os.fdopen(fd, "rb") as fh:
+                data = fh.read()
+            if hashlib.sha256(data).hexdigest() != manifest["objects"][name]:
+                return None
+            out[name] = data
+        return out
+    except (OSError, ValueError, TypeError, AttributeError, KeyError):
+        return None
+
+
+def _compile_runtime(compiler, flags, files, runtime, builddir: Path) -> dict:
+    for name, text in files.items():
+        (builddir / name).write_text(text)
+    cmd = [compiler, *flags, "-c", *runtime]
+    proc = subprocess.run(cmd, cwd=builddir, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ToolchainError(f"compiling the runtime failed ({' '.join(cmd)}):\n{proc.stderr[-4000:]}")
+    return {Path(f).stem + ".o": (builddir / (Path(f).stem + ".o")).read_bytes() for f in runtime}
+
+
+def _store(root: Path, key: str, objects: dict) -> None:
+    """Write a cache entry (objects + manifest of their SHA-256) and rename it into place."""
+    entry = root / key
+    tmp = Path(tempfile.mkdtemp(prefix=".store-", dir=root))
+    try:
+        for name, data in objects.items():
+            (tmp / name).write_bytes(data)
+        manifest = {"key": key, "objects": {n: hashlib.sha256(d).hexdigest() for n, d in objects.items()}}
+        (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+        if os.path.lexists(entry):  # a bad entry: move it aside, then remove it
+            trash = Path(tempfile.mkdtemp(prefix=".bad-", dir=root))
+            os.rename(entry, trash / "entry")
+            shutil.rmtree(trash, ignore_errors=True)
+        os.rename(tmp, entry)
+    except OSError:
+        pass  # another process stored it first, or the disk is full: the build goes on uncached
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return objects
+
+
+def _runtime_objects(compiler, flags, files, runtime, workdir):
+    """Compile the runtime's .c files once per (compiler, flags, sources); return object paths.
+
+    The cache is per user (:func:`cache_root`, ``runtime-objects/``), mode
+    0700 and owner-checked; entries are keyed by the SHA-256 of the
+    compiler's identity, the flags and every source, and each object is
+    checked against the entry's manifest of SHA-256 before use (a mismatch
+    recompiles). The verified bytes are copied into ``workdir/objects``, so
+    the link uses exactly what was checked. An unsafe cache directory is not
+    used (a warning says why) and the runtime is compiled in ``workdir``.
+    """
+    names = [Path(f).stem + ".o" for f in runtime]
+    key = _cache_key(compiler, flags, files)
+    root = cache_root() / "runtime-objects"
+    why = _private_dir(root.parent) or _private_dir(root)
+    if why is not None:
+        warnings.warn(f"not using the object cache {root}: {why}; compiling the runtime afresh "
+                      f"(set ${CACHE_ENV} to a private directory to cache)", stacklevel=3)
+    objects = None if why is not None else _verified_objects(root / key, key, names)
+    if objects is None:
+        build = Path(workdir) / "runtime-build"
+        build.mkdir(parents=True, exist_ok=True)
+        objects = _compile_runtime(compiler, flags, files, runtime, build)
+        if why is None:
+            _store(root, key, objects)
+    out_dir = Path(workdir) / "objects"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name in names:
+        (out_dir / name).write_bytes(objects[name])
+        paths.append(out_dir / name)
+    return paths
 
 
 def build_bench_program(model_path, workdir, *, target=None, cc=None, extra_cflags=(), kernels=None) -> Path:

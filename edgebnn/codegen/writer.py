@@ -2,7 +2,9 @@
 
 Generated C is built line by line through :class:`CWriter`; nothing is
 assembled by ``+`` concatenation, and every number is formatted the same way
-on every run so the output is byte-for-byte deterministic.
+on every run so the output is byte-for-byte deterministic. Comment text goes
+through :func:`edgebnn.escape.c_comment`, so a tensor name from a model
+can never end a comment or splice a line.
 
 Example:
     >>> w = CWriter()
@@ -19,6 +21,8 @@ Example:
 import contextlib
 
 import numpy as np
+
+from edgebnn.escape import c_comment
 
 INDENT = "    "
 
@@ -50,24 +54,6 @@ def c_int32(value) -> str:
     return str(v)
 
 
-def c_string(text: str) -> str:
-    """A C string literal; escapes backslashes, quotes and non-printables."""
-    out = []
-    for ch in text:
-        if ch in "\\\"":
-            out.append("\\" + ch)
-        elif 32 <= ord(ch) < 127:
-            out.append(ch)
-        else:
-            out.append("\\%03o" % (ord(ch) & 0xFF))
-    return '"' + "".join(out) + '"'
-
-
-def comment_text(text: str) -> str:
-    """Make text safe inside a ``/* */`` comment."""
-    return str(text).replace("*/", "* /").replace("/*", "/ *")
-
-
 class CWriter:
     """Accumulates lines of C with indentation."""
 
@@ -86,13 +72,15 @@ class CWriter:
         if self._lines and self._lines[-1] != "":
             self._lines.append("")
 
-    def comment(self, text: str) -> None:
-        self.line(f"/* {comment_text(text)} */")
+    def comment(self, text) -> None:
+        """One ``/* text */`` line; ``text`` may hold anything (it is escaped)."""
+        self.line(f"/* {c_comment(text)} */")
 
     def block_comment(self, texts) -> None:
+        """A ``/* ... */`` block, one escaped line per item of ``texts``."""
         self.line("/*")
         for t in texts:
-            self.line(f" * {comment_text(t)}".rstrip())
+            self.line(f" * {c_comment(t)}".rstrip())
         self.line(" */")
 
     @contextlib.contextmanager

@@ -23,12 +23,12 @@ Example:
 from __future__ import annotations
 
 import importlib.util
-import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from edgebnn import resources
 from edgebnn.errors import DatasetError, EngineError, MissingDependencyError, TargetError
 from edgebnn.firmware.flash import FlashResult, flash_command, flash_firmware
 from edgebnn.firmware.project import (
@@ -42,7 +42,7 @@ from edgebnn.firmware.project import (
 )
 from edgebnn.firmware.run import FirmwareRun, parse_output, run_firmware
 from edgebnn.firmware.size import SizeReport, parse_map
-from edgebnn.io import atomic_directory
+from edgebnn.io import check_output_directory, output_directory
 from edgebnn.targets import list_targets, load_target, toolchain_status
 
 __all__ = [
@@ -52,7 +52,7 @@ __all__ = [
     "select_samples", "write_project",
 ]
 
-RUNTIME_DIR = Path(__file__).resolve().parent.parent.parent / "firmware" / "runtime"
+RUNTIME_DIR = resources.runtime_dir()
 DEFAULT_SAMPLES = 30
 RANDOM_SEED = 0
 EXPECTED_SOURCES = ("auto", "lce", "host")
@@ -194,7 +194,13 @@ def _lce_predictions(tflite_path, inputs: np.ndarray, input_shape) -> np.ndarray
     from edgebnn.predict import predict_tflite
 
     x = inputs.reshape((len(inputs),) + tuple(input_shape)).astype(np.float32)
-    out = np.asarray(predict_tflite(tflite_path, x))
+    try:
+        out = np.asarray(predict_tflite(tflite_path, x))
+    except (RuntimeError, ValueError) as exc:  # LCE's interpreter raises bare errors
+        raise EngineError(
+            f"LCE's interpreter cannot run {tflite_path} to compute the expected predictions: {str(exc).strip()}; "
+            "pass --expected host to take them from the host build instead"
+        ) from exc
     return out.reshape(len(inputs), -1).argmax(axis=1)
 
 
@@ -257,7 +263,7 @@ def check_budget_before_build(generated, target) -> None:
 
 def build_firmware(model, target, out_dir, *, samples: int = DEFAULT_SAMPLES, dataset=None,
                    data_dir=None, expected: str = "auto", name: str = "model",
-                   command: str | None = None, seed: int = RANDOM_SEED) -> BuildResult:
+                   command: str | None = None, seed: int = RANDOM_SEED, force: bool = False) -> BuildResult:
     """Generate, write and build a complete firmware project for ``target``.
 
     Args:
@@ -265,7 +271,8 @@ def build_firmware(model, target, out_dir, *, samples: int = DEFAULT_SAMPLES, da
             shipped model's name.
         target: a target name or target file (:func:`edgebnn.targets.load_target`).
         out_dir: the project directory (created; an existing one is replaced
-            only if it is an earlier firmware project or empty).
+            only if it is empty or an earlier edgebnn output, or with ``force``:
+            :func:`edgebnn.io.check_output_directory`).
         samples: how many test inputs to embed.
         dataset: the dataset the inputs come from; guessed from a shipped
             model's name or the run's config when None; a model with no
@@ -275,6 +282,7 @@ def build_firmware(model, target, out_dir, *, samples: int = DEFAULT_SAMPLES, da
             ``"lce"`` or ``"host"``.
         name: the C name of the model (``NAME_invoke``).
         command: the command line recorded in the generated files.
+        force: replace ``out_dir`` whatever it holds.
 
     Returns:
         A :class:`BuildResult` (with the size report for microcontrollers).
@@ -284,17 +292,15 @@ def build_firmware(model, target, out_dir, *, samples: int = DEFAULT_SAMPLES, da
             (the message gives the numbers).
         ToolchainError: a compiler or tool is missing (naming the Debian
             package) or failed.
+        OutputError: ``out_dir`` may not be replaced, or writing it failed.
         ModelError, DatasetError, UnsupportedOpError: from the model and data.
     """
     from edgebnn.codegen import generate
 
     tgt = load_target(target)
     out = Path(out_dir)
-    if out.exists() and not (out.is_dir() and ((out / METADATA).is_file() or not any(out.iterdir()))):
-        raise TargetError(
-            f"output directory {out} exists and is not an earlier firmware project "
-            f"(no {METADATA}); choose a new directory"
-        )
+    # Earlier firmware projects hold METADATA; every edgebnn output the marker.
+    check_output_directory(out, force=force, legacy_markers=(METADATA,))
     tflite_path, guessed = _resolve(model)
     dataset = dataset or guessed
     gen = generate(tflite_path, name=name, target=tgt, fuse=True, command=command)
@@ -307,7 +313,7 @@ def build_firmware(model, target, out_dir, *, samples: int = DEFAULT_SAMPLES, da
                                          expected=expected)
     sample_set = SampleSet(inputs=x, expected=preds, source=source, origin=origin, labels=labels)
     meta = {"model": str(model), "tflite": str(Path(tflite_path).resolve()), "dataset": dataset}
-    with atomic_directory(out, replace=True) as tmp:
+    with output_directory(out, kind="firmware", force=force, legacy_markers=(METADATA,)) as tmp:
         write_project(tmp, target=tgt, model=src, samples=sample_set, metadata=meta)
         result = build_project(tmp)
     # Paths in the result point into the temporary directory: re-root them.
@@ -316,6 +322,3 @@ def build_firmware(model, target, out_dir, *, samples: int = DEFAULT_SAMPLES, da
                        artifacts={k: fix(v) for k, v in result.artifacts.items()},
                        size=result.size, metadata=read_metadata(out), commands=result.commands)
 
-
-def remove_project(directory) -> None:  # pragma: no cover - convenience
-    shutil.rmtree(directory)

@@ -22,19 +22,20 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from edgebnn.errors import TargetError, ToolchainError
+from edgebnn import resources
+from edgebnn.errors import TargetError, ToolchainError, UnsafeInputError
+from edgebnn.escape import c_comment, c_include, ld_comment, make_comment, make_word
 from edgebnn.firmware.size import SizeReport, parse_map
 from edgebnn.io import atomic_write_bytes, atomic_write_text
 from edgebnn.targets import Target, load_target
 
-TEMPLATES = Path(__file__).resolve().parent.parent.parent / "firmware" / "templates"
+TEMPLATES = resources.templates_dir()
 METADATA = "firmware.json"
 TARGET_COPY = "target.toml"
 IMAGE = "fw.elf"
@@ -164,7 +165,7 @@ def samples_header(samples: SampleSet, input_size: int) -> str:
     labels = samples.labels if samples.labels is not None else np.full(n, -1)
     out = [
         "/* edgebnn firmware samples: the test inputs and the predictions expected of them. */",
-        f"/* inputs: {samples.origin}; expected predictions: {samples.source} */",
+        f"/* inputs: {c_comment(samples.origin)}; expected predictions: {c_comment(samples.source)} */",
         "#ifndef EDGEBNN_FIRMWARE_SAMPLES_H_",
         "#define EDGEBNN_FIRMWARE_SAMPLES_H_",
         "",
@@ -188,6 +189,9 @@ def samples_header(samples: SampleSet, input_size: int) -> str:
 
 def model_shim(model: ModelSources) -> str:
     """``fw_model.h``: maps the generated API onto the names main.c uses."""
+    from edgebnn.codegen.generator import check_name
+
+    check_name(model.name, flag="model name")
     header = _find_api_header(model)
     upper = model.name.upper()
     return "\n".join([
@@ -195,7 +199,7 @@ def model_shim(model: ModelSources) -> str:
         "#ifndef EDGEBNN_FIRMWARE_FW_MODEL_H_",
         "#define EDGEBNN_FIRMWARE_FW_MODEL_H_",
         "",
-        f'#include "{Path(header).name}"',
+        f"#include {c_include(Path(header).name, what='generated header')}",
         "",
         f"#define FW_MODEL_INPUT_SIZE ({upper}_INPUT_SIZE)",
         f"#define FW_MODEL_OUTPUT_SIZE ({upper}_OUTPUT_SIZE)",
@@ -237,6 +241,18 @@ def _project_sources(model: ModelSources) -> tuple:
     return srcs, sorted(incs)
 
 
+_REL_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*(/[A-Za-z0-9_][A-Za-z0-9_.+-]*)*")
+
+
+def _check_relative(rel: str) -> None:
+    """A generated file's name must stay inside the project and need no quoting."""
+    if not isinstance(rel, str) or not _REL_RE.fullmatch(rel):
+        raise UnsafeInputError(
+            f"generated file name {rel!r} cannot go into a firmware project: expected a relative "
+            "path of letters, digits, '_', '.', '+' and '-' (no '..', no absolute path)"
+        )
+
+
 def _model_dest(model: ModelSources, rel: str) -> str:
     """Where a generated file goes: runtime files under runtime/, the rest under model/."""
     base = "runtime" if rel in model.runtime_files else "model"
@@ -265,8 +281,8 @@ def build_commands(target: Target, sources: list, includes: list, *, linker_scri
 
 def linker_values(target: Target, *, flash_length=None, ram_length=None) -> dict:
     return {
-        "TARGET": target.name,
-        "DESCRIPTION": target.description.replace("*/", "* /"),
+        "TARGET": ld_comment(target.name),
+        "DESCRIPTION": ld_comment(target.description),
         "TARGET_FILE": TARGET_COPY,
         "STACK_BYTES": target.stack_bytes,
         "FLASH_ORIGIN": f"0x{target.flash_origin:08X}",
@@ -276,8 +292,8 @@ def linker_values(target: Target, *, flash_length=None, ram_length=None) -> dict
     }
 
 
-def _make_quote(word: str) -> str:
-    return shlex.quote(word).replace("$", "$$")
+def _make_words(words, what: str) -> str:
+    return " ".join(make_word(w, what=what) for w in words)
 
 
 def makefile(target: Target, commands: dict, sources: list) -> str:
@@ -290,16 +306,17 @@ def makefile(target: Target, commands: dict, sources: list) -> str:
     ldflags = list(target.ldflags)
     pre = link[1:link.index(f"-Wl,-Map={MAP}")]
     emulator = target.emulator_command(elf=IMAGE, exe="./" + IMAGE, bin="fw.bin", hex="fw.hex", dir=".")
+    src = f"target file {target.source or target.name!r}"
     lines = [
-        f"# edgebnn firmware for target '{target.name}': {target.description}",
+        f"# edgebnn firmware for target '{make_comment(target.name)}': {make_comment(target.description)}",
         "# Built by `edgebnn firmware build`; run `make` to rebuild by hand,",
         "# `make run` to run it" + (" under the emulator." if emulator else "."),
         "",
-        f"CC = {target.cc}",
-        "CFLAGS = " + " ".join(_make_quote(w) for w in cflags),
-        "LINKFLAGS = " + " ".join(_make_quote(w) for w in pre),
-        "LDFLAGS = " + " ".join(_make_quote(w) for w in ldflags),
-        "OBJS = " + " \\\n\t".join(objs),
+        f"CC = {make_word(target.cc, what=f'{src}: toolchain.cc')}",
+        "CFLAGS = " + _make_words(cflags, f"{src}: a compiler flag (toolchain.cflags)"),
+        "LINKFLAGS = " + _make_words(pre, f"{src}: toolchain.cflags"),
+        "LDFLAGS = " + _make_words(ldflags, f"{src}: toolchain.ldflags"),
+        "OBJS = " + " \\\n\t".join(make_word(o, what="an object file") for o in objs),
         "",
         f"all: {IMAGE}" + (" fw.bin fw.hex" if commands["objcopy"] else ""),
         "",
@@ -313,17 +330,21 @@ def makefile(target: Target, commands: dict, sources: list) -> str:
     ]
     if commands["objcopy"]:
         lines += [
+            f"OBJCOPY = {make_word(target.objcopy, what=f'{src}: toolchain.objcopy')}",
+            "",
             f"fw.bin: {IMAGE}",
-            f"\t{target.objcopy} -O binary $< $@",
+            "\t$(OBJCOPY) -O binary $< $@",
             "",
             f"fw.hex: {IMAGE}",
-            f"\t{target.objcopy} -O ihex $< $@",
+            "\t$(OBJCOPY) -O ihex $< $@",
             "",
         ]
-    run = " ".join(_make_quote(w) for w in emulator) if emulator else "./" + IMAGE
+    run = _make_words(emulator, f"{src}: emulator.command") if emulator else "./" + IMAGE
     lines += [
+        f"RUN = {run}",
+        "",
         f"run: {IMAGE}",
-        f"\t{run}",
+        "\t$(RUN)",
         "",
         "clean:",
         f"\trm -rf build {IMAGE} fw.bin fw.hex",
@@ -367,6 +388,7 @@ def write_project(out_dir, *, target, model: ModelSources, samples: SampleSet,
         text = fill((tdir / "link.ld.in").read_text(), linker_values(target), what="link.ld.in")
         atomic_write_text(out / "link.ld", text)
     for rel, text in sorted(model.files.items()):
+        _check_relative(rel)
         if Path(rel).name == "Makefile":
             continue  # the project's own Makefile builds everything
         atomic_write_text(out / _model_dest(model, rel), text)
@@ -519,9 +541,3 @@ def _measure_overflow(d: Path, target: Target, link: list) -> str:
                      ram_budget=target.ram_bytes)
     return size.overflow_message(target.name)
 
-
-def clean_outputs(directory) -> None:
-    d = Path(directory)
-    shutil.rmtree(d / "build", ignore_errors=True)
-    for name in (IMAGE, "fw.bin", "fw.hex"):
-        (d / name).unlink(missing_ok=True)

@@ -94,11 +94,6 @@ class SizeReport:
             )
         return f"the firmware does not fit target '{target_name}': " + "; ".join(parts)
 
-    def with_stack_peak(self, peak: int) -> "SizeReport":
-        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        d["stack_peak"] = int(peak)
-        return SizeReport(**d)
-
     def rows(self) -> list:
         """Table rows: (memory, category, bytes, percent of budget)."""
         out = []
@@ -258,18 +253,3 @@ def parse_map(text: str, *, flash_budget=None, ram_budget=None,
     return SizeReport(flash=flash, ram=ram, flash_total=flash_total, ram_total=ram_total,
                       flash_budget=flash_budget, ram_budget=ram_budget, sections=sections)
 
-
-def parse_size_sysv(text: str) -> dict:
-    """Parse ``size -A`` (System V format) output into ``{section: bytes}``.
-
-    Raises:
-        TargetError: no section lines found.
-    """
-    out = {}
-    for line in text.splitlines():
-        m = re.match(r"^(\.\S+)\s+(\d+)\s+(\d+)\s*$", line)
-        if m:
-            out[m.group(1)] = int(m.group(2))
-    if not out:
-        raise TargetError(f"could not read any section from the size tool's output: {text[:200]!r}")
-    return out

@@ -10,10 +10,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
-from edgebnn import rundir
+from edgebnn import resources, rundir
 from edgebnn.errors import ModelError
 
-HERE = Path(__file__).resolve().parent
+HERE = resources.pretrained_dir()
 INDEX = HERE / "index.json"
 
 

@@ -473,6 +473,255 @@ ebnn_status_t ebnn_fused_conv_pool_affine_quantize_opt(
     const ebnn_fused_params_t *params, const void *input, int32_t *output,
     void *scratch, size_t scratch_bytes);
 
+/* ======================================================================== */
+/* Int8 kernels (TFLite's integer arithmetic, reference semantics)           */
+/* ======================================================================== */
+/*
+ * Files: ebnn_int8_common.c (fixed-point helpers), ebnn_int8_conv.c,
+ * ebnn_int8_fc.c, ebnn_int8_eltwise.c (ADD, MUL), ebnn_int8_quantize.c
+ * (QUANTIZE, DEQUANTIZE: the only int8 file using float), ebnn_int8_pool.c,
+ * ebnn_int8_softmax.c, ebnn_int8_shape.c. Bit-exact with TFLite's
+ * reference kernels (BUILTIN_REF); see README.md for what each traces to.
+ *
+ * Quantization: real = scale * (q - zero_point). A real multiplier M > 0 is
+ * given as (multiplier, shift) with M ~= multiplier * 2^(shift - 31) and
+ * multiplier in [2^30, 2^31) (or 0), exactly as TFLite's QuantizeMultiplier
+ * computes it (edgebnn.codegen.quant.quantize_multiplier does it in Python).
+ * Activation ranges (act_min, act_max) are in the quantized output domain,
+ * within [-128, 127] (TFLite's CalculateActivationRangeQuantized;
+ * edgebnn.codegen.quant.activation_range). Int8 filters are symmetric
+ * (zero point 0), as TFLite requires; biases are int32 with scale
+ * input_scale * filter_scale[o] and zero point 0.
+ */
+
+/* gemmlowp's SaturatingRoundingDoublingHighMul: round(a * b / 2^31) with
+ * ties away from zero, INT32_MIN * INT32_MIN saturating to INT32_MAX. */
+int32_t ebnn_int8_srdhm(int32_t a, int32_t b);
+
+/* gemmlowp's RoundingDivideByPOT: x / 2^exponent rounded to nearest, ties
+ * away from zero; exponent in [0, 31]. */
+int32_t ebnn_int8_rounding_divide_by_pot(int32_t x, int32_t exponent);
+
+/* TFLite's MultiplyByQuantizedMultiplier (double rounding):
+ * RoundingDivideByPOT(SRDHM(x * 2^max(shift, 0), multiplier), max(-shift, 0)).
+ * The left shift wraps like TFLite's int32 multiply when x * 2^shift does
+ * not fit (TFLite's callers never let that happen). */
+int32_t ebnn_int8_multiply_by_quantized_multiplier(int32_t x,
+                                                   int32_t multiplier,
+                                                   int32_t shift);
+
+/* CONV_2D, int8 input/output, int8 per-channel filter (OHWI), int32 bias:
+ *   acc = sum_{ky,kx,ci in bounds} w * (x - input_zero_point) + bias[o]
+ *   y = clamp(MBQM(acc, output_multiplier[o], output_shift[o])
+ *             + output_zero_point, act_min, act_max)
+ * Taps outside the input are skipped (they would read the input zero
+ * point: TFLite's zero padding in the real domain). */
+typedef struct {
+  int32_t in_h, in_w, in_c;
+  int32_t out_c;
+  int32_t filter_h, filter_w;
+  int32_t stride_h, stride_w;
+  int32_t dilation_h, dilation_w;
+  ebnn_padding_t padding;
+  int32_t input_zero_point;
+  int32_t output_zero_point;
+  int32_t act_min, act_max;
+  const int8_t *filter;             /* [out_c][fh][fw][in_c] */
+  const int32_t *bias;              /* [out_c] or NULL */
+  const int32_t *output_multiplier; /* [out_c] */
+  const int32_t *output_shift;      /* [out_c] */
+} ebnn_int8_conv2d_params_t;
+
+ebnn_status_t ebnn_int8_conv2d_ref(const ebnn_int8_conv2d_params_t *params,
+                                   const int8_t *input, int8_t *output);
+
+/* DEPTHWISE_CONV_2D, per channel: out channel o = ci * depth_multiplier + m,
+ * filter [1][fh][fw][in_c * depth_multiplier], same arithmetic as CONV_2D. */
+typedef struct {
+  int32_t in_h, in_w, in_c;
+  int32_t depth_multiplier;
+  int32_t filter_h, filter_w;
+  int32_t stride_h, stride_w;
+  int32_t dilation_h, dilation_w;
+  ebnn_padding_t padding;
+  int32_t input_zero_point;
+  int32_t output_zero_point;
+  int32_t act_min, act_max;
+  const int8_t *filter;             /* [1][fh][fw][in_c * depth_multiplier] */
+  const int32_t *bias;              /* [in_c * depth_multiplier] or NULL */
+  const int32_t *output_multiplier; /* [in_c * depth_multiplier] */
+  const int32_t *output_shift;      /* [in_c * depth_multiplier] */
+} ebnn_int8_depthwise_conv2d_params_t;
+
+ebnn_status_t ebnn_int8_depthwise_conv2d_ref(
+    const ebnn_int8_depthwise_conv2d_params_t *params, const int8_t *input,
+    int8_t *output);
+
+/* FULLY_CONNECTED, int8:
+ *   acc = sum_i (x[r][i] - input_zero_point) * (w[o][i] - weights_zero_point)
+ *         + bias[o]
+ *   y = clamp(MBQM(acc, mult[k], shift[k]) + output_zero_point, act_min,
+ *             act_max), k = o when per_channel, else 0. */
+typedef struct {
+  int32_t rows;
+  int32_t in_features;
+  int32_t out_features;
+  int32_t input_zero_point;
+  int32_t weights_zero_point;
+  int32_t output_zero_point;
+  int32_t act_min, act_max;
+  int32_t per_channel;              /* 0: one multiplier, 1: out_features */
+  const int8_t *weights;            /* [out_features][in_features] */
+  const int32_t *bias;              /* [out_features] or NULL */
+  const int32_t *output_multiplier; /* [1] or [out_features] */
+  const int32_t *output_shift;      /* [1] or [out_features] */
+} ebnn_int8_fully_connected_params_t;
+
+ebnn_status_t ebnn_int8_fully_connected_ref(
+    const ebnn_int8_fully_connected_params_t *params, const int8_t *input,
+    int8_t *output);
+
+/* ADD, int8 (TFLite's rescaling to a common scale):
+ *   a' = MBQM((a - a_zero_point) << left_shift, a_multiplier, a_shift), same
+ *   for b; y = clamp(MBQM(a' + b', output_multiplier, output_shift)
+ *                    + output_zero_point, act_min, act_max).
+ * left_shift is 20 for int8; the multipliers come from
+ * edgebnn.codegen.quant.add_params. b broadcasts as in ebnn_add_ref
+ * (b_size == size, the last axis, or 1); to broadcast the first operand,
+ * swap the operands and their parameters. */
+typedef struct {
+  int32_t size;
+  int32_t b_size;
+  int32_t left_shift;
+  int32_t a_zero_point, a_multiplier, a_shift;
+  int32_t b_zero_point, b_multiplier, b_shift;
+  int32_t output_zero_point, output_multiplier, output_shift;
+  int32_t act_min, act_max;
+} ebnn_int8_add_params_t;
+
+ebnn_status_t ebnn_int8_add_ref(const ebnn_int8_add_params_t *params,
+                                const int8_t *a, const int8_t *b,
+                                int8_t *output);
+
+/* MUL, int8: y = clamp(MBQM((a - a_zp) * (b - b_zp), output_multiplier,
+ * output_shift) + output_zero_point, act_min, act_max); broadcasting as
+ * ADD. */
+typedef struct {
+  int32_t size;
+  int32_t b_size;
+  int32_t a_zero_point;
+  int32_t b_zero_point;
+  int32_t output_zero_point, output_multiplier, output_shift;
+  int32_t act_min, act_max;
+} ebnn_int8_mul_params_t;
+
+ebnn_status_t ebnn_int8_mul_ref(const ebnn_int8_mul_params_t *params,
+                                const int8_t *a, const int8_t *b,
+                                int8_t *output);
+
+/* QUANTIZE float -> int8: y = clamp(round(x / scale) + zero_point) with
+ * round half away from zero in float (TFLite's AffineQuantize). NaN maps to
+ * zero_point. */
+typedef struct {
+  int32_t size;
+  float scale;
+  int32_t zero_point;
+} ebnn_int8_affine_params_t;
+
+ebnn_status_t ebnn_int8_quantize_ref(const ebnn_int8_affine_params_t *params,
+                                     const float *input, int8_t *output);
+
+/* DEQUANTIZE int8 -> float: y = scale * (x - zero_point), one rounding. */
+ebnn_status_t ebnn_int8_dequantize_ref(const ebnn_int8_affine_params_t *params,
+                                       const int8_t *input, float *output);
+
+/* QUANTIZE int8 -> int8 (requantize): y = clamp(MBQM(x - input_zero_point,
+ * multiplier, shift) + output_zero_point), multiplier for
+ * input_scale / output_scale. */
+typedef struct {
+  int32_t size;
+  int32_t input_zero_point;
+  int32_t output_zero_point;
+  int32_t multiplier, shift;
+} ebnn_int8_requantize_params_t;
+
+ebnn_status_t ebnn_int8_requantize_ref(
+    const ebnn_int8_requantize_params_t *params, const int8_t *input,
+    int8_t *output);
+
+/* MAX_POOL_2D / AVERAGE_POOL_2D, int8 (input and output share scale and
+ * zero point, as TFLite requires). Window clamped to the input. Max: the
+ * largest value, then clamp to [act_min, act_max]. Average: sum s over the
+ * n in-bounds taps, rounded half away from zero: (s + n/2) / n for s > 0,
+ * (s - n/2) / n otherwise (C division truncates), then the clamp. */
+typedef struct {
+  int32_t in_h, in_w, channels;
+  int32_t filter_h, filter_w;
+  int32_t stride_h, stride_w;
+  ebnn_padding_t padding;
+  int32_t act_min, act_max;
+} ebnn_int8_pool2d_params_t;
+
+ebnn_status_t ebnn_int8_max_pool2d_ref(const ebnn_int8_pool2d_params_t *params,
+                                       const int8_t *input, int8_t *output);
+ebnn_status_t ebnn_int8_average_pool2d_ref(
+    const ebnn_int8_pool2d_params_t *params, const int8_t *input,
+    int8_t *output);
+
+/* MEAN over H and W of [H][W][C] -> [C], int8 (TFLite's integer
+ * QuantizedMeanOrSum): (multiplier, shift) is input_scale / output_scale;
+ * 1/n (n = H * W) is folded in once, k = min(floor(log2 n), 31 + shift),
+ * m' = (multiplier << k) / n (int64, truncated), s' = shift - k; then
+ *   y = clamp(MBQM(sum x - n * input_zero_point, m', s')
+ *             + output_zero_point, -128, 127). */
+typedef struct {
+  int32_t in_h, in_w, channels;
+  int32_t input_zero_point;
+  int32_t output_zero_point;
+  int32_t multiplier, shift;
+} ebnn_int8_mean_params_t;
+
+ebnn_status_t ebnn_int8_mean_hw_ref(const ebnn_int8_mean_params_t *params,
+                                    const int8_t *input, int8_t *output);
+
+/* SOFTMAX over the last axis of [rows][cols], int8 in, int8 out with scale
+ * 1/256 and zero point -128 (TFLite's only int8 output quantization):
+ * gemmlowp fixed point (Q5.26 differences, exp_on_negative_values, a Q12.19
+ * sum, its reciprocal). input_multiplier, input_left_shift, diff_min come
+ * from edgebnn.codegen.quant.softmax_params (TFLite's
+ * PreprocessSoftmaxScaling and CalculateInputRadius for beta, input_scale). */
+typedef struct {
+  int32_t rows, cols;
+  int32_t input_multiplier;
+  int32_t input_left_shift;
+  int32_t diff_min;
+} ebnn_int8_softmax_params_t;
+
+ebnn_status_t ebnn_int8_softmax_ref(const ebnn_int8_softmax_params_t *params,
+                                    const int8_t *input, int8_t *output);
+
+/* CONCATENATION of int8 tensors sharing one scale and zero point (TFLite
+ * requires it; the converter inserts requantize ops otherwise): the layout
+ * of ebnn_concatenation_ref; activation must be EBNN_ACT_NONE (else
+ * EBNN_ERROR_UNSUPPORTED). */
+ebnn_status_t ebnn_int8_concatenation_ref(const ebnn_concat_params_t *params,
+                                          const int8_t *const *inputs,
+                                          int8_t *output);
+
+/* PAD of an int8 tensor (up to 4 dims, as ebnn_pad_ref); value is the
+ * output zero point for PAD (real 0), in [-128, 127]. */
+typedef struct {
+  int32_t dims[4];
+  int32_t before[4];
+  int32_t after[4];
+  int32_t value;
+} ebnn_int8_pad_params_t;
+
+ebnn_status_t ebnn_int8_pad_ref(const ebnn_int8_pad_params_t *params,
+                                const int8_t *input, int8_t *output);
+
+/* RESHAPE needs no kernel: the generated code aliases the buffer. */
+
 #ifdef __cplusplus
 }
 #endif

@@ -25,7 +25,7 @@ from typing import Optional
 
 import numpy as np
 
-from edgebnn.errors import EngineError
+from edgebnn.errors import EngineError, ModelError
 
 ENGINES = {}
 
@@ -159,6 +159,64 @@ class Engine:
 
     def open(self, model_path: str, graph, *, threads: int, workdir: str) -> Session:
         raise NotImplementedError
+
+
+#: The largest model input bench builds (elements of one image, batch 1):
+#: 64 Mi values, 256 MiB of float32; image models take well under 1 Mi.
+MAX_INPUT_ELEMENTS = 1 << 26
+#: The largest activation memory a benchmarked model may declare: the bytes
+#: of all its non-constant tensors at batch 1, an upper bound of any arena.
+MAX_ACTIVATION_BYTES = 1 << 30
+
+
+def _elements(shape) -> int:
+    n = 1
+    for d in tuple(shape)[1:] if len(shape) > 1 else tuple(shape):  # batch 1
+        n *= max(int(d), 1)  # Python ints: no overflow whatever the file declares
+    return n
+
+
+def _itemsize(dtype) -> int:
+    try:
+        return max(np.dtype(dtype).itemsize, 1)
+    except TypeError:
+        return 4
+
+
+def check_sizes(graph, path) -> None:
+    """Refuse a model whose declared sizes are beyond sane limits, before anything is allocated.
+
+    The input (one image) must hold at most :data:`MAX_INPUT_ELEMENTS`
+    values, and all non-constant tensors together at most
+    :data:`MAX_ACTIVATION_BYTES` bytes (no engine's arena can be larger).
+
+    Raises:
+        ModelError: the message names the file, the tensor, its shape and the limit.
+    """
+    if not graph.inputs:
+        raise ModelError(f"{path}: the model declares no input tensor")
+    t = graph.tensor(graph.inputs[0])
+    n = _elements(t.shape)
+    if n > MAX_INPUT_ELEMENTS:
+        raise ModelError(
+            f"{path}: input tensor '{t.name}' declares shape {list(t.shape)} = {n:,} elements per "
+            f"image; bench accepts at most {MAX_INPUT_ELEMENTS:,} (nothing was allocated)"
+        )
+    total, biggest = 0, None
+    for tensor in graph.tensors:
+        if tensor.is_constant:
+            continue
+        b = _elements(tensor.shape) * _itemsize(tensor.dtype)
+        total += b
+        if biggest is None or b > biggest[0]:
+            biggest = (b, tensor)
+    if total > MAX_ACTIVATION_BYTES:
+        b, tensor = biggest
+        raise ModelError(
+            f"{path}: the model's activations declare {total:,} bytes at batch 1 (the largest, "
+            f"tensor '{tensor.name}' of shape {list(tensor.shape)}, {b:,} bytes); bench accepts "
+            f"at most {MAX_ACTIVATION_BYTES:,} (nothing was allocated)"
+        )
 
 
 def refuse_custom_ops(graph, engine: str, supported=()) -> tuple:

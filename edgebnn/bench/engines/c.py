@@ -16,12 +16,21 @@ timings are labelled emulated and say nothing about the real board.
 
 import importlib.util
 import json
+import math
 import os
 import shutil
 
 import numpy as np
 
-from edgebnn.bench.engines import Engine, Measurement, Session, refuse_custom_ops, register_engine, run_measured
+from edgebnn.bench.engines import (
+    Engine,
+    Measurement,
+    Session,
+    check_sizes,
+    refuse_custom_ops,
+    register_engine,
+    run_measured,
+)
 from edgebnn.errors import EngineError
 from edgebnn.graph import LCE_CUSTOM_OPS
 
@@ -133,8 +142,9 @@ class CEngine(Engine):
         return refuse_custom_ops(graph, "c", supported=LCE_CUSTOM_OPS)
 
     def open(self, model_path, graph, *, threads, workdir):
+        check_sizes(graph, model_path)  # before the engine allocates anything
         from edgebnn.codegen.hostbench import build_bench_program
 
         program = build_bench_program(model_path, workdir, target=self.target)
-        size = int(np.prod(graph.tensor(graph.inputs[0]).shape))
+        size = math.prod(max(int(d), 1) for d in graph.tensor(graph.inputs[0]).shape)
         return CSession(program, self.target, size)

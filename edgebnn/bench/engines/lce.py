@@ -21,6 +21,7 @@ from edgebnn.bench.engines import (
     Engine,
     Measurement,
     Session,
+    check_sizes,
     refuse_custom_ops,
     register_engine,
     timed_loop,
@@ -99,6 +100,7 @@ class LCEEngine(Engine):
         return {"larq-compute-engine": _version()}
 
     def open(self, model_path, graph, *, threads, workdir):
+        check_sizes(graph, model_path)  # before the engine allocates anything
         from edgebnn._tf import import_lce
 
         import_lce()

@@ -18,7 +18,15 @@ import os
 import shutil
 from pathlib import Path
 
-from edgebnn.bench.engines import Engine, Measurement, Session, refuse_custom_ops, register_engine, run_measured
+from edgebnn.bench.engines import (
+    Engine,
+    Measurement,
+    Session,
+    check_sizes,
+    refuse_custom_ops,
+    register_engine,
+    run_measured,
+)
 from edgebnn.bench.lce_output import BenchmarkOutputError, parse_benchmark_output
 from edgebnn.bench.stats import LatencyStats
 from edgebnn.errors import EngineError
@@ -130,6 +138,7 @@ class LCEBinaryEngine(Engine):
         return refuse_custom_ops(graph, "lce-binary", supported=LCE_CUSTOM_OPS)
 
     def open(self, model_path, graph, *, threads, workdir):
+        check_sizes(graph, model_path)  # before the engine allocates anything
         path, why = find_lce_binary(self.lce_binary)
         if path is None:
             raise EngineError(f"{why}; {HOW_TO_GET}")

@@ -14,7 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebnn.bench.engines import Engine, Measurement, Session, refuse_custom_ops, register_engine, timed_loop
+from edgebnn.bench.engines import (
+    Engine,
+    Measurement,
+    Session,
+    check_sizes,
+    refuse_custom_ops,
+    register_engine,
+    timed_loop,
+)
 from edgebnn.errors import MissingDependencyError
 
 # module to import -> distribution that provides it
@@ -116,6 +124,7 @@ class TFLiteEngine(Engine):
         return {found[1]: _dist_version(found[1])} if found else {}
 
     def open(self, model_path, graph, *, threads, workdir):
+        check_sizes(graph, model_path)  # before the engine allocates anything
         from edgebnn.predict import stock_interpreter_class
 
         found = installed_runtime()

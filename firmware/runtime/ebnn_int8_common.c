@@ -1,0 +1,40 @@
+/*
+ * Fixed-point helpers of TFLite's integer arithmetic (gemmlowp's
+ * SaturatingRoundingDoublingHighMul and RoundingDivideByPOT, TFLite's
+ * MultiplyByQuantizedMultiplier in its default double-rounding form).
+ *
+ * Right shifts of negative values are arithmetic here (GCC, Clang and Arm's
+ * compilers all define them so; C99 leaves them implementation-defined),
+ * as in TFLite.
+ */
+#include "ebnn.h"
+
+int32_t ebnn_int8_srdhm(int32_t a, int32_t b) {
+  int64_t ab, nudge;
+  if (a == INT32_MIN && b == INT32_MIN) return INT32_MAX;
+  ab = (int64_t)a * (int64_t)b;
+  nudge = ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
+  /* C division truncates toward zero, like gemmlowp's */
+  return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+}
+
+int32_t ebnn_int8_rounding_divide_by_pot(int32_t x, int32_t exponent) {
+  int32_t mask, remainder, threshold;
+  if (exponent <= 0) return x;
+  if (exponent > 31) exponent = 31;
+  mask = (int32_t)(((int64_t)1 << exponent) - 1);
+  remainder = x & mask;
+  threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+  return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+int32_t ebnn_int8_multiply_by_quantized_multiplier(int32_t x,
+                                                   int32_t multiplier,
+                                                   int32_t shift) {
+  const int32_t left = shift > 0 ? shift : 0;
+  const int32_t right = shift > 0 ? 0 : -shift;
+  /* x * 2^left in two's complement (wraps instead of overflowing) */
+  const int32_t shifted = (int32_t)((uint32_t)x << left);
+  return ebnn_int8_rounding_divide_by_pot(ebnn_int8_srdhm(shifted, multiplier),
+                                          right);
+}

@@ -1,0 +1,39 @@
+/*
+ * Small routines shared by the int8 kernels (not part of the public API).
+ */
+#ifndef EDGEBNN_FIRMWARE_RUNTIME_EBNN_INT8_INTERNAL_H_
+#define EDGEBNN_FIRMWARE_RUNTIME_EBNN_INT8_INTERNAL_H_
+
+#include "ebnn.h"
+
+#define EBNN_INT8_MIN (-128)
+#define EBNN_INT8_MAX 127
+
+/* Clamp to [lo, hi] (TFLite: min(max(v, lo), hi)) and narrow to int8. */
+static inline int8_t ebnn__int8_clamp(int32_t v, int32_t lo, int32_t hi) {
+  v = v < lo ? lo : v;
+  v = v > hi ? hi : v;
+  return (int8_t)v;
+}
+
+/* An activation range is valid when act_min <= act_max inside int8. */
+static inline int ebnn__int8_range_valid(int32_t lo, int32_t hi) {
+  return lo >= EBNN_INT8_MIN && hi <= EBNN_INT8_MAX && lo <= hi;
+}
+
+static inline int ebnn__int8_zp_valid(int32_t zp) {
+  return zp >= EBNN_INT8_MIN && zp <= EBNN_INT8_MAX;
+}
+
+/* A (multiplier, shift) pair MultiplyByQuantizedMultiplier accepts. */
+static inline int ebnn__int8_qm_valid(int32_t multiplier, int32_t shift) {
+  return multiplier >= 0 && shift >= -31 && shift <= 30;
+}
+
+/* Integer division rounded half away from zero (TFLite's pooling and mean
+ * rounding): (s + n/2) / n for s > 0, (s - n/2) / n otherwise; n > 0. */
+static inline int32_t ebnn__int8_div_round(int32_t s, int32_t n) {
+  return s > 0 ? (s + n / 2) / n : (s - n / 2) / n;
+}
+
+#endif /* EDGEBNN_FIRMWARE_RUNTIME_EBNN_INT8_INTERNAL_H_ */
