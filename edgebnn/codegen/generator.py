@@ -17,6 +17,7 @@ import numpy as np
 from edgebnn import __version__
 from edgebnn.codegen import ops as O
 from edgebnn.codegen import passes
+from edgebnn.codegen.fold import fold_weight_computations
 from edgebnn.codegen.planner import ALIGN, Buffer, plan_arena
 from edgebnn.codegen.writer import CWriter, c_float, c_int32, comment_text
 from edgebnn.errors import TFLiteFormatError, UnsupportedOpError
@@ -408,7 +409,7 @@ def generate(model, *, name="model", target=None, fuse=True, command=None, kerne
     if not _NAME_RE.match(name or ""):
         raise UnsupportedOpError(f"--name '{name}' is not a C identifier (letters, digits, '_', not starting with a digit)")
     data, path = _read(model)
-    graph = load_graph(data)
+    graph = fold_weight_computations(load_graph(data))
     if command is None:
         command = f"edgebnn.codegen.generate({path.name if path else '<bytes>'!s}, name={name!r}, fuse={fuse})"
     inp, out = graph.tensor(graph.inputs[0]), graph.tensor(graph.outputs[-1])
