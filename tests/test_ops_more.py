@@ -26,7 +26,7 @@ from edgebnn.graph import load_graph  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "ops"
 CASES, _ = load_cases(FIXTURES / "cases.npz")
-NEW_OPS = ("ABS", "SUB", "MINIMUM", "MAXIMUM", "PRELU", "SPLIT", "SPLIT_V", "STRIDED_SLICE", "SLICE", "TRANSPOSE")
+NEW_OPS = ("ABS", "ROUND", "SUB", "MINIMUM", "MAXIMUM", "PRELU", "SPLIT", "SPLIT_V", "STRIDED_SLICE", "SLICE", "TRANSPOSE")
 
 
 def test_fixtures_cover_every_new_op():

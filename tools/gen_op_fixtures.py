@@ -3,7 +3,7 @@
 
 Each case is one tiny float model (a tf.function converted by
 tf.lite.TFLiteConverter) whose one input goes through the op under test
-(ABS, SUB, MINIMUM, MAXIMUM, PRELU, SPLIT, SPLIT_V, STRIDED_SLICE, SLICE,
+(ABS, ROUND, SUB, MINIMUM, MAXIMUM, PRELU, SPLIT, SPLIT_V, STRIDED_SLICE, SLICE,
 TRANSPOSE; second operands are constants of a broadcasting shape). For every
 case the .tflite is written as tests/fixtures/ops/<id>.tflite, and one
 seeded input plus TFLite's output go into tests/fixtures/ops/cases.npz, so
@@ -35,6 +35,9 @@ def cases(tf):
     out = [
         ("abs_4d", "ABS", (1, 5, 6, 7), lambda x: tf.abs(x)),
         ("abs_3d", "ABS", (1, 3, 40), lambda x: tf.abs(x)),
+        # ties: x * 2 holds many exact halves after the scale (0.5, 1.5, -2.5, ...)
+        ("round_ties_to_even", "ROUND", (1, 4, 4, 8), lambda x: tf.round(tf.round(x * 4.0) * 0.5)),
+        ("round_dorefa_2bit", "ROUND", (1, 5, 5, 6), lambda x: tf.round(tf.clip_by_value(x, 0.0, 1.0) * 3.0) / 3.0),
     ]
     for op, fn in (("SUB", tf.subtract), ("MINIMUM", tf.minimum), ("MAXIMUM", tf.maximum)):
         name = op.lower()

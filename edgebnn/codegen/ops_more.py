@@ -3,7 +3,8 @@
 The ops larq-zoo's models add to the MNIST set: ABS (XNOR-Net), SPLIT and
 SPLIT_V (MeliusNet's grouped convolutions), PRELU (Real-to-Binary Net,
 ReActNet's RPReLU), MINIMUM / MAXIMUM (DoReFa-Net's clipped activations),
-SUB, STRIDED_SLICE / SLICE and TRANSPOSE. Each is registered with
+SUB, ROUND (DoReFa-Net's k-bit quantizers), STRIDED_SLICE / SLICE and
+TRANSPOSE. Each is registered with
 :func:`edgebnn.codegen.ops.register_op` like the ops of
 :mod:`edgebnn.codegen.ops`; the kernels are in ``firmware/runtime/``
 ``ebnn_eltwise.c`` and ``ebnn_shape.c`` (params structs in the "More
@@ -183,10 +184,8 @@ class UnaryParams(TypedParams):
     alpha: float
 
 
-@register_op("ABS")
-class Abs(DeclaredOp):
+class _Elementwise(DeclaredOp):
     c_params_type = "ebnn_unary_params_t"
-    c_function = "ebnn_abs"
 
     def parse(self):
         self.float_activations(0)
@@ -194,6 +193,10 @@ class Abs(DeclaredOp):
 
     def infer(self):
         return [tuple(self.tensor(0).shape)]
+
+
+register_op("ABS")(type("Abs", (_Elementwise,), {"c_function": "ebnn_abs"}))
+register_op("ROUND")(type("Round", (_Elementwise,), {"c_function": "ebnn_round"}))
 
 
 # --------------------------------------------------------------------------

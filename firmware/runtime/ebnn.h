@@ -447,6 +447,11 @@ ebnn_status_t ebnn_mul_broadcast_ref(const ebnn_broadcast_params_t *params,
 ebnn_status_t ebnn_abs_ref(const ebnn_unary_params_t *params,
                            const float *input, float *output);
 
+/* ROUND: to the nearest integer, ties to even (TFLite's RoundToNearest:
+ * 0.5 -> 0, 1.5 -> 2, -2.5 -> -2). ebnn_unary_params_t, alpha unused. */
+ebnn_status_t ebnn_round_ref(const ebnn_unary_params_t *params,
+                             const float *input, float *output);
+
 /* The data-movement kernels copy 32-bit elements (float or int32 words)
  * without looking at them, so they take void pointers. */
 

@@ -1,6 +1,6 @@
 /*
  * Broadcasting elementwise float kernels with TFLite builtin semantics:
- * SUB, MINIMUM, MAXIMUM, PRELU, ADD and MUL with any broadcast, and ABS.
+ * SUB, MINIMUM, MAXIMUM, PRELU, ADD and MUL with any broadcast, ABS and ROUND.
  *
  * One element is one float operation, so the results are TFLite's bit for
  * bit (TFLite's optimized broadcasting kernels change only the loop order).
@@ -146,5 +146,23 @@ ebnn_status_t ebnn_abs_ref(const ebnn_unary_params_t *params,
     return EBNN_ERROR_NULL_POINTER;
   if (params->size < 0) return EBNN_ERROR_BAD_SHAPE;
   for (i = 0; i < params->size; ++i) output[i] = fabsf(input[i]);
+  return EBNN_OK;
+}
+
+/* TFLite's RoundToNearest: floor, then up when the rest is over one half or
+ * exactly one half with an odd floor. fmodf instead of TFLite's int cast:
+ * the same for every |x| < 2^31, and no overflow beyond (floats from 2^23
+ * on are integers, so the rest is 0 there). */
+ebnn_status_t ebnn_round_ref(const ebnn_unary_params_t *params,
+                             const float *input, float *output) {
+  int32_t i;
+  if (params == NULL || input == NULL || output == NULL)
+    return EBNN_ERROR_NULL_POINTER;
+  if (params->size < 0) return EBNN_ERROR_BAD_SHAPE;
+  for (i = 0; i < params->size; ++i) {
+    const float fl = floorf(input[i]);
+    const float rest = input[i] - fl;
+    output[i] = (rest < 0.5f || (rest == 0.5f && fmodf(fl, 2.0f) == 0.0f)) ? fl : fl + 1.0f;
+  }
   return EBNN_OK;
 }
