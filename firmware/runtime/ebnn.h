@@ -418,9 +418,7 @@ ebnn_status_t ebnn_hard_swish_ref(const ebnn_unary_params_t *params,
  *   MINIMUM: out = a < b ? a : b   (TFLite's MinimumOp)
  *   MAXIMUM: out = a > b ? a : b   (TFLite's MaximumOp)
  *   PRELU:   out = a >= 0 ? a : a * b   (a = input, b = alpha)
- *   ADD/MUL: out = act(a + b), act(a * b)   (any broadcast, unlike
- *            ebnn_add_ref/ebnn_mul_ref, which need a full first operand)
- * activation: SUB, ADD and MUL only (EBNN_ACT_NONE for the others). */
+ * activation: SUB only (EBNN_ACT_NONE for the others). */
 typedef struct {
   int32_t rank; /* 1..EBNN_MAX_DIMS */
   int32_t a_dims[EBNN_MAX_DIMS];
@@ -436,12 +434,6 @@ ebnn_status_t ebnn_maximum_ref(const ebnn_broadcast_params_t *params,
                                const float *a, const float *b, float *output);
 ebnn_status_t ebnn_prelu_ref(const ebnn_broadcast_params_t *params,
                              const float *a, const float *b, float *output);
-ebnn_status_t ebnn_add_broadcast_ref(const ebnn_broadcast_params_t *params,
-                                     const float *a, const float *b,
-                                     float *output);
-ebnn_status_t ebnn_mul_broadcast_ref(const ebnn_broadcast_params_t *params,
-                                     const float *a, const float *b,
-                                     float *output);
 
 /* ABS: out = fabsf(x) (ebnn_unary_params_t, alpha unused). */
 ebnn_status_t ebnn_abs_ref(const ebnn_unary_params_t *params,

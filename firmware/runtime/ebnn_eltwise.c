@@ -1,6 +1,6 @@
 /*
  * Broadcasting elementwise float kernels with TFLite builtin semantics:
- * SUB, MINIMUM, MAXIMUM, PRELU, ADD and MUL with any broadcast, ABS and ROUND.
+ * SUB, MINIMUM, MAXIMUM and PRELU with any broadcast, ABS and ROUND.
  *
  * One element is one float operation, so the results are TFLite's bit for
  * bit (TFLite's optimized broadcasting kernels change only the loop order).
@@ -17,9 +17,7 @@ typedef enum {
   EBNN__OP_SUB,
   EBNN__OP_MIN,
   EBNN__OP_MAX,
-  EBNN__OP_PRELU,
-  EBNN__OP_ADD,
-  EBNN__OP_MUL
+  EBNN__OP_PRELU
 } ebnn__eltwise_op_t;
 
 static float eltwise1(ebnn__eltwise_op_t op, float a, float b) {
@@ -31,12 +29,8 @@ static float eltwise1(ebnn__eltwise_op_t op, float a, float b) {
     case EBNN__OP_MAX:
       return a > b ? a : b;
     case EBNN__OP_PRELU:
-      return a >= 0.0f ? a : a * b;
-    case EBNN__OP_ADD:
-      return a + b;
-    case EBNN__OP_MUL:
     default:
-      return a * b;
+      return a >= 0.0f ? a : a * b;
   }
 }
 
@@ -125,18 +119,6 @@ ebnn_status_t ebnn_prelu_ref(const ebnn_broadcast_params_t *params,
   if (params != NULL && params->activation != EBNN_ACT_NONE)
     return EBNN_ERROR_BAD_ENUM;
   return eltwise(EBNN__OP_PRELU, params, a, b, output);
-}
-
-ebnn_status_t ebnn_add_broadcast_ref(const ebnn_broadcast_params_t *params,
-                                     const float *a, const float *b,
-                                     float *output) {
-  return eltwise(EBNN__OP_ADD, params, a, b, output);
-}
-
-ebnn_status_t ebnn_mul_broadcast_ref(const ebnn_broadcast_params_t *params,
-                                     const float *a, const float *b,
-                                     float *output) {
-  return eltwise(EBNN__OP_MUL, params, a, b, output);
 }
 
 ebnn_status_t ebnn_abs_ref(const ebnn_unary_params_t *params,
