@@ -278,6 +278,12 @@ def larq_zoo_custom_objects() -> dict:
     so a loader passes this map instead (larq-zoo is imported here, with the
     tensorflow_datasets stand-in when needed).
 
+    This resolves the ``.keras`` files. The ``.h5`` files of QuickNet*,
+    XNORNet and DoReFaNet do not load even with it (nor with larq_zoo
+    imported): tf_keras 2.16 writes a function-valued initializer or
+    quantizer there as ``{"class_name": "function", "config": NAME}`` and
+    its h5 reader looks up ``"function"``.
+
     Not resolvable by a map: MeliusNet22 (.h5 and .keras) and
     RealToBinaryNet (.keras) hold Keras ``Lambda`` layers with Python
     bytecode (loading them needs ``safe_mode=False``, i.e. running code
