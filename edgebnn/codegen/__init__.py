@@ -20,6 +20,7 @@ from edgebnn.codegen.generator import (
     runtime_sources,
 )
 from edgebnn.codegen.ops import register_op, supported_ops
+from edgebnn.codegen import ops_more  # noqa: F401  (registers ABS, SPLIT, PRELU, ... with ops)
 
 __all__ = [
     "GeneratedModel",

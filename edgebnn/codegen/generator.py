@@ -17,6 +17,7 @@ import numpy as np
 from edgebnn import __version__, resources
 from edgebnn.codegen import ops as O
 from edgebnn.codegen import passes
+from edgebnn.codegen.fold import fold_weight_computations
 from edgebnn.codegen.planner import ALIGN, Buffer, plan_arena
 from edgebnn.codegen.writer import CWriter, c_float, c_int32
 from edgebnn.errors import TFLiteFormatError, UnsafeInputError, UnsupportedOpError
@@ -505,7 +506,7 @@ def generate(model, *, name="model", target=None, fuse=True, command=None, kerne
     """
     check_name(name)
     data, path = _read(model)
-    graph = load_graph(data, name=str(path) if path else None)
+    graph = fold_weight_computations(load_graph(data, name=str(path) if path else None))
     if command is None:
         command = f"edgebnn.codegen.generate({path.name if path else '<bytes>'!s}, name={name!r}, fuse={fuse})"
     inp, out = graph.tensor(graph.inputs[0]), graph.tensor(graph.outputs[-1])

@@ -401,6 +401,95 @@ ebnn_status_t ebnn_hard_swish_ref(const ebnn_unary_params_t *params,
                                   const float *input, float *output);
 
 /* ------------------------------------------------------------------------ */
+/* More builtins: broadcasting elementwise ops and data movement             */
+/* (ebnn_eltwise.c, ebnn_shape.c; the ops larq-zoo's models emit)            */
+/* ------------------------------------------------------------------------ */
+
+/* Largest rank the kernels below take (TFLite's broadcasting and transpose
+ * kernels take up to 6 dims). Shapes of lower rank are padded with leading
+ * dims of size 1 by the caller. */
+#define EBNN_MAX_DIMS 6
+
+/* Elementwise ops on two float tensors with NumPy/TFLite broadcasting:
+ * out_dims[d] = max(a_dims[d], b_dims[d]), each of a_dims[d] and b_dims[d]
+ * equal to out_dims[d] or 1 (a dim of 1 is repeated); row-major, the last
+ * dim fastest.
+ *   SUB:     out = act(a - b)
+ *   MINIMUM: out = a < b ? a : b   (TFLite's MinimumOp)
+ *   MAXIMUM: out = a > b ? a : b   (TFLite's MaximumOp)
+ *   PRELU:   out = a >= 0 ? a : a * b   (a = input, b = alpha)
+ * activation: SUB only (EBNN_ACT_NONE for the others). */
+typedef struct {
+  int32_t rank; /* 1..EBNN_MAX_DIMS */
+  int32_t a_dims[EBNN_MAX_DIMS];
+  int32_t b_dims[EBNN_MAX_DIMS];
+  ebnn_activation_t activation;
+} ebnn_broadcast_params_t;
+
+ebnn_status_t ebnn_sub_ref(const ebnn_broadcast_params_t *params,
+                           const float *a, const float *b, float *output);
+ebnn_status_t ebnn_minimum_ref(const ebnn_broadcast_params_t *params,
+                               const float *a, const float *b, float *output);
+ebnn_status_t ebnn_maximum_ref(const ebnn_broadcast_params_t *params,
+                               const float *a, const float *b, float *output);
+ebnn_status_t ebnn_prelu_ref(const ebnn_broadcast_params_t *params,
+                             const float *a, const float *b, float *output);
+
+/* ABS: out = fabsf(x) (ebnn_unary_params_t, alpha unused). */
+ebnn_status_t ebnn_abs_ref(const ebnn_unary_params_t *params,
+                           const float *input, float *output);
+
+/* ROUND: to the nearest integer, ties to even (TFLite's RoundToNearest:
+ * 0.5 -> 0, 1.5 -> 2, -2.5 -> -2). ebnn_unary_params_t, alpha unused. */
+ebnn_status_t ebnn_round_ref(const ebnn_unary_params_t *params,
+                             const float *input, float *output);
+
+/* The data-movement kernels copy 32-bit elements (float or int32 words)
+ * without looking at them, so they take void pointers. */
+
+/* SPLIT and SPLIT_V: view the input as [outer][axis][inner] (outer = the
+ * product of the dims before the split axis, inner of those after it);
+ * output i is [outer][sizes[i]][inner], its rows taken in order along the
+ * axis; sum(sizes) == axis. */
+#define EBNN_SPLIT_MAX_OUTPUTS 16
+typedef struct {
+  int32_t outer;
+  int32_t axis;
+  int32_t inner;
+  int32_t n_outputs;
+  int32_t sizes[EBNN_SPLIT_MAX_OUTPUTS];
+} ebnn_split_params_t;
+
+ebnn_status_t ebnn_split_ref(const ebnn_split_params_t *params,
+                             const void *input, void *const *outputs);
+
+/* STRIDED_SLICE and SLICE, after the generator resolved TFLite's masks:
+ * out[i_0..i_{r-1}] = in[begin_0 + i_0 * strides_0, ...] for
+ * 0 <= i_d < out_dims[d]; a stride may be negative; every index read must
+ * lie in [0, in_dims[d]). Shrunk axes are dims of size 1 here. */
+typedef struct {
+  int32_t rank;
+  int32_t in_dims[EBNN_MAX_DIMS];
+  int32_t begin[EBNN_MAX_DIMS];
+  int32_t strides[EBNN_MAX_DIMS];
+  int32_t out_dims[EBNN_MAX_DIMS];
+} ebnn_slice_params_t;
+
+ebnn_status_t ebnn_strided_slice_ref(const ebnn_slice_params_t *params,
+                                     const void *input, void *output);
+
+/* TRANSPOSE: out dim d is in dim perm[d]:
+ * out[i_0..i_{r-1}] = in[j] with j[perm[d]] = i_d. */
+typedef struct {
+  int32_t rank;
+  int32_t in_dims[EBNN_MAX_DIMS];
+  int32_t perm[EBNN_MAX_DIMS];
+} ebnn_transpose_params_t;
+
+ebnn_status_t ebnn_transpose_ref(const ebnn_transpose_params_t *params,
+                                 const void *input, void *output);
+
+/* ------------------------------------------------------------------------ */
 /* Fused row-sliced chain                                                    */
 /* ------------------------------------------------------------------------ */
 
