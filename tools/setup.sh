@@ -22,3 +22,9 @@ fi
 PY=${PYTHON:-python3}
 echo "setup: installing edgebnn[train,dev] with $($PY --version)" >&2
 $PY -m pip install -q --disable-pip-version-check -e ".[train,dev]"
+
+# larq-zoo for the zoo checks (tests/test_zoo_models.py, tools/zoo_check.py):
+# its pinned dependencies do not resolve beside TF 2.16, so it goes in without
+# them; zookeeper's tensorflow_datasets import is stood in for by
+# edgebnn.zoo_models at run time.
+$PY -m pip install -q --disable-pip-version-check --no-deps "larq-zoo==2.4.0" "zookeeper==1.4.0" "typeguard==4.6.1"
