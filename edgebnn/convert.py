@@ -518,6 +518,48 @@ def convert(model, *, target="arm64", int8=False, representative=None, rewrite_d
 # Loading user models
 
 
+def _larq_zoo_objects() -> dict:
+    """larq-zoo's custom objects when larq-zoo is installed, else nothing.
+
+    Its functions and Model classes register with Keras only when larq_zoo
+    is imported, so its saved models need them passed by name
+    (:func:`edgebnn.zoo_models.larq_zoo_custom_objects`).
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("larq_zoo") is None:
+        return {}
+    from edgebnn.zoo_models import larq_zoo_custom_objects
+
+    return larq_zoo_custom_objects()
+
+
+def custom_objects_from(module_name: str) -> dict:
+    """The custom objects a user's module declares (``--custom-objects MODULE``).
+
+    The module is imported (that is the user's own code, named on the
+    command line) and its ``CUSTOM_OBJECTS`` dict returned; without one,
+    its public classes and functions by name.
+
+    Raises:
+        ModelError: the module does not import or declares nothing usable.
+    """
+    import importlib
+
+    try:
+        mod = importlib.import_module(module_name)
+    except Exception as exc:  # the user's module can raise anything on import
+        raise ModelError(f"--custom-objects: cannot import module '{module_name}': {type(exc).__name__}: {exc}") from exc
+    objs = getattr(mod, "CUSTOM_OBJECTS", None)
+    if objs is None:
+        objs = {k: v for k, v in vars(mod).items()
+                if not k.startswith("_") and callable(v) and getattr(v, "__module__", None) == mod.__name__}
+    if not isinstance(objs, dict) or not objs:
+        raise ModelError(f"--custom-objects: module '{module_name}' has no CUSTOM_OBJECTS dict and no "
+                         "public classes or functions of its own")
+    return dict(objs)
+
+
 def load_keras_model(path, *, trust_model_code=False, custom_objects=None):
     """Load a .h5/.keras file or SavedModel folder built from tf-keras/larq layers.
 
@@ -537,7 +579,7 @@ def load_keras_model(path, *, trust_model_code=False, custom_objects=None):
         trust_model_code: skip the check and load as tf-keras would (the
             CLI's ``--trust-model-code``); stored Python code then runs.
         custom_objects: ``{name: class or function}`` the model may use on
-            top of the built-ins.
+            top of the built-ins (larq-zoo's are added when it is installed).
 
     Raises:
         UnsafeModelError: the model would run code (and it is not trusted).
@@ -553,7 +595,7 @@ def load_keras_model(path, *, trust_model_code=False, custom_objects=None):
         raise ModelError(f"{path} is a directory but not a SavedModel folder (no saved_model.pb)")
     if path.is_file() and path.suffix.lower() == ".tflite":
         raise ModelError(f"{path} is already a TFLite flatbuffer; expected a Keras model (.h5, .keras, SavedModel)")
-    objs = dict(custom_objects or {})
+    objs = {**_larq_zoo_objects(), **(custom_objects or {})}
     try:
         if trust_model_code:
             model = tf_keras.models.load_model(str(path), custom_objects=objs, compile=False, safe_mode=False)

@@ -6,6 +6,8 @@ SavedModel resource whose TensorFlow initializer writes a file. A refused
 load must leave no marker; a trusted one creates it (so the tests can fail).
 """
 
+import sys
+
 import pytest
 from click.testing import CliRunner
 
@@ -229,3 +231,37 @@ def test_unusable_h5_files(tmp_path):
         fh.attrs["model_config"] = "{not json"
     with pytest.raises(ModelError, match="not valid JSON"):
         load_keras_model(broken)
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_custom_objects_module(tmp_path, monkeypatch):
+    """--custom-objects MODULE: a user's own layer loads only when its module is named."""
+    from edgebnn._tf import import_tf
+    from edgebnn.convert import custom_objects_from, load_keras_model
+
+    (tmp_path / "my_layers.py").write_text(
+        "import edgebnn\n"
+        "import tf_keras\n"
+        "class Scale(tf_keras.layers.Layer):\n"
+        "    def call(self, x):\n"
+        "        return 2.0 * x\n"
+        "CUSTOM_OBJECTS = {'Scale': Scale}\n"
+    )
+    (tmp_path / "empty_mod.py").write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    objs = custom_objects_from("my_layers")
+    _, keras, _ = import_tf()
+    model = keras.Sequential([keras.layers.Input((3,)), objs["Scale"](name="scale")])
+    model.save(tmp_path / "m.h5")
+    monkeypatch.delitem(sys.modules, "my_layers")
+
+    with pytest.raises(UnsafeModelError, match="Scale"):
+        load_keras_model(tmp_path / "m.h5")
+    loaded = load_keras_model(tmp_path / "m.h5", custom_objects=custom_objects_from("my_layers"))
+    assert loaded.layers[-1].name == "scale"
+
+    with pytest.raises(ModelError, match="cannot import module 'no_such_mod'"):
+        custom_objects_from("no_such_mod")
+    with pytest.raises(ModelError, match="no CUSTOM_OBJECTS"):
+        custom_objects_from("empty_mod")
