@@ -154,14 +154,16 @@ def shift_images(x: np.ndarray, offsets: np.ndarray, max_shift: int) -> np.ndarr
     return out
 
 
-def epoch_data(x: np.ndarray, y: np.ndarray, *, seed: int, epoch: int, augment_shift: int = 0):
+def epoch_data(x: np.ndarray, y: np.ndarray, *, seed: int, epoch: int, augment_shift: int = 0,
+               as_float: bool = True):
     """The shuffled (and augmented) training data of one epoch.
 
     A pure function of ``(seed, epoch)``: the generator is
     ``numpy.random.default_rng([seed, epoch])``.
 
     Returns:
-        ``(x_epoch float32, y_epoch int64)``.
+        ``(x_epoch float32, y_epoch int64)`` (``x_epoch`` keeps its dtype
+        when ``as_float`` is false).
     """
     rng = np.random.default_rng([int(seed), int(epoch)])
     order = rng.permutation(len(y))
@@ -169,7 +171,25 @@ def epoch_data(x: np.ndarray, y: np.ndarray, *, seed: int, epoch: int, augment_s
     if augment_shift:
         offsets = rng.integers(0, 2 * augment_shift + 1, size=(len(y), 2))
         xe = shift_images(xe, offsets, augment_shift)
-    return xe.astype(np.float32), y[order]
+    return (xe.astype(np.float32) if as_float else xe), y[order]
+
+
+def epoch_inputs(data: Split, config: TrainConfig, epoch: int) -> dict:
+    """The keyword arguments of one epoch's ``fit``: arrays, or a tf.data pipeline.
+
+    With ``config.augment`` off the shuffled (and shifted) arrays go to
+    ``fit`` as they are; with ``crop`` / ``crop-flip`` the uint8 images go
+    through :func:`edgebnn.augment.epoch_dataset`.
+    """
+    xe, ye = epoch_data(data.x_train, data.y_train, seed=config.seed, epoch=epoch,
+                        augment_shift=config.augment_shift, as_float=config.augment == "none")
+    labels = _one_hot(ye, data.num_classes)
+    if config.augment == "none":
+        return {"x": xe, "y": labels, "batch_size": config.batch_size}
+    from edgebnn.augment import epoch_dataset
+
+    return {"x": epoch_dataset(xe, labels, kind=config.augment, pad=config.augment_pad,
+                               seed=config.seed, epoch=epoch, batch_size=config.batch_size)}
 
 
 # ---------------------------------------------------------------------------
@@ -379,6 +399,15 @@ def _summary_text(model) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _normalization(config: TrainConfig, data: Split):
+    """``None`` or the per-channel ``(mean, std)`` of the run's training images."""
+    if config.normalize == "range":
+        return None
+    from edgebnn.augment import channel_stats
+
+    return channel_stats(data.x_train)
+
+
 def _first_kernel(model):
     for layer in model.layers:
         if "conv" in type(layer).__name__.lower() and layer.get_weights():
@@ -458,7 +487,8 @@ def train(config, run_dir, *, resume=False, force=False, callbacks=(), data_dir=
     strategy = make_strategy(config.strategy)
     with strategy.scope():
         model = build_model(config.model, precision=config.precision,
-                            input_shape=data.input_shape, num_classes=data.num_classes)
+                            input_shape=data.input_shape, num_classes=data.num_classes,
+                            normalization=_normalization(config, data))
         net = logits_model(model)
         schedule = lr_schedule(config, steps_per_epoch)
         optimizer = make_optimizer(config, schedule)
@@ -497,13 +527,11 @@ def train(config, run_dir, *, resume=False, force=False, callbacks=(), data_dir=
         if stopped:
             break
         t0 = time.perf_counter()
-        xe, ye = epoch_data(data.x_train, data.y_train, seed=config.seed, epoch=epoch,
-                            augment_shift=config.augment_shift)
+        inputs = epoch_inputs(data, config, epoch)
         lr = _lr_at(schedule, epoch * steps_per_epoch)
-        hist = net.fit(xe, _one_hot(ye, data.num_classes), batch_size=config.batch_size,
-                       epochs=epoch + 1, initial_epoch=epoch, shuffle=False, verbose=0,
+        hist = net.fit(**inputs, epochs=epoch + 1, initial_epoch=epoch, shuffle=False, verbose=0,
                        callbacks=list(callbacks))
-        del xe
+        del inputs
         row = {"epoch": epoch + 1,
                "loss": float(hist.history["loss"][-1]),
                "accuracy": float(hist.history["accuracy"][-1])}
@@ -612,7 +640,6 @@ def _write_outputs(run_dir: Path, model, history, metrics, data) -> None:
         model.save(str(tmp), include_optimizer=False, save_format="h5")
     atomic_write_text(run_dir / rundir.HISTORY, _history_csv(history))
     atomic_write_text(run_dir / rundir.SUMMARY, _summary_text(model))
-    atomic_write_text(run_dir / rundir.METRICS, json.dumps(metrics, indent=2) + "\n")
 
     title = f"{metrics['dataset']} {metrics['model']} {metrics['precision']}"
     plots.save_figure(plots.curves_figure(history, title), run_dir / "curves.png")
@@ -625,3 +652,5 @@ def _write_outputs(run_dir: Path, model, history, metrics, data) -> None:
     weights, label = _latent_weights(model)
     if weights is not None:
         plots.save_figure(plots.weights_figure(weights, label), run_dir / "weights.png")
+    # Written last: a RUN_DIR with metrics.json is a finished run (compare, sweep).
+    atomic_write_text(run_dir / rundir.METRICS, json.dumps(metrics, indent=2) + "\n")
