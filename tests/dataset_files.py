@@ -111,3 +111,37 @@ def write_svhn(folder, *, n_train=5, n_test=3, seed=2):
         scipy.io.savemat(folder / f"{split}_32x32.mat", {"X": x, "y": y})
         out[split] = (x, y)
     return out
+
+
+def write_cifar_split_tar(path, x_train, y_train, x_test, y_test):
+    """A CIFAR-10 python tarball holding these arrays: the training images cut
+    into the five ``data_batch_*`` in order, ``test_batch`` and ``batches.meta``."""
+    files = {}
+    for i, (x, y) in enumerate(zip(np.array_split(x_train, 5), np.array_split(y_train, 5)), 1):
+        files[f"data_batch_{i}"] = cifar_batch(x, y)
+    files["test_batch"] = cifar_batch(x_test, y_test)
+    files["batches.meta"] = pickle.dumps(
+        {b"label_names": [s.encode() for s in D.DATASETS["cifar10"].class_names], b"num_vis": 3072},
+        protocol=2,
+    )
+    write_cifar_tar(path, files)
+
+
+def write_svhn_split(path, x, digits):
+    """One SVHN ``.mat`` split: ``X`` as (32, 32, 3, N), ``y`` as (N, 1) with 10 for the digit 0."""
+    import scipy.io
+
+    labels = np.where(np.asarray(digits) == 0, 10, digits).astype(np.uint8).reshape(-1, 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scipy.io.savemat(path, {"X": np.ascontiguousarray(np.transpose(x, (1, 2, 3, 0))), "y": labels})
+
+
+def learnable_images(n, *, seed, num_classes=10, hw=(32, 32), channels=3):
+    """uint8 images a small net learns in one epoch: class k is a colour of its
+    own plus noise (invariant under crops and flips). Returns ``(x, y)``."""
+    rng = np.random.default_rng(seed)
+    colours = rng.integers(20, 236, (num_classes, channels))
+    y = rng.integers(0, num_classes, n).astype(np.int64)
+    noise = rng.normal(0, 12, (n, *hw, channels))
+    x = np.clip(colours[y][:, None, None, :] + noise, 0, 255).astype(np.uint8)
+    return x, y
