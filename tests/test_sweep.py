@@ -129,6 +129,18 @@ def test_grid_2x2x2_repeat_2_resume_and_compare(tmp_path, shared_data):
     for name in rundir.PLOTS:
         assert (victim.run_dir / name).is_file()
 
+    # the same sweep through the CLI finds every run finished and trains nothing
+    preset = tmp_path / "base.yml"
+    preset.write_text(dump_config(base))
+    grid_flags = [f"--{k}={','.join(v)}" for k, v in GRID.items()]
+    res = CliRunner().invoke(main, ["sweep", "--config", str(preset), *grid_flags, "--repeat", "2",
+                                    "--out", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    listed = json.loads(res.stdout)
+    assert [r["action"] for r in listed] == ["skip"] * 16
+    assert [r["run_dir"] for r in listed] == [str(r.run_dir) for r in plan]
+    assert json.loads((out / "sweep.json").read_text())["grid"] == GRID
+
     # compare: 8 cells of 2 seeds, mean +- std of the runs' own metrics.json
     cli = CliRunner()
     plot = tmp_path / "grid.png"
@@ -153,3 +165,52 @@ def test_grid_2x2x2_repeat_2_resume_and_compare(tmp_path, shared_data):
         assert cell["seeds"] == [0, 1]
     # different seeds train different networks
     assert any(c["test_accuracy_std"] > 0 for c in cells)
+
+
+# -- compare's cells (no TensorFlow) ------------------------------------------------
+
+
+def _fake_run(root, name, cfg, acc, f1, wall):
+    d = root / name
+    d.mkdir(parents=True)
+    (d / rundir.CONFIG).write_text(dump_config(cfg))
+    (d / rundir.HISTORY).write_text(
+        "epoch,loss,accuracy,val_loss,val_accuracy,val_macro_f1,lr,time_s\n"
+        f"1,0.9,0.5,0.8,{acc - 0.01},0.5,0.001,3\n2,0.5,0.8,0.4,{acc},0.8,0.001,3\n")
+    (d / rundir.METRICS).write_text(json.dumps({
+        "test_accuracy": acc, "macro_f1": f1, "model_size_bytes": 1000.0, "parameters": 10,
+        "epochs": 2, "wall_time_s": wall}))
+
+
+def test_compare_groups_seeds_into_cells(tmp_path):
+    from edgebnn.compare import compare_runs, group_runs
+
+    root = tmp_path / "grid"
+    base = TrainConfig(dataset="mnist", epochs=2)
+    _fake_run(root, "b/seed-0", base.replace(seed=0), 0.90, 0.89, 60.0)
+    _fake_run(root, "b/seed-1", base.replace(seed=1), 0.92, 0.91, 80.0)
+    _fake_run(root, "f/seed-0", base.replace(precision="float", seed=0), 0.95, 0.94, 30.0)
+    cells = group_runs(compare_runs([root]))
+    assert [c.label for c in cells] == ["precision=binary", "precision=float"]
+    b, f = cells
+    assert b.n == 2 and b.seeds == (0, 1)
+    assert b.test_accuracy_mean == pytest.approx(0.91)
+    assert b.test_accuracy_std == pytest.approx(0.02 / 2 ** 0.5)
+    assert b.wall_time_s_mean == 70.0 and f.test_accuracy_std is None
+
+    cli = CliRunner()
+    plot = tmp_path / "cells.png"
+    res = cli.invoke(main, ["compare", str(root), "--plot", str(plot)])
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    assert "mean +- std" in lines[0]
+    assert lines[2].split()[:5] == ["precision=binary", "2", "91.00", "+-", "1.41"]
+    assert lines[3].split()[:3] == ["precision=float", "1", "95.00"] and "+-" not in lines[3]
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    res = cli.invoke(main, ["compare", str(root), "--runs"])
+    assert res.exit_code == 0 and len(res.stdout.splitlines()) == 5  # header, rule, 3 runs
+    res = cli.invoke(main, ["compare", str(tmp_path / "nothing")])
+    assert res.exit_code != 0 and "no such run directory" in res.output
+    (tmp_path / "empty").mkdir()
+    res = cli.invoke(main, ["compare", str(tmp_path / "empty")])
+    assert res.exit_code != 0 and "no runs below it" in res.output
