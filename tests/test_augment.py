@@ -98,3 +98,45 @@ def test_per_channel_normalization_is_the_first_layer():
     with pytest.raises(ModelError, match=r"needs 3 means and 3 positive standard deviations.*found 1 and"):
         build_model("bcnn", precision="binary", input_shape=(32, 32, 3), num_classes=10,
                     normalization=([1.0], [1.0]))
+
+
+class _Killed(Exception):
+    pass
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_augmented_run_resumed_after_a_kill_ends_where_the_uninterrupted_one_does(tmp_path):
+    """The tf.data crop-flip path with per-channel normalization resumes exactly
+    (deterministic ops; the 1e-6 tolerance only allows other CPUs' summation order)."""
+    import tf_keras
+
+    from dataset_files import learnable_images
+    from edgebnn import rundir
+    from edgebnn.datasets import Dataset
+    from edgebnn.train import train
+
+    x, y = learnable_images(360, seed=5)
+    ds = Dataset(name="cifar10", x_train=x[:300], y_train=y[:300], x_test=x[300:],
+                 y_test=y[300:], class_names=tuple(str(i) for i in range(10)), source="test")
+
+    class KillAtEpoch2(tf_keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                raise _Killed()
+
+    cfg = TrainConfig(dataset="cifar10", model="bcnn", epochs=2, batch_size=50, val_size=60,
+                      seed=2, augment="crop-flip", normalize="per-channel")
+    full = train(cfg, tmp_path / "full", dataset=ds, deterministic=True)
+    with pytest.raises(_Killed):
+        train(cfg, tmp_path / "cut", dataset=ds, deterministic=True, callbacks=[KillAtEpoch2()])
+    resumed = train(cfg, tmp_path / "cut", resume=True, dataset=ds, deterministic=True)
+    assert resumed.resumed_from == 1
+    for a, b in zip(full.history, resumed.history):
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            assert a[key] == pytest.approx(b[key], rel=1e-6, abs=1e-6), key
+    m_full = tf_keras.models.load_model(full.run_dir / rundir.MODEL)
+    m_res = tf_keras.models.load_model(resumed.run_dir / rundir.MODEL)
+    for wa, wb in zip(m_full.get_weights(), m_res.get_weights()):
+        np.testing.assert_allclose(wa, wb, rtol=1e-6, atol=1e-6)
+    assert full.metrics["confusion_matrix"] == resumed.metrics["confusion_matrix"]
