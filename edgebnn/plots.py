@@ -193,4 +193,5 @@ def sweep_figure(series: list):
         ax.grid(alpha=0.3)
     if n:
         ax_loss.legend(fontsize=6, loc="upper right")
+    fig.subplots_adjust(wspace=0.35)
     return fig
