@@ -26,6 +26,8 @@ OPTIMIZERS = ("adam", "sgd", "bop")
 LOSSES = ("crossentropy", "hinge", "squared_hinge")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 SCHEDULES = ("cosine", "constant", "exponential")
+AUGMENTS = ("none", "crop", "crop-flip")
+NORMALIZATIONS = ("range", "per-channel")
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,16 @@ class TrainConfig:
             per-epoch validation metrics.
         augment_shift: random translation of each training image by up to
             this many pixels, drawn per epoch from ``seed`` (0 = none).
+        augment: ``none``, ``crop`` (pad by ``augment_pad`` pixels, then a
+            random crop back to the image size) or ``crop-flip`` (the crop
+            and a random horizontal flip: CIFAR-10's augmentation; not for
+            digits). Done in the tf.data pipeline, drawn per epoch from
+            ``seed`` with stateless ops, so a resumed run sees the same images.
+        augment_pad: the zero padding of ``crop`` / ``crop-flip``.
+        normalize: the model's first layer: ``range`` maps 0..255 to [-1, 1];
+            ``per-channel`` subtracts each channel's mean and divides by its
+            standard deviation, both computed from the training images of the
+            run (after the validation hold-out and ``limit``).
         early_stop: stop after this many epochs without a better validation
             accuracy and keep the best weights (0 = off).
         strategy: ``default``, ``mirrored`` or ``multi_worker``
@@ -72,6 +84,9 @@ class TrainConfig:
     limit: int = 0
     val_size: int = 5000
     augment_shift: int = 0
+    augment: str = "none"
+    augment_pad: int = 4
+    normalize: str = "range"
     early_stop: int = 0
     strategy: str = "default"
     bop_threshold: float = 1e-8
@@ -150,10 +165,12 @@ def validate(cfg: TrainConfig) -> None:
     choice("loss", LOSSES)
     choice("strategy", STRATEGIES)
     choice("lr_schedule", SCHEDULES)
+    choice("augment", AUGMENTS)
+    choice("normalize", NORMALIZATIONS)
     for key in ("epochs", "batch_size"):
         if getattr(cfg, key) < 1:
             raise ConfigError(f"'{key}' must be >= 1; found {getattr(cfg, key)}")
-    for key in ("limit", "val_size", "augment_shift", "early_stop", "seed"):
+    for key in ("limit", "val_size", "augment_shift", "augment_pad", "early_stop", "seed"):
         if getattr(cfg, key) < 0:
             raise ConfigError(f"'{key}' must be >= 0; found {getattr(cfg, key)}")
     if not cfg.lr > 0:

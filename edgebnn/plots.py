@@ -146,3 +146,52 @@ def compare_figure(rows: list):
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     return fig
+
+
+def sweep_figure(series: list):
+    """Cells of a sweep: accuracy bars with error bars, and the runs' curves overlaid.
+
+    Args:
+        series: one dict per cell with ``label``, ``acc_mean``, ``acc_std``
+            (None for one run), ``f1_mean``, ``f1_std`` and ``histories``
+            (one list of ``history.csv`` rows per run).
+    """
+    n = len(series)
+    fig = _figure((max(12.0, 0.9 * n + 9), 4.8))
+    ax_bar, ax_acc, ax_loss = fig.subplots(1, 3, gridspec_kw={"width_ratios": [max(1.2, 0.18 * n), 1, 1]})
+    x = np.arange(n)
+    width = 0.38
+    acc = [100.0 * s["acc_mean"] for s in series]
+    f1 = [100.0 * s["f1_mean"] for s in series]
+    acc_err = [100.0 * (s["acc_std"] or 0.0) for s in series]
+    f1_err = [100.0 * (s["f1_std"] or 0.0) for s in series]
+    ax_bar.bar(x - width / 2, acc, width, yerr=acc_err, capsize=3, label="test accuracy (%)")
+    ax_bar.bar(x + width / 2, f1, width, yerr=f1_err, capsize=3, label="macro F1 (%)")
+    low = min(a - e for a, e in zip(acc + f1, acc_err + f1_err)) if n else 0.0
+    ax_bar.set_ylim(max(0.0, low - 5.0), 100.0)
+    ax_bar.set_xticks(x)
+    ax_bar.set_xticklabels([s["label"] for s in series], rotation=35, ha="right", fontsize=7)
+    ax_bar.set_ylabel("% (mean, error bar = std over seeds)")
+    ax_bar.set_title("Cells")
+    ax_bar.grid(axis="y", alpha=0.3)
+    ax_bar.legend(fontsize=7, loc="lower right")
+    colors = [f"C{i % 10}" for i in range(n)]
+    for s, color in zip(series, colors):
+        for j, hist in enumerate(s["histories"]):
+            epochs = [row["epoch"] for row in hist]
+            label = s["label"] if j == 0 else None
+            val = [row.get("val_accuracy") for row in hist]
+            if any(v is not None for v in val):
+                ax_acc.plot(epochs, val, "-", marker="o", ms=3, color=color, alpha=0.7, label=label)
+            ax_loss.plot(epochs, [row.get("loss") for row in hist], "-", marker="o", ms=3,
+                         color=color, alpha=0.7, label=label)
+    ax_acc.set_title("Validation accuracy (every run)")
+    ax_loss.set_title("Training loss (every run)")
+    for ax, ylabel in ((ax_acc, "val accuracy"), (ax_loss, "loss")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    if n:
+        ax_loss.legend(fontsize=6, loc="upper right")
+    fig.subplots_adjust(wspace=0.35)
+    return fig

@@ -180,14 +180,16 @@ def shift_images(x: np.ndarray, offsets: np.ndarray, max_shift: int) -> np.ndarr
     return out
 
 
-def epoch_data(x: np.ndarray, y: np.ndarray, *, seed: int, epoch: int, augment_shift: int = 0):
+def epoch_data(x: np.ndarray, y: np.ndarray, *, seed: int, epoch: int, augment_shift: int = 0,
+               as_float: bool = True):
     """The shuffled (and augmented) training data of one epoch.
 
     A pure function of ``(seed, epoch)``: the generator is
     ``numpy.random.default_rng([seed, epoch])``.
 
     Returns:
-        ``(x_epoch float32, y_epoch int64)``.
+        ``(x_epoch float32, y_epoch int64)`` (``x_epoch`` keeps its dtype
+        when ``as_float`` is false).
     """
     rng = np.random.default_rng([int(seed), int(epoch)])
     order = rng.permutation(len(y))
@@ -195,7 +197,17 @@ def epoch_data(x: np.ndarray, y: np.ndarray, *, seed: int, epoch: int, augment_s
     if augment_shift:
         offsets = rng.integers(0, 2 * augment_shift + 1, size=(len(y), 2))
         xe = shift_images(xe, offsets, augment_shift)
-    return xe.astype(np.float32), y[order]
+    return (xe.astype(np.float32) if as_float else xe), y[order]
+
+
+def _augment_of(config: TrainConfig, epoch: int, x):
+    """The tf.data map of this epoch's augmentation (:func:`edgebnn.augment.augment_map`), or None."""
+    if config.augment == "none":
+        return None
+    from edgebnn.augment import augment_map
+
+    return augment_map(config.augment, pad=config.augment_pad, seed=config.seed, epoch=epoch,
+                       n=len(x), shape=x.shape[1:])
 
 
 # ---------------------------------------------------------------------------
@@ -339,21 +351,32 @@ def epoch_steps(n: int, global_batch: int, workers: int) -> int:
     return math.ceil(n / global_batch) if workers == 1 else n // global_batch
 
 
-def _epoch_input(strategy, role: WorkerRole, x, y, global_batch: int):
-    """The training input of one epoch: a dataset on one worker, this worker's shard on several."""
+def _epoch_input(strategy, role: WorkerRole, x, y, global_batch: int, *, augment=None):
+    """The training input of one epoch: a dataset on one worker, this worker's shard on several.
+
+    ``augment``: None (``x`` is float), or the map of :func:`edgebnn.augment.augment_map`
+    applied to each uint8 image with its position in the epoch's order.
+    """
     from edgebnn._tf import import_tf
 
     tf = import_tf()[0]
+
+    def pipeline(idx, batch, drop_remainder):
+        ds = tf.data.Dataset.from_tensor_slices((idx.astype(np.int64), x[idx], y[idx]))
+        if augment is None:
+            ds = ds.map(lambda i, image, label: (image, label))
+        else:
+            ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return ds.batch(batch, drop_remainder=drop_remainder).prefetch(2)
+
     if role.workers == 1:
         # fit splits each global batch among the local replicas
-        return tf.data.Dataset.from_tensor_slices((x, y)).batch(global_batch).prefetch(2)
+        return pipeline(np.arange(len(y)), global_batch, False)
 
     def dataset_fn(ctx):
         idx = shard_indices(len(y), global_batch=global_batch, workers=ctx.num_input_pipelines,
                             rank=ctx.input_pipeline_id)
-        per_replica = ctx.get_per_replica_batch_size(global_batch)
-        ds = tf.data.Dataset.from_tensor_slices((x[idx], y[idx]))
-        return ds.batch(per_replica, drop_remainder=True).prefetch(2)
+        return pipeline(np.asarray(idx), ctx.get_per_replica_batch_size(global_batch), True)
 
     return strategy.distribute_datasets_from_function(dataset_fn)
 
@@ -566,6 +589,15 @@ def _summary_text(model) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _normalization(config: TrainConfig, data: Split):
+    """``None`` or the per-channel ``(mean, std)`` of the run's training images."""
+    if config.normalize == "range":
+        return None
+    from edgebnn.augment import channel_stats
+
+    return channel_stats(data.x_train)
+
+
 def _first_kernel(model):
     for layer in model.layers:
         if "conv" in type(layer).__name__.lower() and layer.get_weights():
@@ -656,7 +688,8 @@ def train(config, run_dir, *, resume=False, force=False, callbacks=(), data_dir=
 
     with strategy.scope():
         model = build_model(config.model, precision=config.precision,
-                            input_shape=data.input_shape, num_classes=data.num_classes)
+                            input_shape=data.input_shape, num_classes=data.num_classes,
+                            normalization=_normalization(config, data))
         net = logits_model(model)
         schedule = lr_schedule(config, steps_per_epoch)
         optimizer = make_optimizer(config, schedule)
@@ -720,9 +753,10 @@ def train(config, run_dir, *, resume=False, force=False, callbacks=(), data_dir=
                 break
             t0 = time.perf_counter()
             xe, ye = epoch_data(data.x_train, data.y_train, seed=config.seed, epoch=epoch,
-                                augment_shift=config.augment_shift)
+                                augment_shift=config.augment_shift, as_float=config.augment == "none")
             lr = _lr_at(schedule, epoch * steps_per_epoch)
-            inputs = _epoch_input(strategy, role, xe, _one_hot(ye, data.num_classes), global_batch)
+            inputs = _epoch_input(strategy, role, xe, _one_hot(ye, data.num_classes), global_batch,
+                                  augment=_augment_of(config, epoch, xe))
             hist = net.fit(inputs, epochs=epoch + 1, initial_epoch=epoch,
                            steps_per_epoch=steps_per_epoch, verbose=0,
                            callbacks=[steps, *callbacks])
@@ -885,7 +919,6 @@ def _write_outputs(run_dir: Path, model, history, metrics, data) -> None:
         model.save(str(tmp), include_optimizer=False, save_format="h5")
     atomic_write_text(run_dir / rundir.HISTORY, _history_csv(history))
     atomic_write_text(run_dir / rundir.SUMMARY, _summary_text(model))
-    atomic_write_text(run_dir / rundir.METRICS, json.dumps(metrics, indent=2) + "\n")
 
     title = f"{metrics['dataset']} {metrics['model']} {metrics['precision']}"
     plots.save_figure(plots.curves_figure(history, title), run_dir / "curves.png")
@@ -898,3 +931,5 @@ def _write_outputs(run_dir: Path, model, history, metrics, data) -> None:
     weights, label = _latent_weights(model)
     if weights is not None:
         plots.save_figure(plots.weights_figure(weights, label), run_dir / "weights.png")
+    # Written last: a RUN_DIR with metrics.json is a finished run (compare, sweep).
+    atomic_write_text(run_dir / rundir.METRICS, json.dumps(metrics, indent=2) + "\n")

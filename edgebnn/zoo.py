@@ -9,7 +9,8 @@ Every model is built for one of four precisions:
 - ``float``: the same topology with full-precision layers.
 
 Every model takes raw pixel values (0..255, float32) and normalizes them with
-its own first layer (a builtin ``Rescaling`` to [-1, 1]), so the same bytes
+its own first layer (a builtin ``Rescaling``: to [-1, 1], or per channel
+``(x - mean) / std`` when ``build_model`` is given ``normalization``), so the same bytes
 flow from a camera to the ``.tflite`` and to the firmware. The layouts follow
 what LCE deploys best: the first convolution stays full precision; binary
 convolutions with ``"same"`` padding pad with +1 (``pad_values=1``); binary
@@ -86,10 +87,11 @@ def check_precision(precision: str) -> str:
 class _Layers:
     """Makes the layers of one model at one precision."""
 
-    def __init__(self, precision, tf_keras, larq):
+    def __init__(self, precision, tf_keras, larq, normalization=None):
         self.precision = check_precision(precision)
         self.k = tf_keras
         self.lq = larq
+        self.normalization = normalization
 
     # -- quantizer settings -------------------------------------------------
     def _qkwargs(self):
@@ -115,9 +117,16 @@ class _Layers:
 
     # -- layers ---------------------------------------------------------------
     def normalize(self, input_shape):
-        """Input + Rescaling of raw 0..255 pixels to [-1, 1]."""
+        """Input + Rescaling of raw 0..255 pixels: to [-1, 1], or ``(x - mean) / std`` per channel."""
         inputs = self.k.Input(shape=tuple(input_shape), dtype="float32", name="pixels")
-        x = self.k.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="normalize")(inputs)
+        if self.normalization is None:
+            scale, offset = 1.0 / 127.5, -1.0
+        else:
+            mean, std = self.normalization
+            # x * (1/std) + (-mean/std): one MUL and one ADD over the last axis in TFLite
+            scale = [1.0 / float(s) for s in std]
+            offset = [-float(m) / float(s) for m, s in zip(mean, std)]
+        x = self.k.layers.Rescaling(scale, offset=offset, name="normalize")(inputs)
         return inputs, x
 
     def first_conv(self, x, filters, kernel_size, padding="valid"):
@@ -170,7 +179,8 @@ class _Layers:
         return self.k.layers.Activation("softmax", name="softmax")(x)
 
 
-def build_model(name: str, *, precision: str, input_shape, num_classes: int):
+def build_model(name: str, *, precision: str, input_shape, num_classes: int,
+                normalization=None):
     """Build a zoo model.
 
     Args:
@@ -178,6 +188,9 @@ def build_model(name: str, *, precision: str, input_shape, num_classes: int):
         precision: ``binary``, ``binary-weights``, ``ternary`` or ``float``.
         input_shape: ``(height, width, channels)`` of the raw images.
         num_classes: number of output classes.
+        normalization: ``None`` (pixels to [-1, 1]) or ``(mean, std)``, one
+            value per input channel in pixel units, for a first layer that
+            computes ``(x - mean) / std`` (see :func:`edgebnn.augment.channel_stats`).
 
     Returns:
         An uncompiled ``tf_keras.Model`` whose output is softmax probabilities.
@@ -189,10 +202,17 @@ def build_model(name: str, *, precision: str, input_shape, num_classes: int):
 
     builder = _lookup(name)[0]
     _, tf_keras, larq = import_tf()
-    q = _Layers(precision, tf_keras, larq)
     input_shape = tuple(int(d) for d in input_shape)
     if len(input_shape) != 3:
         raise ModelError(f"input_shape must be (height, width, channels), got {input_shape}")
+    if normalization is not None:
+        mean, std = normalization
+        if not (len(mean) == len(std) == input_shape[-1]) or min(std) <= 0:
+            raise ModelError(
+                f"normalization needs {input_shape[-1]} means and {input_shape[-1]} positive "
+                f"standard deviations (one per channel); found {len(mean)} and {list(std)}"
+            )
+    q = _Layers(precision, tf_keras, larq, normalization)
     try:
         model = builder(q, input_shape, int(num_classes))
     except ValueError as exc:

@@ -68,6 +68,13 @@ def _fmt(seconds: float) -> str:
 @click.option("--limit", type=click.IntRange(min=0), help="Train on the first N images (0 = all).")
 @click.option("--augment-shift", type=click.IntRange(min=0),
               help="Random translation of training images by up to N pixels.")
+@click.option("--augment", type=click.Choice(["none", "crop", "crop-flip"]),
+              help="tf.data augmentation: random crop after --augment-pad zero padding (and a horizontal flip).")
+@click.option("--augment-pad", type=click.IntRange(min=0), help="Padding in pixels before the random crop (default 4).")
+@click.option("--normalize", type=click.Choice(["range", "per-channel"]),
+              help="First layer: 0..255 to [-1, 1], or per-channel mean/std of the training images.")
+@click.option("--val-size", type=click.IntRange(min=0),
+              help="Training images held out (from the end) for validation (default 5000).")
 @click.option("--early-stop", type=click.IntRange(min=0),
               help="Stop after N epochs without better validation accuracy; keep the best weights.")
 @click.option("--strategy", type=click.Choice(["default", "mirrored", "multi_worker"]),
@@ -81,7 +88,8 @@ def _fmt(seconds: float) -> str:
 @click.option("--json", "json_", is_flag=True, help="Print the final metrics as JSON.")
 @handle_errors
 def train(dataset, model, precision, epochs, batch_size, optimizer, loss, lr, lr_schedule, seed,
-          limit, augment_shift, early_stop, strategy, preset, out, resume, force, data_dir, json_):
+          limit, augment_shift, augment, augment_pad, normalize, val_size, early_stop, strategy,
+          preset, out, resume, force, data_dir, json_):
     """Train a BNN (or its float twin) on DATASET and write RUN_DIR.
 
     RUN_DIR gets config.yml, model.h5, history.csv, metrics.json, summary.txt,
@@ -94,7 +102,9 @@ def train(dataset, model, precision, epochs, batch_size, optimizer, loss, lr, lr
     overrides = dict(dataset=dataset, model=model, precision=precision, epochs=epochs,
                      batch_size=batch_size, optimizer=optimizer, loss=loss, lr=lr,
                      lr_schedule=lr_schedule, seed=seed, limit=limit,
-                     augment_shift=augment_shift, early_stop=early_stop, strategy=strategy)
+                     augment_shift=augment_shift, augment=augment, augment_pad=augment_pad,
+                     normalize=normalize, val_size=val_size, early_stop=early_stop,
+                     strategy=strategy)
     given = {k: v for k, v in overrides.items() if v is not None}
     if resume and out and not preset and not given:
         config = None  # take RUN_DIR/config.yml as it is
