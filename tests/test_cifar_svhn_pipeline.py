@@ -79,7 +79,7 @@ def test_train_convert_verify_export_firmware(tmp_path, monkeypatch, dataset, au
     np.testing.assert_allclose(-np.asarray(norm.offset) / np.asarray(norm.scale),
                                used.mean(axis=0), rtol=1e-6)
 
-    _invoke(cli, ["convert", str(run), "--target", "arm64"])
+    _invoke(cli, ["convert", str(run), "--lce-target", "arm64"])
     ops = json.loads((run / rundir.TFLITE_REPORT).read_text())["ops_by_type"]
     assert ops.get("LceBconv2d", 0) >= 2 and "MUL" in ops and "ADD" in ops
 
