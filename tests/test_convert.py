@@ -335,7 +335,9 @@ def test_int8_conversion_of_float_model(tf_mods, mnist):
     x, y = mnist.x_test[:500], mnist.y_test[:500]
     ref = model(x.astype("float32"), training=False).numpy()
     out = predict_tflite(conv.tflite, x)
-    r = compare_predictions(ref, out, y, min_agreement=0.97, max_accuracy_diff_pp=2.0)
+    # atol=None: int8 outputs are not within a float tolerance (edgebnn.verify.ATOL's note);
+    # the top-1 agreement and accuracy carry the check, as `verify` does for int8 models.
+    r = compare_predictions(ref, out, y, min_agreement=0.97, max_accuracy_diff_pp=2.0, atol=None)
     assert r.keras_accuracy > 0.7  # a real classifier, so agreement means something
     # int8 rounding moves a few near-ties; a softmax's int8 output steps by 1/256.
     assert r.passed, r.failures

@@ -93,6 +93,8 @@ def test_compare_output_values_within_atol():
     assert len(r.failures) == 1 and r.failures[0].startswith("outputs differ by up to 0.2, more than atol 0.001")
     assert "on 1000 of 1000 inputs" in r.failures[0]
     assert compare_predictions(a, b, y, atol=0.25).passed
+    unchecked = compare_predictions(a, b, y, atol=None)  # int8 outputs: no value check
+    assert unchecked.passed and unchecked.atol is None and unchecked.max_abs_diff > 0.19
     with pytest.raises(VerificationError, match=r"verification failed \(b.tflite against a.h5\): outputs differ"):
         r.check(keras_path="a.h5", tflite_path="b.tflite")
 
