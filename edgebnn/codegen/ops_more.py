@@ -153,6 +153,8 @@ class BroadcastParams(TypedParams):
 
 class Broadcasting(DeclaredOp):
     """``out = a (op) b`` with NumPy broadcasting (ebnn_broadcast_params_t)."""
+    min_inputs = 2  # two operands, broadcast against each other
+    max_inputs = 2
 
     c_params_type = "ebnn_broadcast_params_t"
     operands = (("in", 0, "float"), ("in", 1, "float"), ("out", 0, "float"))
@@ -213,6 +215,9 @@ class SplitParams(TypedParams):
 
 
 class _SplitBase(DeclaredOp):
+    # one output per piece: the count is checked against num_splits when parsing
+    max_outputs = 1 << 16
+    out_dtypes = ("float32", "int32")
     c_params_type = "ebnn_split_params_t"
     c_function = "ebnn_split"
     data_pos = 0
@@ -253,6 +258,8 @@ class _SplitBase(DeclaredOp):
 @register_op("SPLIT")
 class Split(_SplitBase):
     """SPLIT: inputs (axis, input); ``num_splits`` equal parts."""
+    min_inputs = 2  # axis, input
+    max_inputs = 2
 
     data_pos = 1
 
@@ -273,6 +280,8 @@ class Split(_SplitBase):
 @register_op("SPLIT_V")
 class SplitV(_SplitBase):
     """SPLIT_V: inputs (input, size_splits, axis); one size may be -1 (the rest)."""
+    min_inputs = 3  # input, size_splits, axis
+    max_inputs = 3
 
     data_pos = 0
 
@@ -345,6 +354,7 @@ def resolve_strided_slice(shape, begin, end, strides, *, begin_mask=0, end_mask=
 
 
 class _SliceBase(DeclaredOp):
+    out_dtypes = ("float32", "int32")
     c_params_type = "ebnn_slice_params_t"
     c_function = "ebnn_strided_slice"
     operands = (("in", 0, "void"), ("out", 0, "void"))
@@ -374,6 +384,8 @@ class _SliceBase(DeclaredOp):
 
 @register_op("STRIDED_SLICE")
 class StridedSlice(_SliceBase):
+    min_inputs = 4  # input, begin, end, strides
+    max_inputs = 4
     def parse(self):
         self.float_activations(0)
         x = self.tensor(0)
@@ -399,6 +411,8 @@ class StridedSlice(_SliceBase):
 
 @register_op("SLICE")
 class Slice(_SliceBase):
+    min_inputs = 3  # input, begin, size
+    max_inputs = 3
     def parse(self):
         self.float_activations(0)
         x = self.tensor(0)
@@ -424,6 +438,9 @@ class TransposeParams(TypedParams):
 
 @register_op("TRANSPOSE")
 class Transpose(DeclaredOp):
+    min_inputs = 2  # input, perm
+    max_inputs = 2
+    out_dtypes = ("float32", "int32")
     c_params_type = "ebnn_transpose_params_t"
     c_function = "ebnn_transpose"
     operands = (("in", 0, "void"), ("out", 0, "void"))
