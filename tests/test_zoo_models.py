@@ -63,8 +63,8 @@ def test_meliusnet22_c_engine_matches_lce(tmp_path):
 
 
 @pytest.mark.parametrize("ext,name,shape", [
-    ("keras", "QuickNetSmall", (32, 32, 3)), ("keras", "BinaryDenseNet28", (32, 32, 3)),
-    ("h5", "BinaryDenseNet28", (32, 32, 3)), ("keras", "DoReFaNet", (64, 64, 3))])
+    ("keras", "QuickNetSmall", (32, 32, 3)), ("h5", "BinaryDenseNet28", (32, 32, 3)),
+    ("keras", "DoReFaNet", (64, 64, 3))])
 def test_saved_zoo_model_loads_with_the_custom_objects(tmp_path, name, shape, ext):
     """A subprocess without larq_zoo imported: the file fails to load without the map, loads with it.
 

@@ -75,3 +75,21 @@ def render_table(headers, rows) -> str:
 
 def is_tty() -> bool:
     return sys.stderr.isatty()
+
+
+def model_code_options(func):
+    """``--custom-objects MODULE`` and ``--trust-model-code``: how a Keras model file may be loaded."""
+    func = click.option("--trust-model-code", "trust", is_flag=True,
+                        help="Load the model even if it holds Lambda layers, custom classes or is a SavedModel "
+                             "(they run code stored in the file; only for files you trust).")(func)
+    return click.option("--custom-objects", "custom_module", default=None, metavar="MODULE",
+                        help="Import MODULE (your code) for the model's own classes and functions: its "
+                             "CUSTOM_OBJECTS dict, else its public classes and functions.")(func)
+
+
+def load_user_model(path, *, trust: bool, custom_module):
+    """Load a Keras model file as :func:`model_code_options` asked (imports TensorFlow)."""
+    from edgebnn.convert import custom_objects_from, load_keras_model
+
+    objs = custom_objects_from(custom_module) if custom_module else None
+    return load_keras_model(path, trust_model_code=trust, custom_objects=objs)

@@ -4,7 +4,14 @@ from pathlib import Path
 
 import click
 
-from edgebnn.cli._common import echo_json, handle_errors, render_table, status
+from edgebnn.cli._common import (
+    echo_json,
+    handle_errors,
+    load_user_model,
+    model_code_options,
+    render_table,
+    status,
+)
 
 _TARGETS = ("arm32", "arm64", "x86_64", "xcore")  # edgebnn.convert.TARGETS, kept import-free
 
@@ -35,12 +42,7 @@ def _default_outputs(ref, output):
               help="Keep binary QuantDense layers as LCE leaves them (float FULLY_CONNECTED).")
 @click.option("--dataset", help="Dataset for int8 calibration when the model's own is unknown.")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Directory searched first for the dataset.")
-@click.option("--custom-objects", "custom_module", default=None, metavar="MODULE",
-              help="Import MODULE (your code) for the model's own classes and functions: its CUSTOM_OBJECTS "
-                   "dict, else its public classes and functions.")
-@click.option("--trust-model-code", "trust", is_flag=True,
-              help="Load the model even if it holds Lambda layers, custom classes or is a SavedModel "
-                   "(they run code stored in the file; only for files you trust).")
+@model_code_options
 @click.option("--json", "json_", is_flag=True, help="Print the conversion report as JSON.")
 @handle_errors
 def convert(model_arg, output, target, int8, no_rewrite, dataset, data_dir, trust, custom_module, json_):
@@ -54,10 +56,8 @@ def convert(model_arg, output, target, int8, no_rewrite, dataset, data_dir, trus
     from edgebnn.convert import (
         conversion_report,
         convert_model,
-        custom_objects_from,
         dataset_of,
         is_larq_model,
-        load_keras_model,
         representative_inputs,
     )
     from edgebnn.errors import ConversionError, ModelError
@@ -71,8 +71,7 @@ def convert(model_arg, output, target, int8, no_rewrite, dataset, data_dir, trus
     if ref.keras_path is None:
         raise ModelError(f"'{model_arg}' has no Keras model to convert (looked for model.h5)")
     status(f"loading {ref.keras_path}")
-    model = load_keras_model(ref.keras_path, trust_model_code=trust,
-                             custom_objects=custom_objects_from(custom_module) if custom_module else None)
+    model = load_user_model(ref.keras_path, trust=trust, custom_module=custom_module)
 
     representative = None
     ds_name = dataset_of(ref, dataset)

@@ -2,7 +2,14 @@
 
 import click
 
-from edgebnn.cli._common import echo_json, handle_errors, render_table, status
+from edgebnn.cli._common import (
+    echo_json,
+    handle_errors,
+    load_user_model,
+    model_code_options,
+    render_table,
+    status,
+)
 
 
 @click.command()
@@ -18,12 +25,7 @@ from edgebnn.cli._common import echo_json, handle_errors, render_table, status
               help="Largest difference of an output value that counts as equal (covers Keras vs LCE "
                    "float rounding). Default: 1e-3; no output-value check for a model with int8 outputs, "
                    "whose quantized outputs differ by more.")
-@click.option("--custom-objects", "custom_module", default=None, metavar="MODULE",
-              help="Import MODULE (your code) for the model's own classes and functions: its CUSTOM_OBJECTS "
-                   "dict, else its public classes and functions.")
-@click.option("--trust-model-code", "trust", is_flag=True,
-              help="Load the model even if it holds Lambda layers, custom classes or is a SavedModel "
-                   "(they run code stored in the file; only for files you trust).")
+@model_code_options
 @click.option("--json", "json_", is_flag=True, help="Print the figures as one JSON object.")
 @handle_errors
 def verify(model_arg, tflite_path, dataset, data_dir, limit, min_agreement, max_acc_diff, atol, trust, custom_module, json_):
@@ -35,7 +37,7 @@ def verify(model_arg, tflite_path, dataset, data_dir, limit, min_agreement, max_
     """
     from pathlib import Path
 
-    from edgebnn.convert import custom_objects_from, dataset_of, load_keras_model
+    from edgebnn.convert import dataset_of
     from edgebnn.datasets import load_dataset
     from edgebnn.errors import ModelError
     from edgebnn.pretrained import resolve_model
@@ -64,8 +66,7 @@ def verify(model_arg, tflite_path, dataset, data_dir, limit, min_agreement, max_
     if limit:
         x, y = x[:limit], y[:limit]
     status(f"loading {ref.keras_path}")
-    model = load_keras_model(ref.keras_path, trust_model_code=trust,
-                             custom_objects=custom_objects_from(custom_module) if custom_module else None)
+    model = load_user_model(ref.keras_path, trust=trust, custom_module=custom_module)
     status(f"evaluating on {len(y)} test images of {ds.name}")
     result = run_verify(model, str(tflite), x, y, min_agreement=min_agreement,
                         max_accuracy_diff_pp=max_acc_diff, atol="auto" if atol is None else atol)
