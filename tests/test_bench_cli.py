@@ -137,23 +137,32 @@ def test_a_model_declaring_a_billion_input_values_is_refused_before_allocating(t
     import tracemalloc
 
     from edgebnn.bench.runner import MAX_INPUT_ELEMENTS, run_benchmark
-    from edgebnn.errors import ModelError
+    from edgebnn.errors import EdgeBnnError, ModelError
 
+    # 1.0e9 floats (3.7 GiB): the flatbuffer reader refuses the tensor itself
+    # (1 GiB per tensor); 1e8 floats (381 MiB) pass the reader, and bench's own
+    # input limit (2^26 values) refuses them. Neither allocates the input.
     huge = tmp_path / "huge.tflite"
-    huge.write_bytes(relu_model((1, 31623, 31623, 1)))  # 1.0e9 floats: 3.7 GiB as float32
+    huge.write_bytes(relu_model((1, 31623, 31623, 1)))
+    big = tmp_path / "big.tflite"
+    big.write_bytes(relu_model((1, 10000, 10000, 1)))
     tracemalloc.start()
     try:
-        with pytest.raises(ModelError) as err:
+        with pytest.raises(EdgeBnnError, match=r"1000014129 elements") as huge_err:
             run_benchmark(huge, engine="c", runs=1, warmup=0)
+        with pytest.raises(ModelError) as err:
+            run_benchmark(big, engine="c", runs=1, warmup=0)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
+    assert str(huge) in str(huge_err.value)
     msg = str(err.value)
-    assert str(huge) in msg and "[1, 31623, 31623, 1] = 1,000,014,129 elements" in msg
+    assert str(big) in msg and "[1, 10000, 10000, 1] = 100,000,000 elements" in msg
     assert f"at most {MAX_INPUT_ELEMENTS:,}" in msg
     assert peak < 64 << 20
-    r = _invoke([huge, "--engine", "c", "--runs", "1"])
-    assert r.exit_code == 1 and "1,000,014,129 elements" in r.output and "Traceback" not in r.output
+    for path, text in ((huge, "1000014129 elements"), (big, "100,000,000 elements")):
+        r = _invoke([path, "--engine", "c", "--runs", "1"])
+        assert r.exit_code == 1 and text in r.output and "Traceback" not in r.output
 
 
 def test_declared_activations_beyond_the_limit_are_refused(tmp_path):
