@@ -54,7 +54,9 @@ def venv(wheel, tmp_path_factory):
     root = tmp_path_factory.mktemp("venv")
     _run([sys.executable, "-m", "venv", str(root)])
     py = root / "bin" / "python"
-    _run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(wheel)])
+    # Without PYTHONPATH: pip would take a checkout on it for the installed package and skip the wheel.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    _run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(wheel)], env=env)
     return root
 
 

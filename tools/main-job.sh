@@ -7,6 +7,8 @@
 #   tools/main-job.sh [OUT_DIR]        (default: runs/main-job)
 #
 # Uses EDGEBNN_DATA when set, else ../shared/data beside the checkout.
+# EDGEBNN_MAIN_JOB_CONFIG picks another preset (tests use "smoke": one epoch
+# on 2,000 images) and EDGEBNN_MAIN_JOB_RUNS the number of timed bench runs.
 # A finished training run in OUT_DIR is kept; an interrupted one is resumed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,18 +16,20 @@ OUT="${1:-runs/main-job}"
 if [ -z "${EDGEBNN_DATA:-}" ] && [ -d ../shared/data ]; then
   export EDGEBNN_DATA="$(cd ../shared/data && pwd)"
 fi
-RUN="$OUT/mnist-bcnn-binary"
+CONFIG="${EDGEBNN_MAIN_JOB_CONFIG:-mnist-bcnn-binary}"
+RUNS="${EDGEBNN_MAIN_JOB_RUNS:-500}"
+RUN="$OUT/$CONFIG"
 mkdir -p "$OUT"
 
 step() { printf '\n== %s\n' "$*" >&2; }
 
-step "train (edgebnn/presets/mnist-bcnn-binary.yml)"
+step "train (edgebnn/presets/$CONFIG.yml)"
 if [ -f "$RUN/metrics.json" ]; then
   echo "already trained: $RUN" >&2
 elif [ -d "$RUN" ]; then
-  edgebnn train mnist --config mnist-bcnn-binary --out "$RUN" --resume
+  edgebnn train mnist --config "$CONFIG" --out "$RUN" --resume
 else
-  edgebnn train mnist --config mnist-bcnn-binary --out "$RUN"
+  edgebnn train mnist --config "$CONFIG" --out "$RUN"
 fi
 
 step "convert (LCE, binary dense layers rewritten as binary convolutions)"
@@ -36,7 +40,7 @@ edgebnn verify "$RUN"
 
 step "bench: C engine against LCE's interpreter, one thread"
 edgebnn bench "$RUN/model.tflite" --engine c --against "$RUN/model.tflite" \
-  --against-engine lce --threads 1 --warmup 50 --runs 500
+  --against-engine lce --threads 1 --warmup 50 --runs "$RUNS"
 
 step "export C"
 edgebnn export "$RUN/model.tflite" -o "$OUT/c-export" --name mnist_bcnn
