@@ -27,6 +27,11 @@ _END = re.compile(r"^EBNN end mismatches=(\d+) stack_peak=(\d+) stack_size=(\d+)
 _ERROR = re.compile(r"^EBNN error (.*)$")
 
 DEFAULT_TIMEOUT = 300.0
+#: Timers that count emulated instructions (``timer=`` in the firmware's
+#: begin line), by the name a report gives them: SysTick on Cortex-M
+#: (ticks x ``instructions_per_tick``), minstret on RISC-V (the retired
+#: instruction counter itself, 1 per tick).
+TIMER_NAMES = {"systick": "SysTick", "minstret": "minstret"}
 
 
 @dataclass(frozen=True)
@@ -167,10 +172,10 @@ def run_firmware(directory, *, timeout: float = DEFAULT_TIMEOUT) -> FirmwareRun:
     timer = parsed["begin"]["timer"]
     ticks = [s[3] for s in samples]
     ipt = target.ticks_to_instructions
-    if timer == "systick" and ipt:
+    if timer in TIMER_NAMES and ipt:
         instructions = [int(round(t * ipt)) for t in ticks]
-        label = (f"emulator instruction count (QEMU -icount shift=0, SysTick ticks x {ipt:g}); "
-                 "not a latency")
+        label = (f"emulator instruction count (QEMU -icount shift=0, {TIMER_NAMES[timer]} ticks "
+                 f"x {ipt:g}); not a latency")
     else:
         instructions = None
         label = "not counted on this target (emulated timings say nothing about a board)"
