@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgebnn.errors import TargetError, ToolchainError
+from edgebnn.firmware.console import run_serial
 from edgebnn.firmware.project import IMAGE, project_target, read_metadata
 
 _BEGIN = re.compile(r"^EBNN begin samples=(\d+) input=(\d+) output=(\d+) timer=(\w+)")
@@ -156,17 +157,27 @@ def run_firmware(directory, *, timeout: float = DEFAULT_TIMEOUT) -> FirmwareRun:
     else:
         cmd = [str(elf.resolve())]
     t0 = time.perf_counter()
-    try:
-        proc = subprocess.run(cmd, cwd=d, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as exc:
-        raise ToolchainError(
-            f"the firmware did not finish within {timeout:g} s under {shlex.join(cmd)} "
-            "(hung or faulted; a fault handler spins forever)"
-        ) from exc
+    if target.console == "uart" and target.is_mcu:
+        if not target.emulator:
+            raise TargetError(
+                f"target '{target.name}' ({target.source}) has no emulator.serial_command, so its "
+                "UART firmware runs only on the board: flash it (edgebnn firmware flash) and read "
+                "the serial port"
+            )
+        output, exit_code = run_serial(cmd, d, timeout=timeout)
+    else:
+        try:
+            proc = subprocess.run(cmd, cwd=d, capture_output=True, text=True, timeout=timeout,
+                                  stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired as exc:
+            raise ToolchainError(
+                f"the firmware did not finish within {timeout:g} s under {shlex.join(cmd)} "
+                "(hung or faulted; a fault handler spins forever)"
+            ) from exc
+        # QEMU's semihosting console writes to stderr, a native program to stdout.
+        output = proc.stdout + proc.stderr
+        exit_code = proc.returncode
     wall = time.perf_counter() - t0
-    # QEMU's semihosting console writes to stderr, a native program to stdout.
-    output = proc.stdout + proc.stderr
     parsed = parse_output(output)
     samples = parsed["samples"]
     timer = parsed["begin"]["timer"]
@@ -186,7 +197,7 @@ def run_firmware(directory, *, timeout: float = DEFAULT_TIMEOUT) -> FirmwareRun:
         predictions=[s[1] for s in samples],
         expected=[s[2] for s in samples],
         mismatches=end["mismatches"],
-        exit_code=proc.returncode,
+        exit_code=exit_code,
         ticks=ticks,
         timer=timer,
         instructions=instructions,
