@@ -21,7 +21,7 @@ from edgebnn.firmware import ModelSources, SampleSet, build_project, run_firmwar
 from edgebnn.firmware.console import UART_DRIVERS, for_console, uart_header
 from edgebnn.targets import builtin_targets_dir, load_target, toolchain_status
 
-UART_TARGETS = ("cortex-m4", "stm32f405", "cortex-m0", "rv32imc")
+UART_TARGETS = ("cortex-m4", "stm32f405", "nucleo-f411re", "cortex-m0", "rv32imc")
 N_IN, N_OUT = 16, 4
 
 
@@ -192,6 +192,15 @@ def test_semihosting_builds_leave_out_the_uart_source(tmp_path):
     uart = (tmp_path / "u" / "Makefile").read_text()
     assert "--oslib=semihost" in semi and "semihost" not in uart.split("LDFLAGS =")[1].split("\n")[0]
     assert "-serial stdio" in uart and "semihosting-config" not in uart.split("RUN =")[1]
+
+
+def test_board_files_default_to_their_uart():
+    """The Nucleo's file is for the board: it prints on the ST-LINK's VCP
+    (USART2) unless told otherwise; the QEMU-first files use semihosting."""
+    nucleo = load_target("nucleo-f411re")
+    assert nucleo.console == "uart" and nucleo.uart.base == 0x40004400
+    assert "-serial" in nucleo.serial_emulator and "null" in nucleo.serial_emulator  # USART2 = serial1
+    assert {load_target(n).console for n in ("cortex-m4", "cortex-m0", "rv32imc")} == {"semihosting"}
 
 
 def test_default_console_comes_from_the_target_file(tmp_path):
