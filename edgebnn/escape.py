@@ -226,3 +226,22 @@ def c_include(path: str, *, what: str = "header") -> str:
             "and '/' between parts, ending in '.h'"
         )
     return f'"{path}"'
+
+
+def c_uint32(value, *, what: str) -> str:
+    """A C ``uint32_t`` constant (``0x...u``) for a number from a target file.
+
+    Only a plain integer in 0..2**32-1 is rendered: a bool, a float or a
+    string (which could carry C text) is refused, so nothing but hex digits
+    reaches the source.
+
+    Example:
+        >>> c_uint32(0x40004000, what="console.uart.base")
+        '0x40004000u'
+
+    Raises:
+        UnsafeInputError: the value is not such an integer.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0xFFFFFFFF:
+        raise UnsafeInputError(f"{what} must be an integer in 0..0xFFFFFFFF, found {value!r}")
+    return f"0x{value:08X}u"

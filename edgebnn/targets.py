@@ -125,6 +125,14 @@ class Target:
         packages: ``(executable, debian_package)`` pairs, to tell users what
             to install.
         debian_packages: every Debian package the target needs.
+        console: where the firmware prints by default, ``"semihosting"``
+            or ``"uart"`` (:mod:`edgebnn.firmware.console`).
+        console_ldflags: ``(console, flags)`` pairs: link flags added for
+            each console.
+        uart: the board's serial port
+            (:class:`edgebnn.firmware.console.UartConfig`), or None.
+        serial_emulator: the emulator command for a UART build (the
+            board's serial port on stdout, no semihosting).
         source: the file the target was loaded from.
     """
 
@@ -153,6 +161,10 @@ class Target:
     flash_command: tuple = ()
     packages: tuple = ()
     debian_packages: tuple = ()
+    console: str = "semihosting"
+    console_ldflags: tuple = ()
+    uart: object = None
+    serial_emulator: tuple = ()
     source: str = field(default="", compare=False)
 
     @property
@@ -415,6 +427,7 @@ def _parse(data: dict, path: Path, *, check_stem: bool = True) -> Target:
     mem = top.table("memory")
     emu = top.table("emulator")
     fl = top.table("flash")
+    con = top.table("console")
     pk = top.get("packages", "table", default={})
     for exe, pkg in pk.items():
         if not isinstance(pkg, str) or not pkg or _CONTROL_RE.search(exe + pkg):
@@ -447,8 +460,11 @@ def _parse(data: dict, path: Path, *, check_stem: bool = True) -> Target:
         packages=tuple(sorted(pk.items())),
         source=str(path),
     )
+    from edgebnn.firmware.console import parse_console
+
+    t.update(parse_console(con, emu, path, t["ldflags"]))
     top.get("packages", "table")
-    for r in (top, tc, mem, emu, fl):
+    for r in (top, tc, mem, emu, fl, con):
         r.check_unknown()
     if kind == "mcu":
         for key in ("flash_bytes", "ram_bytes", "flash_origin", "ram_origin", "stack_bytes"):
@@ -472,6 +488,7 @@ def _parse(data: dict, path: Path, *, check_stem: bool = True) -> Target:
         )
     _check_placeholders(t["emulator"], path, "emulator.command")
     _check_placeholders(t["flash_command"], path, "flash.command")
+    _check_placeholders(t["serial_emulator"], path, "emulator.serial_command")
     return Target(**t)
 
 

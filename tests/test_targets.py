@@ -47,8 +47,14 @@ def test_shipped_targets_load_and_match_their_files():
         ("cortex-m7", 1024 * 1024, 320 * 1024, "mps2-an500"),
         ("cortex-m3", 256 * 1024, 64 * 1024, "mps2-an385"),
         ("stm32f405", 1024 * 1024, 128 * 1024, "netduinoplus2"),
+        ("cortex-m0", 256 * 1024, 16 * 1024, "microbit"),
+        ("cortex-m33", 512 * 1024, 128 * 1024, "mps2-an505"),
+        ("cortex-m55", 512 * 1024, 128 * 1024, "mps3-an547"),
+        ("rv32imc", 4 * 1024 * 1024, 256 * 1024, "virt"),
+        ("nucleo-f411re", 512 * 1024, 128 * 1024, "netduinoplus2"),
     ],
-    ids=["m4_stm32f4_class", "m7_stm32f7_class", "m3_small_part", "stm32f405_board"],
+    ids=["m4_stm32f4_class", "m7_stm32f7_class", "m3_small_part", "stm32f405_board",
+         "m0_nrf51", "m33_an505", "m55_an547", "rv32imc_esp32c3_class", "nucleo_f411re_board"],
 )
 def test_mcu_budgets(name, flash, ram, machine):
     t = load_target(name)

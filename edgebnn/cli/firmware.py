@@ -40,11 +40,14 @@ def _size_table(size):
               show_default=True,
               help="Where expected predictions come from: LCE's interpreter (auto: when "
                    "installed) or the host build of the same generated code.")
+@click.option("--console", type=click.Choice(["semihosting", "uart"]), default=None,
+              help="Where the firmware prints: semihosting (QEMU or a debugger) or the board's "
+                   "UART (no debugger needed). Default: the target file's console.default.")
 @click.option("--force", is_flag=True,
               help="Replace OUTPUT even if it is a directory edgebnn did not write (its files are lost).")
 @click.option("--json", "json_", is_flag=True, help="Print JSON instead of tables.")
 @handle_errors
-def build(model, target, output, samples, dataset, data_dir, expected, force, json_):
+def build(model, target, output, samples, dataset, data_dir, expected, console, force, json_):
     """Generate and build a firmware project for MODEL (.tflite, run directory or
     shipped model name) in OUTPUT, and report its size against the budget."""
     import shlex
@@ -54,7 +57,7 @@ def build(model, target, output, samples, dataset, data_dir, expected, force, js
 
     status(f"building {model} for {target} in {output} ...")
     result = build_firmware(model, target, output, samples=samples, dataset=dataset,
-                            data_dir=data_dir, expected=expected, force=force,
+                            data_dir=data_dir, expected=expected, force=force, console=console,
                             command=shlex.join(["edgebnn", *sys.argv[1:]]))
     if json_:
         echo_json(result.to_dict())
@@ -64,6 +67,9 @@ def build(model, target, output, samples, dataset, data_dir, expected, force, js
     for kind, path in sorted(result.artifacts.items()):
         if kind != "elf":
             click.echo(f"  {kind}: {path}")
+    if meta.get("console"):
+        click.echo(f"console: {meta['console']}"
+                   + (" (the board's UART; no semihosting)" if meta["console"] == "uart" else ""))
     click.echo(f"samples: {meta['samples']} from {meta['samples_origin']}")
     click.echo(f"expected predictions from: "
                + {"lce": "LCE's interpreter", "host-c": "the host build of the same generated C"}

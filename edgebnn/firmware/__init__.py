@@ -30,6 +30,7 @@ import numpy as np
 
 from edgebnn import resources
 from edgebnn.errors import DatasetError, EngineError, MissingDependencyError, TargetError
+from edgebnn.firmware.console import for_console
 from edgebnn.firmware.flash import FlashResult, flash_command, flash_firmware
 from edgebnn.firmware.project import (
     METADATA,
@@ -263,7 +264,8 @@ def check_budget_before_build(generated, target) -> None:
 
 def build_firmware(model, target, out_dir, *, samples: int = DEFAULT_SAMPLES, dataset=None,
                    data_dir=None, expected: str = "auto", name: str = "model",
-                   command: str | None = None, seed: int = RANDOM_SEED, force: bool = False) -> BuildResult:
+                   command: str | None = None, seed: int = RANDOM_SEED, force: bool = False,
+                   console: str | None = None) -> BuildResult:
     """Generate, write and build a complete firmware project for ``target``.
 
     Args:
@@ -283,6 +285,9 @@ def build_firmware(model, target, out_dir, *, samples: int = DEFAULT_SAMPLES, da
         name: the C name of the model (``NAME_invoke``).
         command: the command line recorded in the generated files.
         force: replace ``out_dir`` whatever it holds.
+        console: where the firmware prints, ``"semihosting"`` or ``"uart"``
+            (None: the target file's ``console.default``;
+            :mod:`edgebnn.firmware.console`).
 
     Returns:
         A :class:`BuildResult` (with the size report for microcontrollers).
@@ -298,6 +303,8 @@ def build_firmware(model, target, out_dir, *, samples: int = DEFAULT_SAMPLES, da
     from edgebnn.codegen import generate
 
     tgt = load_target(target)
+    if console is not None and tgt.is_mcu:
+        for_console(tgt, console)  # an unknown console or a target without UART: fail first
     out = Path(out_dir)
     # Earlier firmware projects hold METADATA; every edgebnn output the marker.
     check_output_directory(out, force=force, legacy_markers=(METADATA,))
@@ -314,7 +321,7 @@ def build_firmware(model, target, out_dir, *, samples: int = DEFAULT_SAMPLES, da
     sample_set = SampleSet(inputs=x, expected=preds, source=source, origin=origin, labels=labels)
     meta = {"model": str(model), "tflite": str(Path(tflite_path).resolve()), "dataset": dataset}
     with output_directory(out, kind="firmware", force=force, legacy_markers=(METADATA,)) as tmp:
-        write_project(tmp, target=tgt, model=src, samples=sample_set, metadata=meta)
+        write_project(tmp, target=tgt, model=src, samples=sample_set, metadata=meta, console=console)
         result = build_project(tmp)
     # Paths in the result point into the temporary directory: re-root them.
     fix = lambda p: str(out / Path(p).relative_to(tmp))  # noqa: E731

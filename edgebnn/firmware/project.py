@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from edgebnn import resources
+from edgebnn.firmware import console as fw_console
 from edgebnn.errors import TargetError, ToolchainError, UnsafeInputError
 from edgebnn.escape import c_comment, c_include, ld_comment, make_comment, make_word
 from edgebnn.firmware.size import SizeReport, parse_map
@@ -303,6 +304,9 @@ def makefile(target: Target, commands: dict, sources: list) -> str:
         f"# edgebnn firmware for target '{make_comment(target.name)}': {make_comment(target.description)}",
         "# Built by `edgebnn firmware build`; run `make` to rebuild by hand,",
         "# `make run` to run it" + (" under the emulator." if emulator else "."),
+        *(["# This build prints through the board's UART and idles after its result line",
+           "# (EBNN exit status=N): stop the emulator then (Ctrl-C)."]
+          if target.console == "uart" and target.is_mcu else []),
         "",
         f"CC = {make_word(target.cc, what=f'{src}: toolchain.cc')}",
         "CFLAGS = " + _make_words(cflags, f"{src}: a compiler flag (toolchain.cflags)"),
@@ -351,8 +355,11 @@ def makefile(target: Target, commands: dict, sources: list) -> str:
 
 
 def write_project(out_dir, *, target, model: ModelSources, samples: SampleSet,
-                  metadata: dict | None = None) -> dict:
+                  metadata: dict | None = None, console: str | None = None) -> dict:
     """Write every source of a firmware project into ``out_dir``.
+
+    ``console`` is where the firmware prints (``"semihosting"`` or
+    ``"uart"``; None: the target's default, :mod:`edgebnn.firmware.console`).
 
     Returns:
         The project metadata (also written to ``firmware.json``).
@@ -361,14 +368,23 @@ def write_project(out_dir, *, target, model: ModelSources, samples: SampleSet,
         TargetError: the target's template is missing, or the model's
             generated API header cannot be found.
     """
-    target = load_target(target)
+    source_target = load_target(target)
+    if console and not source_target.is_mcu:
+        raise TargetError(f"a console ({console}) can be chosen for microcontroller targets only; "
+                          f"target '{source_target.name}' is of kind '{source_target.kind}' and "
+                          "prints to its standard output")
+    target = fw_console.for_console(source_target, console) if source_target.is_mcu else source_target
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tdir = template_dir(target)
     common = TEMPLATES / "common"
+    extra = fw_console.console_sources(target)
     for src in sorted(common.glob("*")):
-        if src.is_file():
+        if src.is_file() and (src.name not in fw_console.CONSOLE_ONLY_FILES
+                              or f"src/{src.name}" in extra):
             atomic_write_bytes(out / "src" / src.name, src.read_bytes())
+    for rel, text in fw_console.console_files(target).items():
+        atomic_write_text(out / rel, text)
     for src in sorted(tdir.glob("*")):
         if src.is_file() and not src.name.endswith(".in"):
             atomic_write_bytes(out / "src" / src.name, src.read_bytes())
@@ -386,13 +402,15 @@ def write_project(out_dir, *, target, model: ModelSources, samples: SampleSet,
         atomic_write_text(out / _model_dest(model, rel), text)
     atomic_write_text(out / "src" / "fw_model.h", model_shim(model))
     atomic_write_text(out / "src" / "samples.h", samples_header(samples, model.input_size))
-    atomic_write_bytes(out / TARGET_COPY, Path(target.source).read_bytes())
+    atomic_write_bytes(out / TARGET_COPY, Path(source_target.source).read_bytes())
     sources, includes = _project_sources(model)
+    sources = sources[:2] + extra + sources[2:]
     commands = build_commands(target, sources, includes, linker_script=linker_script)
     atomic_write_text(out / "Makefile", makefile(target, commands, sources))
     meta = {
         "target": target.name,
         "target_kind": target.kind,
+        "console": target.console if target.is_mcu else None,
         "model_name": model.name,
         "model_sha256": model.sha256,
         "input_size": model.input_size,
@@ -433,8 +451,12 @@ def read_metadata(directory) -> dict:
 
 
 def project_target(directory) -> Target:
-    """The target a project was built for (its copy of the target file)."""
-    return load_target(Path(directory) / TARGET_COPY)
+    """The target a project was built for (its copy of the target file), as
+    built for the console recorded in its ``firmware.json``."""
+    target = load_target(Path(directory) / TARGET_COPY)
+    has_meta = (Path(directory) / METADATA).is_file()
+    console = read_metadata(directory).get("console") if has_meta else None
+    return fw_console.for_console(target, console) if console else target
 
 
 # -------------------------------------------------------------------- build

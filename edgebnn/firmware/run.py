@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgebnn.errors import TargetError, ToolchainError
+from edgebnn.firmware.console import run_serial
 from edgebnn.firmware.project import IMAGE, project_target, read_metadata
 
 _BEGIN = re.compile(r"^EBNN begin samples=(\d+) input=(\d+) output=(\d+) timer=(\w+)")
@@ -27,6 +28,11 @@ _END = re.compile(r"^EBNN end mismatches=(\d+) stack_peak=(\d+) stack_size=(\d+)
 _ERROR = re.compile(r"^EBNN error (.*)$")
 
 DEFAULT_TIMEOUT = 300.0
+#: Timers that count emulated instructions (``timer=`` in the firmware's
+#: begin line), by the name a report gives them: SysTick on Cortex-M
+#: (ticks x ``instructions_per_tick``), minstret on RISC-V (the retired
+#: instruction counter itself, 1 per tick).
+TIMER_NAMES = {"systick": "SysTick", "minstret": "minstret"}
 
 
 @dataclass(frozen=True)
@@ -151,26 +157,36 @@ def run_firmware(directory, *, timeout: float = DEFAULT_TIMEOUT) -> FirmwareRun:
     else:
         cmd = [str(elf.resolve())]
     t0 = time.perf_counter()
-    try:
-        proc = subprocess.run(cmd, cwd=d, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as exc:
-        raise ToolchainError(
-            f"the firmware did not finish within {timeout:g} s under {shlex.join(cmd)} "
-            "(hung or faulted; a fault handler spins forever)"
-        ) from exc
+    if target.console == "uart" and target.is_mcu:
+        if not target.emulator:
+            raise TargetError(
+                f"target '{target.name}' ({target.source}) has no emulator.serial_command, so its "
+                "UART firmware runs only on the board: flash it (edgebnn firmware flash) and read "
+                "the serial port"
+            )
+        output, exit_code = run_serial(cmd, d, timeout=timeout)
+    else:
+        try:
+            proc = subprocess.run(cmd, cwd=d, capture_output=True, text=True, timeout=timeout,
+                                  stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired as exc:
+            raise ToolchainError(
+                f"the firmware did not finish within {timeout:g} s under {shlex.join(cmd)} "
+                "(hung or faulted; a fault handler spins forever)"
+            ) from exc
+        # QEMU's semihosting console writes to stderr, a native program to stdout.
+        output = proc.stdout + proc.stderr
+        exit_code = proc.returncode
     wall = time.perf_counter() - t0
-    # QEMU's semihosting console writes to stderr, a native program to stdout.
-    output = proc.stdout + proc.stderr
     parsed = parse_output(output)
     samples = parsed["samples"]
     timer = parsed["begin"]["timer"]
     ticks = [s[3] for s in samples]
     ipt = target.ticks_to_instructions
-    if timer == "systick" and ipt:
+    if timer in TIMER_NAMES and ipt:
         instructions = [int(round(t * ipt)) for t in ticks]
-        label = (f"emulator instruction count (QEMU -icount shift=0, SysTick ticks x {ipt:g}); "
-                 "not a latency")
+        label = (f"emulator instruction count (QEMU -icount shift=0, {TIMER_NAMES[timer]} ticks "
+                 f"x {ipt:g}); not a latency")
     else:
         instructions = None
         label = "not counted on this target (emulated timings say nothing about a board)"
@@ -181,7 +197,7 @@ def run_firmware(directory, *, timeout: float = DEFAULT_TIMEOUT) -> FirmwareRun:
         predictions=[s[1] for s in samples],
         expected=[s[2] for s in samples],
         mismatches=end["mismatches"],
-        exit_code=proc.returncode,
+        exit_code=exit_code,
         ticks=ticks,
         timer=timer,
         instructions=instructions,
