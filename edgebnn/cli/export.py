@@ -40,14 +40,11 @@ def export(model, output, name, target, format_, no_fuse, force, json_):
       make -C build/mnist          # builds libmnist.a
     """
     from edgebnn import codegen
-    from edgebnn.errors import ModelError
     from edgebnn.io import check_output_directory, output_directory
-    from edgebnn.pretrained import resolve_model
+    from edgebnn.modelref import ModelRef
 
     check_output_directory(output, force=force)  # before any work: refuse a user's folder early
-    ref = resolve_model(model)
-    if not ref.tflite_path:
-        raise ModelError(f"'{model}' has no converted .tflite model; run `edgebnn convert {model}` first")
+    tflite_path = ModelRef.resolve(model).require_tflite("export")
     tgt = None
     if target is not None:
         from edgebnn.targets import load_target
@@ -57,18 +54,18 @@ def export(model, output, name, target, format_, no_fuse, force, json_):
         else shlex.join(["edgebnn", "export", str(model), "-o", str(output), "--name", name]
                         + (["--target", target] if target else []) + (["--format", format_])
                         + (["--no-fuse"] if no_fuse else []))
-    status(f"generating C for {ref.tflite_path} ...")
-    report = {"model": str(ref.tflite_path), "output": str(output), "format": format_, "name": name}
+    status(f"generating C for {tflite_path} ...")
+    report = {"model": str(tflite_path), "output": str(output), "format": format_, "name": name}
     if format_ == "c":
-        gen = codegen.generate(ref.tflite_path, name=name, target=tgt, fuse=not no_fuse, command=command)
+        gen = codegen.generate(tflite_path, name=name, target=tgt, fuse=not no_fuse, command=command)
         files = gen.files
         report.update(gen.to_dict())
         report["files"] = sorted(files)
         report["target"] = tgt.name if tgt else None
     else:
-        files = codegen.c_array_sources(ref.tflite_path, name=name, command=command)
+        files = codegen.c_array_sources(tflite_path, name=name, command=command)
         report["files"] = sorted(files)
-        report["bytes"] = Path(ref.tflite_path).stat().st_size
+        report["bytes"] = Path(tflite_path).stat().st_size
     with output_directory(output, kind="export", force=force) as tmp:
         for rel, text in files.items():
             dest = tmp / rel
