@@ -14,7 +14,7 @@ in command templates are replaced by the paths of the built image)::
     arch = "armv7e-m"
     cpu = "cortex-m4"
     template = "cortex-m"             # firmware/templates/<template>/
-    kernels = "portable"              # runtime kernel set
+    kernels = "mcu"                   # runtime kernel set (edgebnn.toolchain.KERNEL_SETS)
 
     [toolchain]
     cc = "arm-none-eabi-gcc"
@@ -77,6 +77,9 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 PLACEHOLDERS = ("elf", "exe", "bin", "hex", "dir")
 
+#: The name of this machine's target (:func:`edgebnn.toolchain.native_target`).
+NATIVE = "native"
+
 #: Environment variable naming extra directories (``os.pathsep``-separated)
 #: searched for target files before the built-in ones.
 TARGETS_PATH_ENV = "EDGEBNN_TARGETS_PATH"
@@ -103,7 +106,8 @@ class Target:
         cpu: the core (``cortex-m4``, ``cortex-a72``...), informative.
         template: the firmware template directory under
             ``firmware/templates/``.
-        kernels: the runtime kernel set the generated code links against.
+        kernels: the runtime kernel set the generated code calls: a name in
+            :data:`edgebnn.toolchain.KERNEL_SETS` (an unknown name is an error).
         cc, cflags, ldflags, objcopy, size_tool: the toolchain.
         flash_bytes, ram_bytes: the memory budget (``None`` for host/linux).
         flash_origin, ram_origin: where flash and RAM start in the image's
@@ -131,7 +135,7 @@ class Target:
     cc: str
     cpu: str = ""
     template: str = ""
-    kernels: str = "portable"
+    kernels: str = "ref"
     cflags: tuple = ()
     ldflags: tuple = ()
     objcopy: str = ""
@@ -275,6 +279,8 @@ def target_names() -> list:
 def load_target(name_or_path) -> Target:
     """Load a target by name (``targets/NAME.toml``) or from a TOML file path.
 
+    ``native`` is this machine (:func:`edgebnn.toolchain.native_target`).
+
     Raises:
         TargetError: unknown name (the message lists the known targets), or a
             malformed file (the message names the file and the field).
@@ -289,6 +295,10 @@ def load_target(name_or_path) -> Target:
             raise TargetError(f"target file {path} does not exist")
     else:
         files = _target_files()
+        if text == NATIVE and text not in files:
+            from edgebnn.toolchain import native_target
+
+            return native_target()
         if text not in files:
             raise TargetError(
                 f"unknown target '{text}'; known targets: {', '.join(sorted(files)) or 'none'} "
@@ -380,6 +390,13 @@ def _check_placeholders(template, path, field_name):
                 )
 
 
+def _kernel_set_name(top: "_Reader", path: Path) -> str:
+    from edgebnn.toolchain import kernel_set
+
+    name = top.get("kernels", "str", default="ref")
+    return kernel_set(name, where=f"target file {path}: field 'kernels'").name
+
+
 def _parse(data: dict, path: Path, *, check_stem: bool = True) -> Target:
     top = _Reader(data, path)
     name = top.get("name", "str", required=True)
@@ -409,7 +426,7 @@ def _parse(data: dict, path: Path, *, check_stem: bool = True) -> Target:
         arch=top.get("arch", "str", required=True),
         cpu=top.get("cpu", "str", default=""),
         template=top.get("template", "str", default=""),
-        kernels=top.get("kernels", "str", default="portable"),
+        kernels=_kernel_set_name(top, path),
         debian_packages=top.get("debian_packages", "strlist", default=()),
         cc=tc.get("cc", "str", required=True),
         cflags=tc.get("cflags", "strlist", default=()),

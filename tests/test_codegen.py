@@ -16,7 +16,8 @@ import pytest
 from edgebnn.codegen import generate, generate_sources, supported_ops
 from edgebnn.codegen import ops as O
 from edgebnn.codegen.generator import build_nodes, c_array_sources
-from edgebnn.codegen.hostbench import HOST_KERNELS, build_bench_program, predict_c
+from edgebnn.codegen.hostbench import build_bench_program, predict_c
+from edgebnn.toolchain import toolchain_for
 from edgebnn.codegen.planner import Buffer, check_plan, plan_arena
 from edgebnn.codegen.writer import c_float
 from edgebnn.errors import UnsafeInputError, UnsupportedOpError
@@ -280,7 +281,7 @@ def test_opt_kernel_set_is_bit_identical_to_portable(name, fuse):
     gen = generate(fixture(name), kernels="opt", fuse=fuse)
     assert any(c["kernel"] and c["kernel"].endswith("_opt") for c in gen.ops)
     opt = predict_c(fixture(name), x, fuse=fuse)
-    portable = predict_c(fixture(name), x, fuse=fuse, kernels="portable")
+    portable = predict_c(fixture(name), x, fuse=fuse, kernels="ref")
     assert opt.tobytes() == portable.tobytes()
 
 
@@ -292,7 +293,7 @@ def test_opt_kernel_set_on_shipped_mnist_bcnn_with_real_digits(shared_data):
     x = load_dataset("mnist", data_dir=shared_data, download=False).x_test[:2000].astype(np.float32)
     path = get_pretrained("mnist-bcnn-binary").tflite_path
     opt = predict_c(path, x)
-    portable = predict_c(path, x, kernels="portable")
+    portable = predict_c(path, x, kernels="ref")
     assert opt.shape == (2000, 10)
     assert opt.tobytes() == portable.tobytes()
 
@@ -321,7 +322,7 @@ def test_invoke_twice_gives_same_output_and_bench_protocol(tmp_path):
     assert result["peak_rss_bytes"] is None or result["peak_rss_bytes"] > 0  # VmHWM (Linux)
     assert len(result["times_ns"]) == 5 and all(t > 0 for t in result["times_ns"])
     np.testing.assert_allclose(result["output"], y_lce[3].ravel(), rtol=1e-4, atol=1e-6)
-    gen = generate(fixture("tiny_bcnn"), kernels=HOST_KERNELS)  # the bench program's kernel set
+    gen = generate(fixture("tiny_bcnn"), kernels=toolchain_for("native").kernels)  # the bench program's
     assert (result["arena_bytes"], result["weights_bytes"]) == (gen.arena_bytes, gen.weights_bytes)
     # a short input is refused
     proc = subprocess.run([str(exe), "0", "1"], input=b"\0" * 12, capture_output=True)
@@ -367,11 +368,11 @@ def test_opt_kernels_on_arm64_under_qemu_match_portable(tmp_path, name):
         assert shutil.which(tool), f"{tool} is needed (see targets/arm64.toml)"
     x, _ = reference(name)
     outs = {}
-    for kernels in ("opt", "portable"):
+    for kernels in ("opt", "ref"):
         exe = build_bench_program(fixture(name), tmp_path / kernels, target=target, kernels=kernels)
         proc = subprocess.run(["qemu-aarch64", "-cpu", "cortex-a72", str(exe), "0", "1"],
                               input=x[:1].astype("<f4").tobytes(), capture_output=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
         outs[kernels] = np.array(json.loads(proc.stdout)["output"], np.float32)
     assert outs["opt"].size > 0
-    assert outs["opt"].tobytes() == outs["portable"].tobytes()
+    assert outs["opt"].tobytes() == outs["ref"].tobytes()

@@ -223,7 +223,7 @@ def test_fuzz_slice_reader_and_export():
     assert statuses == {"ok", "error"}  # the slice exercises both outcomes
 
 
-@pytest.mark.parametrize("index", [0, 1], ids=["portable", "opt"])
+@pytest.mark.parametrize("index", [0, 1], ids=["ref", "opt"])
 def test_fuzz_slice_compiled_with_sanitizers(index, tmp_path):
     """A few exported cases compiled with -Werror and ASan/UBSan, and run."""
     for i in range(index * 1000, index * 1000 + 200):  # the first case of the range that exports
@@ -232,7 +232,7 @@ def test_fuzz_slice_compiled_with_sanitizers(index, tmp_path):
             generate(data)
         except EdgeBnnError:
             continue
-        out = fuzz_models.run_case(data, f"case-{i}.tflite", compile_=True, kernels=("portable", "opt")[index % 2],
+        out = fuzz_models.run_case(data, f"case-{i}.tflite", compile_=True, kernels=("ref", "opt")[index % 2],
                                    rng=rng, workdir=tmp_path)
         assert out.status == "ok", f"case {i} ({base}; {notes}): {out.message}"
         return
@@ -249,7 +249,7 @@ def test_fuzz_long(request):
 
 def test_single_op_model_compiles_with_werror(tmp_path):
     # one op from input to output: nothing lives in the arena, which -Wunused-variable rejected
-    out = fuzz_models.run_case(relu_model(), "relu.tflite", compile_=True, kernels="portable", workdir=tmp_path)
+    out = fuzz_models.run_case(relu_model(), "relu.tflite", compile_=True, kernels="ref", workdir=tmp_path)
     assert out.status == "ok" and out.compiled, out.message
 
 
@@ -264,5 +264,5 @@ def test_nan_weights_compile(tmp_path):
     w = np.array([[1.0, np.nan, -np.inf, 2.0]], np.float32)
     data = build_model([T((1, 4), name="x"), T((1, 4), data=w, name="c"), T((1, 4), name="y")],
                        [Operator("ADD", [0, 1], [2], ("AddOptions", {}))], [0], [2])
-    out = fuzz_models.run_case(data, "nan.tflite", compile_=True, kernels="portable", workdir=tmp_path)
+    out = fuzz_models.run_case(data, "nan.tflite", compile_=True, kernels="ref", workdir=tmp_path)
     assert out.status == "ok" and out.compiled, out.message

@@ -43,7 +43,8 @@ def test_a_planted_cache_in_the_old_shared_location_is_not_used(tmp_path, monkey
     monkeypatch.setattr(hostbench, "_runtime_objects", spy)
     good = _run(hostbench.build_bench_program(MODEL, tmp_path / "w1"))
     # What another user of the machine could plant: the old predictable key under $TMPDIR.
-    compiler, flags, files, runtime = seen[0][:4]
+    tc, files, runtime = seen[0][:3]
+    compiler, flags = tc.cc, tc.cflags
     h = hashlib.sha256()
     for part in [compiler, *flags]:
         h.update(part.encode() + b"\0")

@@ -35,7 +35,7 @@ def test_fixtures_cover_every_new_op():
         assert case["op"] in load_graph(FIXTURES / f"{case['id']}.tflite").op_types(), case["id"]
 
 
-@pytest.mark.parametrize("kernels", ["portable", "opt"])
+@pytest.mark.parametrize("kernels", ["ref", "opt"])
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
 def test_op_matches_tflite_bit_for_bit(case, kernels):
     y = predict_c(FIXTURES / f"{case['id']}.tflite", case["x"],

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Compare edgebnn's generated C engine with LCE's interpreter on a full test set.
 
-    python tools/c_vs_lce.py MODEL [--dataset D] [--data-dir DIR] [--kernels portable|opt]
+    python tools/c_vs_lce.py MODEL [--dataset D] [--data-dir DIR] [--kernels ref|opt|mcu]
 
 MODEL is a .tflite, a run directory or a shipped model name. Prints one JSON
 object: n, top-1 agreement, both accuracies, the largest absolute output

@@ -263,7 +263,7 @@ def _structure_key(gen):
     return h.hexdigest()
 
 
-def run_case(data, name, *, compile_=True, kernels="portable", rng=None, workdir=None):
+def run_case(data, name, *, compile_=True, kernels="ref", rng=None, workdir=None):
     """Reader + export (+ sanitized build and run). Returns an :class:`Outcome`."""
     from edgebnn.codegen import generate
     from edgebnn.codegen.hostbench import build_predict_program
@@ -347,7 +347,7 @@ def fuzz_one(args):
     seed, index, compile_fraction, workdir = args
     base, data, notes, rng = make_case(seed, index)
     compile_ = rng.random() < compile_fraction
-    kernels = "opt" if rng.random() < 0.5 else "portable"
+    kernels = "opt" if rng.random() < 0.5 else "ref"
     out = run_case(data, f"fuzz-{seed}-{index}.tflite (from {base})", compile_=compile_, kernels=kernels, rng=rng,
                    workdir=workdir)
     return index, base, notes, out, data if out.status == "failure" else None

@@ -20,8 +20,9 @@ from edgebnn.cli._common import echo_json, handle_errors, render_table, status
                    "(replaced atomically); anything else needs --force.")
 @click.option("--name", default="model", show_default=True,
               help="C identifier prefix of the generated API (NAME_invoke).")
-@click.option("--target", "target", default=None, metavar="TARGET",
-              help="A target name or .toml file (kernel set, compiler and flags of the Makefile).")
+@click.option("-t", "--target", "target", default=None, metavar="TARGET",
+              help="A target name, .toml file or 'native' (kernel set, compiler and flags of the "
+                   "Makefile); default: portable C (cc -O2, the ref kernels).")
 @click.option("--format", "format_", type=click.Choice(["c", "c-array"]), default="c", show_default=True,
               help="c: generated engine (NAME.h, NAME.c, runtime, Makefile); "
                    "c-array: the .tflite as an alignas(16) C array (NAME.h, NAME.cc).")

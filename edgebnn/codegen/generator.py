@@ -23,6 +23,7 @@ from edgebnn.codegen.writer import CWriter, c_float, c_int32
 from edgebnn.errors import TFLiteFormatError, UnsafeInputError, UnsupportedOpError
 from edgebnn.escape import c_include, make_comment, make_word
 from edgebnn.graph import load_graph
+from edgebnn.toolchain import kernel_set, toolchain_for
 
 RUNTIME_DIR = resources.runtime_dir()
 TEMPLATES_DIR = resources.templates_dir()
@@ -227,13 +228,6 @@ def runtime_sources(called, runtime_dir=RUNTIME_DIR) -> dict:
     return dict(sorted(files.items()))
 
 
-def kernel_suffix_for(kernels: str, defs: dict, base: str) -> str:
-    """The variant of ``base`` to call for a kernel set: ``_<set>`` if the runtime has it, else ``_ref``."""
-    if kernels and kernels != "portable" and f"{base}_{kernels}" in defs:
-        return f"{base}_{kernels}"
-    return f"{base}_ref"
-
-
 # --------------------------------------------------------------------------
 # Emitter: the handlers' view of the C being written
 
@@ -243,7 +237,8 @@ class Emitter:
         self.name = name
         self.ctx = ctx
         self.locations = locations  # tensor -> ("input"|"output"|"arena", offset)
-        self.kernels = kernels
+        self.kernel_set = kernel_set(kernels, where="kernels")
+        self.kernels = self.kernel_set.name  # the set's name: ops choose weight layouts by it
         self.defs = defs
         self.data = CWriter()
         self.params_w = CWriter()
@@ -349,7 +344,7 @@ class Emitter:
         return f"op {', '.join(str(i) for i in node.ops)}: {node.op_type} -> '{out}'"
 
     def call(self, node, base, args):
-        fn = kernel_suffix_for(self.kernels, self.defs, base)
+        fn = self.kernel_set.pick(base, self.defs)
         self.called.add(fn)
         self.calls.append({"ops": list(node.ops), "type": node.op_type, "kernel": fn,
                            "output": self.ctx.tensor(node.outputs[0]).name})
@@ -491,10 +486,10 @@ def generate(model, *, name="model", target=None, fuse=True, command=None, kerne
         fuse: compute conv -> pool -> batchnorm -> binarize chains in row
             slices (less RAM, same results).
         command: the command line recorded in each file's header.
-        kernels: the kernel set (``"portable"``: the ``_ref`` kernels;
-            ``"opt"``: the ``_opt`` variants where the runtime has one, same
-            results bit for bit, more stack); None takes the target's
-            ``kernels``, or ``"portable"`` without a target.
+        kernels: a kernel set of :data:`edgebnn.toolchain.KERNEL_SETS`
+            (``"ref"``: the portable ``_ref`` kernels; ``"opt"``: the ``_opt``
+            variants where the runtime has one, same results bit for bit,
+            more stack); None takes the target's.
 
     Returns:
         a :class:`GeneratedModel`.
@@ -515,10 +510,9 @@ def generate(model, *, name="model", target=None, fuse=True, command=None, kerne
             raise UnsupportedOpError(f"the model's {role} '{t.name}' is {t.dtype}; the C API takes and returns float32")
     ctx, nodes = build_nodes(graph, fuse=fuse)
     locations, plan, scratch, peak_scratch = _plan(graph, nodes)
-    if kernels is None:
-        kernels = getattr(target, "kernels", "portable") if target is not None else "portable"
+    tc = toolchain_for(target, kernels=kernels)
     defs = runtime_functions()
-    em = Emitter(name, ctx, locations, kernels, defs)
+    em = Emitter(name, ctx, locations, tc.kernels, defs)
     em.scratch_offsets = scratch
     for n in nodes:
         n.emit(em)
@@ -598,7 +592,7 @@ def generate(model, *, name="model", target=None, fuse=True, command=None, kerne
 
     files = {f"{name}.h": h.text(), f"{name}.c": c.text()}
     files.update(runtime_sources(sorted(em.called)))
-    files["Makefile"] = _makefile(name, files, target, sha, command)
+    files["Makefile"] = _makefile(name, files, tc, sha, command)
     return GeneratedModel(
         files=dict(sorted(files.items())),
         weights_bytes=em.weights_bytes,
@@ -614,16 +608,12 @@ def generate(model, *, name="model", target=None, fuse=True, command=None, kerne
     )
 
 
-def _makefile(name, files, target, sha, command):
-    cc = getattr(target, "cc", None) or "cc"
-    flags = list(getattr(target, "cflags", ()) or ()) if target is not None else ["-O2"]
-    # -ffp-contract=off: no fused multiply-add (Cortex-M4F, AArch64 and x86
-    # with FMA would otherwise round a * b + c once, unlike TFLite and LCE).
-    flags = ["-std=c99", "-Wall", "-Wextra", "-ffp-contract=off"] + \
-        [f for f in flags if not f.startswith("--specs")] + [f for f in flags if f.startswith("--specs")]
+def _makefile(name, files, tc, sha, command):
+    """A Makefile building lib<name>.a with the flags of :mod:`edgebnn.toolchain`."""
+    flags = list(tc.cflags)  # a library is only compiled: no link flags
     srcs = sorted(f for f in files if f.endswith(".c"))
-    ar = cc[: -len("gcc")] + "ar" if cc.endswith("gcc") else "ar"
-    where = "the target's toolchain" if target is not None else "the host toolchain"
+    cc, ar = tc.cc, tc.ar
+    where = f"the toolchain of target '{tc.name}'" if tc.target is not None else "the host toolchain"
     lines = [
         f"# Build of the model '{name}', generated by edgebnn {__version__}.",
         f"# Command: {make_comment(command)}",

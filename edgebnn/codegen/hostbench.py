@@ -27,55 +27,25 @@ import numpy as np
 
 from edgebnn.codegen.generator import HOST_TEMPLATES, RUNTIME_DIR, generate
 from edgebnn.errors import EngineError, ToolchainError
-
-#: Flags for host builds: ISO C99, optimized for this machine, the
-#: hardware popcount; -ffp-contract=off keeps a * b + c from becoming an FMA,
-#: so results stay bit-identical to a plain -O0 build (tested) and to the
-#: reference kernels. -march=native is dropped if the compiler refuses it.
-HOST_CFLAGS = ("-std=c99", "-O3", "-march=native", "-ffp-contract=off", "-DEBNN_USE_BUILTIN_POPCOUNT")
-_NATIVE_OK = {}
-#: Kernel set of host builds (no target): the ``_opt`` variants of the
-#: runtime (bit-identical to ``_ref``; a bigger stack, fine on a host).
-HOST_KERNELS = "opt"
-
-
-def host_cflags(compiler) -> list:
-    """:data:`HOST_CFLAGS`, without ``-march=native`` when ``compiler`` rejects it."""
-    if compiler not in _NATIVE_OK:
-        with tempfile.TemporaryDirectory() as d:
-            src = Path(d) / "probe.c"
-            src.write_text("int main(void) { return 0; }\n")
-            proc = subprocess.run([compiler, "-march=native", "-c", str(src), "-o", str(Path(d) / "probe.o")],
-                                  capture_output=True)
-            _NATIVE_OK[compiler] = proc.returncode == 0
-    return [f for f in HOST_CFLAGS if _NATIVE_OK[compiler] or f != "-march=native"]
-
-
-def _compiler(target, cc):
-    if cc:
-        exe = cc
-    elif target is not None and getattr(target, "cc", None):
-        exe = target.cc
-    else:
-        exe = os.environ.get("CC", "gcc")
-    path = shutil.which(exe)
-    if path is None:
-        hint = ""
-        if target is not None and hasattr(target, "package_for") and target.package_for(exe):
-            hint = f"; install the Debian package '{target.package_for(exe)}'"
-        raise ToolchainError(f"C compiler '{exe}' not found on PATH{hint}")
-    return exe
-
+from edgebnn.toolchain import compile_commands, toolchain_for
 
 def _build(model_path, workdir, main_name, *, target=None, cc=None, extra_cflags=(), name="model", fuse=True,
            kernels=None):
+    """Generate the model's C into ``workdir/src`` and link it with ``main_name``.
+
+    The compiler, flags and kernel set come from :mod:`edgebnn.toolchain`:
+    ``target`` None is this machine (:func:`edgebnn.toolchain.native_target`).
+    """
     workdir = Path(workdir)
     src = workdir / "src"
     src.mkdir(parents=True, exist_ok=True)
-    # Host programs (no target) use the "opt" kernel set: the same results bit
-    # for bit as the portable _ref kernels (tested), vectorized loop orders.
-    gen = generate(model_path, name=name, target=target, fuse=fuse,
-                   kernels=kernels if kernels is not None else (HOST_KERNELS if target is None else None),
+    tc = toolchain_for(target if target is not None else "native", cc=cc, kernels=kernels,
+                       extra_cflags=extra_cflags)
+    if shutil.which(tc.cc) is None:
+        pkg = tc.target.package_for(tc.cc) if tc.target is not None else None
+        hint = f"; install the Debian package '{pkg}'" if pkg else ""
+        raise ToolchainError(f"C compiler '{tc.cc}' not found on PATH{hint}")
+    gen = generate(model_path, name=name, target=tc.target, fuse=fuse, kernels=tc.kernels.name,
                    command=f"edgebnn.codegen.hostbench ({main_name})")
     for rel, text in gen.files.items():
         (src / rel).write_text(text)
@@ -83,28 +53,25 @@ def _build(model_path, workdir, main_name, *, target=None, cc=None, extra_cflags
     if not main_src.is_file():
         raise ToolchainError(f"host program template missing: {main_src}")
     shutil.copyfile(main_src, src / main_name)
-    compiler = _compiler(target, cc)
-    if target is not None:
-        flags = ["-std=c99"] + list(getattr(target, "cflags", ()) or ()) + ["-ffp-contract=off"]
-        ldflags = list(getattr(target, "ldflags", ()) or ())
-    else:
-        flags = host_cflags(compiler)
-        ldflags = []
-    flags += list(extra_cflags)
-    defines = [f'-DEDGEBNN_MODEL_HEADER="{name}.h"', f"-DEDGEBNN_MODEL_INVOKE={name}_invoke",
-               f"-DEDGEBNN_MODEL_PREFIX={name.upper()}"]
+    defines = [f'EDGEBNN_MODEL_HEADER="{name}.h"', f"EDGEBNN_MODEL_INVOKE={name}_invoke",
+               f"EDGEBNN_MODEL_PREFIX={name.upper()}"]
     runtime = [f for f in sorted(gen.files) if f.endswith(".c") and (RUNTIME_DIR / f).is_file()]
-    objects = _runtime_objects(compiler, flags, {f: gen.files[f] for f in gen.files
-                                                 if f in runtime or f.endswith(".h")}, runtime, workdir)
+    objects = _runtime_objects(tc, {f: gen.files[f] for f in gen.files if f in runtime or f.endswith(".h")},
+                               runtime, workdir)
     sources = [str(src / f) for f in sorted(gen.files) if f.endswith(".c") and f not in runtime]
     sources.append(str(src / main_name))
     exe = workdir / Path(main_name).stem.replace("_main", "")
-    cmd = [compiler, *flags, *defines, f"-I{src}", *sources, *map(str, objects), "-o", str(exe), *ldflags, "-lm"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise ToolchainError(
-            f"compiling the generated code failed ({' '.join(cmd)}):\n{proc.stderr[-4000:]}"
-        )
+    cmds = compile_commands(None, sources, "program", output=str(exe), includes=[str(src)], defines=defines,
+                            objdir=str(workdir / "obj"), objects=objects, toolchain=tc)
+    (workdir / "obj").mkdir(exist_ok=True)
+    for cmd in cmds:
+        if cmd[-2] == "-o":
+            Path(cmd[-1]).parent.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise ToolchainError(
+                f"compiling the generated code failed ({' '.join(cmd)}):\n{proc.stderr[-4000:]}"
+            )
     return exe, gen
 
 
@@ -190,13 +157,13 @@ def _verified_objects(entry: Path, key: str, names) -> dict:
         return None
 
 
-def _compile_runtime(compiler, flags, files, runtime, builddir: Path) -> dict:
+def _compile_runtime(tc, files, runtime, builddir: Path) -> dict:
     for name, text in files.items():
         (builddir / name).write_text(text)
-    cmd = [compiler, *flags, "-c", *runtime]
-    proc = subprocess.run(cmd, cwd=builddir, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise ToolchainError(f"compiling the runtime failed ({' '.join(cmd)}):\n{proc.stderr[-4000:]}")
+    for cmd in compile_commands(None, runtime, "objects", toolchain=tc):
+        proc = subprocess.run(cmd, cwd=builddir, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise ToolchainError(f"compiling the runtime failed ({' '.join(cmd)}):\n{proc.stderr[-4000:]}")
     return {Path(f).stem + ".o": (builddir / (Path(f).stem + ".o")).read_bytes() for f in runtime}
 
 
@@ -221,7 +188,7 @@ def _store(root: Path, key: str, objects: dict) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _runtime_objects(compiler, flags, files, runtime, workdir):
+def _runtime_objects(tc, files, runtime, workdir):
     """Compile the runtime's .c files once per (compiler, flags, sources); return object paths.
 
     The cache is per user (:func:`cache_root`, ``runtime-objects/``), mode
@@ -233,7 +200,7 @@ def _runtime_objects(compiler, flags, files, runtime, workdir):
     used (a warning says why) and the runtime is compiled in ``workdir``.
     """
     names = [Path(f).stem + ".o" for f in runtime]
-    key = _cache_key(compiler, flags, files)
+    key = _cache_key(tc.cc, tc.cflags, files)
     root = cache_root() / "runtime-objects"
     why = _private_dir(root.parent) or _private_dir(root)
     if why is not None:
@@ -243,7 +210,7 @@ def _runtime_objects(compiler, flags, files, runtime, workdir):
     if objects is None:
         build = Path(workdir) / "runtime-build"
         build.mkdir(parents=True, exist_ok=True)
-        objects = _compile_runtime(compiler, flags, files, runtime, build)
+        objects = _compile_runtime(tc, files, runtime, build)
         if why is None:
             _store(root, key, objects)
     out_dir = Path(workdir) / "objects"
@@ -261,12 +228,12 @@ def build_bench_program(model_path, workdir, *, target=None, cc=None, extra_cfla
     Args:
         model_path: the .tflite file.
         workdir: directory for the sources (``workdir/src``) and the program.
-        target: an :class:`edgebnn.targets.Target` (its cc, cflags, ldflags and
-            kernel set) or None for the host compiler (``$CC`` or gcc).
+        target: a target (name, file or :class:`edgebnn.targets.Target`: its
+            toolchain and kernel set, :mod:`edgebnn.toolchain`) or None for
+            this machine (``native``).
         cc: override the compiler.
         extra_cflags: more flags (e.g. ``-march=native``).
-        kernels: the kernel set; None: :data:`HOST_KERNELS` without a target,
-            else the target's.
+        kernels: the kernel set; None: the target's.
 
     Returns:
         the path of the executable: ``prog WARMUP RUNS < input.f32`` prints
@@ -309,8 +276,8 @@ def predict_c(model_path, x, *, workdir=None, fuse=True, cc=None, extra_cflags=(
         workdir: where to build; a temporary directory when None (the built
             program is then cached per model, flags, fuse setting and
             kernel set for the life of the process).
-        kernels: the kernel set (None: :data:`HOST_KERNELS`; ``"portable"``:
-            the ``_ref`` kernels only).
+        kernels: the kernel set (None: the native target's, ``"opt"``;
+            ``"ref"``: the ``_ref`` kernels only).
 
     Returns:
         ``float32`` array ``(N, *output_shape)``.

@@ -34,19 +34,13 @@ from edgebnn.escape import c_comment, c_include, ld_comment, make_comment, make_
 from edgebnn.firmware.size import SizeReport, parse_map
 from edgebnn.io import atomic_write_bytes, atomic_write_text
 from edgebnn.targets import Target, load_target
+from edgebnn.toolchain import compile_commands, object_name, toolchain_for
 
 TEMPLATES = resources.templates_dir()
 METADATA = "firmware.json"
 TARGET_COPY = "target.toml"
 IMAGE = "fw.elf"
 MAP = "build/fw.map"
-#: Extra warnings for the C the project compiles (never -Werror: a user's
-#: newer compiler must not break the build).
-#: -ffp-contract=off: no fused multiply-add, on every target. Cortex-M4F,
-#: M7 and AArch64 would otherwise round a * b + c once instead of twice and
-#: stop matching the host build and LCE bit for bit (the same flag as the
-#: generated Makefile and the host bench programs).
-WARNINGS = ("-std=c99", "-Wall", "-Wextra", "-ffp-contract=off")
 #: Memory lengths used to re-link an image that overflows its budget, only to
 #: measure it and report the numbers.
 MEASURE_LENGTH = 0x10000000
@@ -225,7 +219,7 @@ def _find_api_header(model: ModelSources) -> str:
 
 
 def _obj_path(src: str) -> str:
-    return "build/" + re.sub(r"\.c$", ".o", src)
+    return object_name(src, "build")
 
 
 def _project_sources(model: ModelSources) -> tuple:
@@ -263,20 +257,18 @@ def _model_dest(model: ModelSources, rel: str) -> str:
 
 
 def build_commands(target: Target, sources: list, includes: list, *, linker_script: bool) -> dict:
-    """Every command of a build: ``{"compile": [[...], ...], "link": [...], "objcopy": [[...]]}``."""
-    inc = [f"-I{d}" for d in includes]
-    compile_cmds = [[target.cc, *target.cflags, *WARNINGS, *inc, "-c", src, "-o", _obj_path(src)]
-                    for src in sources]
-    objs = [_obj_path(s) for s in sources]
-    link = [target.cc, *target.cflags]
-    if linker_script:
-        link += ["-T", "link.ld"]
-    link += [f"-Wl,-Map={MAP}", *objs, *target.ldflags, "-o", IMAGE]
+    """Every command of a build: ``{"compile": [[...], ...], "link": [...], "objcopy": [[...]]}``.
+
+    The compile and link commands come from :func:`edgebnn.toolchain.compile_commands`.
+    """
+    link_flags = (["-T", "link.ld"] if linker_script else []) + [f"-Wl,-Map={MAP}"]
+    cmds = compile_commands(target, sources, "program", output=IMAGE, includes=includes, objdir="build",
+                            link_flags=link_flags)
     objcopy = []
     if target.is_mcu and target.objcopy:
         objcopy = [[target.objcopy, "-O", "binary", IMAGE, "fw.bin"],
                    [target.objcopy, "-O", "ihex", IMAGE, "fw.hex"]]
-    return {"compile": compile_cmds, "link": link, "objcopy": objcopy}
+    return {"compile": cmds[:-1], "link": cmds[-1], "objcopy": objcopy}
 
 
 def linker_values(target: Target, *, flash_length=None, ram_length=None) -> dict:
@@ -303,7 +295,7 @@ def makefile(target: Target, commands: dict, sources: list) -> str:
     cflags = compile0[1:compile0.index("-c")] if "-c" in compile0 else []
     link = commands["link"]
     objs = [_obj_path(s) for s in sources]
-    ldflags = list(target.ldflags)
+    ldflags = list(toolchain_for(target).ldflags)
     pre = link[1:link.index(f"-Wl,-Map={MAP}")]
     emulator = target.emulator_command(elf=IMAGE, exe="./" + IMAGE, bin="fw.bin", hex="fw.hex", dir=".")
     src = f"target file {target.source or target.name!r}"
