@@ -203,17 +203,57 @@ def preset_path(name_or_path) -> Path:
 
 
 def read_yaml(path) -> dict:
-    """Read a YAML mapping (empty file -> ``{}``)."""
+    """Read a YAML mapping (empty file -> ``{}``) with :func:`yaml.safe_load`.
+
+    This is the one reader of configuration files: presets, ``RUN_DIR/config.yml``
+    (:func:`read_run_config`) and saved configurations all come through here.
+
+    Raises:
+        ConfigError: the file cannot be read, is not YAML (the message gives
+            the parser's line and column), or does not hold a mapping.
+    """
     import yaml
 
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read configuration {path}: {exc}") from exc
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise ConfigError(f"cannot read configuration {path}: {reason}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"configuration {path} is not valid YAML{where}: {problem}") from exc
+    if data is None:
+        return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a YAML mapping, found {type(data).__name__}")
+        raise ConfigError(
+            f"configuration {path}: expected a YAML mapping (dataset: ..., model: ...), "
+            f"found a {type(data).__name__}"
+        )
     return data
+
+
+def read_run_config(run_dir) -> dict:
+    """``RUN_DIR/config.yml`` as a dict (see :func:`read_yaml`), without validating it.
+
+    Commands that only need a field or two of a run (its dataset) read it
+    this way; :func:`load_config` gives a checked :class:`TrainConfig`.
+
+    Raises:
+        ConfigError: the file is missing, unreadable, not YAML or not a mapping.
+    """
+    from edgebnn import rundir
+
+    path = Path(run_dir) / rundir.CONFIG
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} has no {rundir.CONFIG} (looked for {path})")
+    return read_yaml(path)
 
 
 def load_preset(name_or_path, **overrides) -> TrainConfig:

@@ -732,42 +732,49 @@ def conversion_report(tflite_bytes) -> dict:
 
 
 # --------------------------------------------------------------------------
-# Where a model argument came from
+# What `edgebnn convert` writes
 
 
-def read_run_config(run_dir) -> dict:
-    """Return a run directory's ``config.yml`` as a dict.
+def default_outputs(ref, output=None) -> tuple:
+    """``(tflite path, report path)`` that ``edgebnn convert`` writes for a resolved model.
 
-    Raises:
-        ModelError: the file is missing or is not a YAML mapping.
+    ``output`` (a ``-o`` flag) wins, with the report beside it as ``.json``;
+    a run directory gets ``model.tflite`` and ``model.json``; a shipped model
+    ``NAME.tflite`` and ``NAME.json`` in the current directory; a model file
+    or SavedModel folder a ``.tflite`` and ``.json`` beside it.
+
+    Example:
+        >>> from edgebnn.modelref import ModelRef
+        >>> default_outputs(ModelRef(arg="m.h5", kind="keras", keras_path="out/m.h5"))
+        (PosixPath('out/m.tflite'), PosixPath('out/m.json'))
     """
-    import yaml
-
     from edgebnn import rundir
 
-    path = Path(run_dir) / rundir.CONFIG
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ModelError(f"cannot read the run configuration {path}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ModelError(f"{path} should hold a YAML mapping (dataset, model, precision, ...); found {type(data).__name__}")
-    return data
-
-
-def dataset_of(ref, override=None):
-    """The dataset a resolved model argument was trained on, or None when unknown.
-
-    ``override`` (a ``--dataset`` flag) wins; then a run directory's
-    ``config.yml``; then a shipped model's index entry.
-    """
-    if override:
-        return override
+    if output:
+        out = Path(output)
+        return out, out.with_suffix(".json")
     if ref.kind == "run_dir":
-        return read_run_config(ref.run_dir).get("dataset")
-    if ref.kind == "pretrained" and ref.pretrained is not None:
-        return ref.pretrained.dataset
-    return None
+        return Path(ref.run_dir) / rundir.TFLITE, Path(ref.run_dir) / rundir.TFLITE_REPORT
+    if ref.kind == "pretrained":
+        return Path(f"{ref.arg}.tflite"), Path(f"{ref.arg}.json")
+    src = Path(ref.keras_path)
+    base = src if src.is_dir() else src.with_suffix("")
+    return base.with_name(base.name + ".tflite"), base.with_name(base.name + ".json")
+
+
+def conversion_record(conv, ref, *, keras_path, dataset, keras_params, version) -> dict:
+    """The report ``edgebnn convert`` writes beside the .tflite: :func:`conversion_report`
+    of the flatbuffer, plus where it came from and how it was converted."""
+    report = conversion_report(conv.tflite)
+    report.update(
+        source=str(ref.arg),
+        keras_path=str(keras_path),
+        dataset=dataset,
+        keras_params=int(keras_params),
+        conversion=conv.to_dict(),
+        edgebnn_version=version,
+    )
+    return report
 
 
 def representative_inputs(x, n: int = 500, seed: int = 0):

@@ -245,3 +245,48 @@ def c_uint32(value, *, what: str) -> str:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0xFFFFFFFF:
         raise UnsafeInputError(f"{what} must be an integer in 0..0xFFFFFFFF, found {value!r}")
     return f"0x{value:08X}u"
+
+
+_CMAKE_FORBIDDEN = re.compile(r"[\x00\n\r]")
+_CMAKE_COMMENT_ESCAPED = frozenset(b"\\")
+
+
+def cmake_comment(text) -> str:
+    """Text for the rest of a ``# `` line comment of a ``CMakeLists.txt``.
+
+    Control bytes (a newline would end the comment and start a command),
+    the backslash and every non-ASCII byte become ``\\xNN``. The caller
+    writes ``# `` first, so a ``[[`` in the text cannot open a bracket comment.
+
+    Example:
+        >>> print(cmake_comment("m.tflite\\nexecute_process(COMMAND id)"))
+        m.tflite\\x0aexecute_process(COMMAND id)
+    """
+    return _escape_bytes(text_bytes(text), _CMAKE_COMMENT_ESCAPED, comment_pairs=False)
+
+
+def cmake_string(text, *, what: str) -> str:
+    """A CMake quoted argument holding ``text`` exactly.
+
+    ``\\`` and ``"`` are escaped; ``$`` is escaped so no ``${VAR}``,
+    ``$ENV{...}`` or ``$CACHE{...}`` is expanded; ``;`` is escaped so the
+    value stays one list element. A newline, carriage return or NUL is
+    refused: a flag or a name never needs one.
+
+    Example:
+        >>> print(cmake_string('-DX="${HOME};1"', what="toolchain.cflags"))
+        "-DX=\\"\\${HOME}\\;1\\""
+
+    Raises:
+        UnsafeInputError: the text holds a newline, carriage return or NUL,
+            or a lone surrogate.
+    """
+    text = os.fspath(text) if isinstance(text, os.PathLike) else str(text)
+    bad = _CMAKE_FORBIDDEN.search(text)
+    if bad or any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+        found = repr(bad.group()) if bad else "bytes that are not UTF-8"
+        raise UnsafeInputError(
+            f"{what} is {text!r}: a generated CMake file can hold it only without newlines, "
+            f"carriage returns and NUL characters, but it contains {found}"
+        )
+    return '"' + re.sub(r'([\\"$;])', r"\\\1", text) + '"'

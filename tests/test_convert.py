@@ -443,7 +443,7 @@ def test_cli_convert_errors(tf_mods, tmp_path):
     tfl = tmp_path / "m.tflite"
     tfl.write_bytes(b"x" * 64)
     res = runner.invoke(cli, ["convert", str(tfl)])
-    assert res.exit_code == 1 and "already a .tflite" in res.output
+    assert res.exit_code == 1 and "is a .tflite (an already converted model)" in res.output
 
     other = tmp_path / "notes.txt"
     other.write_text("hello")

@@ -442,14 +442,6 @@ def test_samples_from_dataset_and_size_check(shared_data):
         select_samples(3072, 4, dataset="mnist", data_dir=shared_data / "mnist")
 
 
-def test_dataset_guessed_from_model_file_name():
-    from edgebnn.firmware import _dataset_from_name
-
-    assert _dataset_from_name("mnist-bcnn-binary") == "mnist"
-    assert _dataset_from_name("fashion-mnist-lenet5-float") == "fashion_mnist"
-    assert _dataset_from_name("my_model") is None
-
-
 def test_build_refuses_to_replace_a_foreign_directory(tmp_path):
     from edgebnn.errors import OutputError
     from edgebnn.firmware import build_firmware

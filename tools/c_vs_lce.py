@@ -18,7 +18,7 @@ import numpy as np
 from edgebnn.codegen.hostbench import predict_c
 from edgebnn.datasets import load_dataset
 from edgebnn.predict import predict_tflite
-from edgebnn.pretrained import resolve_model
+from edgebnn.modelref import ModelRef
 
 
 def main(argv=None) -> int:
@@ -28,8 +28,8 @@ def main(argv=None) -> int:
     ap.add_argument("--data-dir")
     ap.add_argument("--kernels", default=None, help="runtime kernel set (default: the host's)")
     args = ap.parse_args(argv)
-    ref = resolve_model(args.model)
-    dataset = args.dataset or (ref.pretrained.dataset if ref.pretrained else None)
+    ref = ModelRef.resolve(args.model)
+    dataset = args.dataset or ref.dataset
     if not dataset or not ref.tflite_path:
         ap.error("give --dataset, and a model that has a .tflite")
     data = load_dataset(dataset, data_dir=args.data_dir)

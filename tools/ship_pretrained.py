@@ -65,7 +65,8 @@ def ship_run(run_dir, dest, *, data_dir=None, target="arm64", trust_model_code=F
         ModelError: not a finished run directory.
         VerificationError: the .tflite does not match the Keras model.
     """
-    from edgebnn.convert import conversion_report, convert_model, load_keras_model, read_run_config
+    from edgebnn.config import read_run_config
+    from edgebnn.convert import conversion_report, convert_model, load_keras_model
     from edgebnn.datasets import load_dataset
     from edgebnn.verify import verify
 

@@ -17,7 +17,7 @@ from edgebnn.bench.engines import (  # noqa: F401 - the limits are part of this 
 from edgebnn.bench.host import host_info
 from edgebnn.bench.result import BenchResult, ModelBench
 from edgebnn.bench.stats import combine_aggregates, latency_stats, ratio_of
-from edgebnn.errors import EngineError, MissingDependencyError, ModelError
+from edgebnn.errors import EngineError, MissingDependencyError
 from edgebnn.graph import load_graph
 
 DEFAULT_WARMUP = 20
@@ -28,7 +28,6 @@ MAX_RUNS = 100_000_000
 MAX_WARMUP = 100_000_000
 #: With --against, runs are split into this many chunks per model, alternating A and B.
 ALTERNATION_CHUNKS = 10
-_KERAS_SUFFIXES = (".h5", ".hdf5", ".keras")
 
 
 def resolve_tflite(model) -> str:
@@ -36,26 +35,12 @@ def resolve_tflite(model) -> str:
 
     Raises:
         ModelError: nothing by that name, a Keras model that was never
-            converted, or a run directory without ``model.tflite``.
+            converted, or a run directory without ``model.tflite``
+            (:meth:`edgebnn.modelref.ModelRef.require_tflite`).
     """
-    path = Path(str(model))
-    if path.is_file() and path.suffix.lower() not in _KERAS_SUFFIXES:
-        return str(path)  # any file: load_graph says if it is not a flatbuffer
-    from edgebnn.pretrained import resolve_model
+    from edgebnn.modelref import ModelRef
 
-    ref = resolve_model(model)
-    if ref.tflite_path:
-        return ref.tflite_path
-    if ref.kind == "run_dir":
-        raise ModelError(
-            f"run directory '{model}' has no model.tflite yet; convert it first: edgebnn convert {model}"
-        )
-    if ref.kind == "keras":
-        raise ModelError(
-            f"'{model}' is a Keras model; bench measures converted models: run "
-            f"'edgebnn convert {model}' and bench the .tflite it writes"
-        )
-    raise ModelError(f"shipped model '{model}' has no .tflite file in this installation")
+    return ModelRef.resolve(model).require_tflite("bench")
 
 
 def _availability_error(engine, reason, hint="") -> Exception:

@@ -1,7 +1,5 @@
 """``edgebnn convert``: a trained model to a .tflite plus its conversion report."""
 
-from pathlib import Path
-
 import click
 
 from edgebnn.cli._common import (
@@ -14,21 +12,6 @@ from edgebnn.cli._common import (
 )
 
 _TARGETS = ("arm32", "arm64", "x86_64", "xcore")  # edgebnn.convert.TARGETS, kept import-free
-
-
-def _default_outputs(ref, output):
-    from edgebnn import rundir
-
-    if output:
-        out = Path(output)
-        return out, out.with_suffix(".json")
-    if ref.kind == "run_dir":
-        return Path(ref.run_dir) / rundir.TFLITE, Path(ref.run_dir) / rundir.TFLITE_REPORT
-    if ref.kind == "pretrained":
-        return Path(f"{ref.source}.tflite"), Path(f"{ref.source}.json")
-    src = Path(ref.keras_path)
-    base = src.parent / src.name if src.is_dir() else src.with_suffix("")
-    return base.with_name(base.name + ".tflite"), base.with_name(base.name + ".json")
 
 
 @click.command()
@@ -54,35 +37,24 @@ def convert(model_arg, output, target, int8, no_rewrite, dataset, data_dir, trus
     """
     from edgebnn import __version__
     from edgebnn.convert import (
-        conversion_report,
+        conversion_record,
         convert_model,
-        dataset_of,
-        is_larq_model,
+        default_outputs,
         representative_inputs,
     )
-    from edgebnn.errors import ConversionError, ModelError
+    from edgebnn.errors import ConversionError
     from edgebnn.io import atomic_write_files
-    from edgebnn.pretrained import resolve_model
+    from edgebnn.modelref import ModelRef
 
-    ref = resolve_model(model_arg)
-    if ref.kind == "tflite":
-        raise ModelError(f"'{model_arg}' is already a .tflite; expected a run directory, a Keras model "
-                         "(.h5, .keras, SavedModel folder) or a pretrained model name")
-    if ref.keras_path is None:
-        raise ModelError(f"'{model_arg}' has no Keras model to convert (looked for model.h5)")
-    status(f"loading {ref.keras_path}")
-    model = load_user_model(ref.keras_path, trust=trust, custom_module=custom_module)
+    ref = ModelRef.resolve(model_arg)
+    keras_path = ref.require_keras("convert")
+    status(f"loading {keras_path}")
+    model = load_user_model(keras_path, trust=trust, custom_module=custom_module)
 
     representative = None
-    ds_name = dataset_of(ref, dataset)
+    ds_name = dataset or ref.dataset
     if int8:
-        if is_larq_model(model):
-            raise ConversionError(f"--int8 applies to float models only; '{model_arg}' has larq quantized layers")
-        if not ds_name:
-            raise ConversionError(
-                f"--int8 needs a representative dataset to calibrate '{model_arg}', and its dataset is "
-                "unknown (no run config.yml); pass --dataset NAME"
-            )
+        ds_name = ref.require_dataset("--int8 calibration on representative inputs", dataset)
         from edgebnn.datasets import load_dataset
 
         status(f"loading {ds_name} for int8 calibration")
@@ -92,16 +64,9 @@ def convert(model_arg, output, target, int8, no_rewrite, dataset, data_dir, trus
     status(f"converting for {target}" + (" (int8)" if int8 else ""))
     conv = convert_model(model, target=target, int8=int8, representative=representative,
                          rewrite_dense=not no_rewrite)
-    report = conversion_report(conv.tflite)
-    report.update(
-        source=str(model_arg),
-        keras_path=str(ref.keras_path),
-        dataset=ds_name,
-        keras_params=int(model.count_params()),
-        conversion=conv.to_dict(),
-        edgebnn_version=__version__,
-    )
-    tflite_path, json_path = _default_outputs(ref, output)
+    report = conversion_record(conv, ref, keras_path=keras_path, dataset=ds_name,
+                               keras_params=model.count_params(), version=__version__)
+    tflite_path, json_path = default_outputs(ref, output)
     report["tflite_path"] = str(tflite_path)
     import json
 

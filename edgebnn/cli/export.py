@@ -23,9 +23,11 @@ from edgebnn.cli._common import echo_json, handle_errors, render_table, status
 @click.option("-t", "--target", "target", default=None, metavar="TARGET",
               help="A target name, .toml file or 'native' (kernel set, compiler and flags of the "
                    "Makefile); default: portable C (cc -O2, the ref kernels).")
-@click.option("--format", "format_", type=click.Choice(["c", "c-array"]), default="c", show_default=True,
+@click.option("--format", "format_", type=click.Choice(["c", "c-array", "cmake", "arduino"]), default="c", show_default=True,
               help="c: generated engine (NAME.h, NAME.c, runtime, Makefile); "
-                   "c-array: the .tflite as an alignas(16) C array (NAME.h, NAME.cc).")
+                   "c-array: the .tflite as an alignas(16) C array (NAME.h, NAME.cc); "
+                   "cmake: a CMake project (static library NAME, toolchain.cmake for a cross target); "
+                   "arduino: an Arduino library (library.properties, src/, examples/NAME/NAME.ino).")
 @click.option("--no-fuse", is_flag=True,
               help="Do not fuse conv -> pool -> batchnorm -> binarize chains (more RAM, same results).")
 @click.option("--force", is_flag=True,
@@ -41,14 +43,11 @@ def export(model, output, name, target, format_, no_fuse, force, json_):
       make -C build/mnist          # builds libmnist.a
     """
     from edgebnn import codegen
-    from edgebnn.errors import ModelError
     from edgebnn.io import check_output_directory, output_directory
-    from edgebnn.pretrained import resolve_model
+    from edgebnn.modelref import ModelRef
 
     check_output_directory(output, force=force)  # before any work: refuse a user's folder early
-    ref = resolve_model(model)
-    if not ref.tflite_path:
-        raise ModelError(f"'{model}' has no converted .tflite model; run `edgebnn convert {model}` first")
+    tflite_path = ModelRef.resolve(model).require_tflite("export")
     tgt = None
     if target is not None:
         from edgebnn.targets import load_target
@@ -58,18 +57,22 @@ def export(model, output, name, target, format_, no_fuse, force, json_):
         else shlex.join(["edgebnn", "export", str(model), "-o", str(output), "--name", name]
                         + (["--target", target] if target else []) + (["--format", format_])
                         + (["--no-fuse"] if no_fuse else []))
-    status(f"generating C for {ref.tflite_path} ...")
-    report = {"model": str(ref.tflite_path), "output": str(output), "format": format_, "name": name}
-    if format_ == "c":
-        gen = codegen.generate(ref.tflite_path, name=name, target=tgt, fuse=not no_fuse, command=command)
-        files = gen.files
+    status(f"generating C for {tflite_path} ...")
+    report = {"model": str(tflite_path), "output": str(output), "format": format_, "name": name}
+    if format_ != "c-array":
+        from edgebnn.codegen.package import arduino_package, cmake_package
+
+        gen = codegen.generate(tflite_path, name=name, target=tgt, fuse=not no_fuse, command=command)
+        files = {"c": lambda: gen.files,
+                 "cmake": lambda: cmake_package(gen, target=tgt, command=command),
+                 "arduino": lambda: arduino_package(gen, command=command)}[format_]()
         report.update(gen.to_dict())
         report["files"] = sorted(files)
         report["target"] = tgt.name if tgt else None
     else:
-        files = codegen.c_array_sources(ref.tflite_path, name=name, command=command)
+        files = codegen.c_array_sources(tflite_path, name=name, command=command)
         report["files"] = sorted(files)
-        report["bytes"] = Path(ref.tflite_path).stat().st_size
+        report["bytes"] = Path(tflite_path).stat().st_size
     with output_directory(output, kind="export", force=force) as tmp:
         for rel, text in files.items():
             dest = tmp / rel
@@ -79,7 +82,7 @@ def export(model, output, name, target, format_, no_fuse, force, json_):
         echo_json(report)
         return
     click.echo(f"wrote {len(files)} files to {click.format_filename(output)}")
-    if format_ == "c":
+    if format_ != "c-array":
         rows = [
             ("weights (constants)", f"{gen.weights_bytes:,} B"),
             ("arena (peak activations)", f"{gen.arena_bytes:,} B"),
@@ -89,6 +92,9 @@ def export(model, output, name, target, format_, no_fuse, force, json_):
             ("calls", str(sum(1 for o in gen.ops if o["kernel"]))),
         ]
         click.echo(render_table(("", name), rows))
-        click.echo(f"build: make -C {click.format_filename(output)}   (API: int {name}_invoke(const float *input, float *output))")
+        out = click.format_filename(output)
+        how = {"c": f"make -C {out}", "cmake": f"cmake -S {out} -B build && cmake --build build",
+               "arduino": f"copy {out} into your Arduino libraries folder"}[format_]
+        click.echo(f"build: {how}   (API: int {name}_invoke(const float *input, float *output))")
     else:
         click.echo(f"{name}_tflite[] : {report['bytes']:,} bytes (alignas(16)), in {name}.h / {name}.cc")

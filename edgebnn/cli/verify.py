@@ -37,26 +37,20 @@ def verify(model_arg, tflite_path, dataset, data_dir, limit, min_agreement, max_
     """
     from pathlib import Path
 
-    from edgebnn.convert import dataset_of
     from edgebnn.datasets import load_dataset
     from edgebnn.errors import ModelError
-    from edgebnn.pretrained import resolve_model
+    from edgebnn.modelref import ModelRef
     from edgebnn.verify import verify as run_verify
 
-    ref = resolve_model(model_arg)
-    if ref.kind == "tflite":
-        raise ModelError(f"'{model_arg}' is a .tflite; pass the run directory or Keras model it came from, "
-                         "and the .tflite with --tflite")
-    if ref.keras_path is None:
-        raise ModelError(f"'{model_arg}' has no Keras model to verify against (looked for model.h5)")
-    ds_name = dataset_of(ref, dataset)
-    if not ds_name:
-        raise ModelError(f"the dataset of '{model_arg}' is unknown (not a run directory or shipped model); pass --dataset NAME")
-    tflite = tflite_path or ref.tflite_path
-    if tflite is None:
-        raise ModelError(f"no .tflite found for '{model_arg}'; run `edgebnn convert {model_arg}` first or pass --tflite FILE")
-    if not Path(tflite).is_file():
-        raise ModelError(f".tflite not found: {tflite}")
+    ref = ModelRef.resolve(model_arg)
+    keras_path = ref.require_keras("verify against", hint="pass the .tflite with --tflite")
+    ds_name = ref.require_dataset("verify", dataset)
+    if tflite_path is None:
+        tflite = ref.require_tflite("verify")
+    elif not Path(tflite_path).is_file():
+        raise ModelError(f"--tflite {tflite_path}: no such file")
+    else:
+        tflite = tflite_path
     from edgebnn.graph import load_graph
 
     load_graph(tflite)  # fail fast on a file that is not a flatbuffer
@@ -65,14 +59,14 @@ def verify(model_arg, tflite_path, dataset, data_dir, limit, min_agreement, max_
     x, y = ds.x_test, ds.y_test
     if limit:
         x, y = x[:limit], y[:limit]
-    status(f"loading {ref.keras_path}")
-    model = load_user_model(ref.keras_path, trust=trust, custom_module=custom_module)
+    status(f"loading {keras_path}")
+    model = load_user_model(keras_path, trust=trust, custom_module=custom_module)
     status(f"evaluating on {len(y)} test images of {ds.name}")
     result = run_verify(model, str(tflite), x, y, min_agreement=min_agreement,
                         max_accuracy_diff_pp=max_acc_diff, atol="auto" if atol is None else atol)
     if json_:
         out = result.to_dict()
-        out.update(dataset=ds.name, keras_path=str(ref.keras_path), tflite_path=str(tflite))
+        out.update(dataset=ds.name, keras_path=str(keras_path), tflite_path=str(tflite))
         echo_json(out)
     else:
         rows = [
@@ -87,4 +81,4 @@ def verify(model_arg, tflite_path, dataset, data_dir, limit, min_agreement, max_
             ("result", "PASS" if result.passed else "FAIL"),
         ]
         click.echo(render_table(("", "value"), rows))
-    result.check(keras_path=ref.keras_path, tflite_path=tflite)
+    result.check(keras_path=keras_path, tflite_path=tflite)

@@ -44,6 +44,7 @@ from edgebnn.firmware.project import (
 from edgebnn.firmware.run import FirmwareRun, parse_output, run_firmware
 from edgebnn.firmware.size import SizeReport, parse_map
 from edgebnn.io import check_output_directory, output_directory
+from edgebnn.modelref import ModelRef
 from edgebnn.targets import list_targets, load_target, toolchain_status
 
 __all__ = [
@@ -77,64 +78,6 @@ def model_sources(generated) -> ModelSources:
         weights_bytes=getattr(generated, "weights_bytes", None),
         sha256=getattr(generated, "sha256", ""),
     )
-
-
-def _resolve(model):
-    """(tflite_path, dataset_or_None, description) of a MODEL argument."""
-    from edgebnn.pretrained import resolve_model
-
-    ref = resolve_model(model)
-    dataset = None
-    if ref.kind == "pretrained":
-        dataset = ref.pretrained.dataset
-    elif ref.kind == "run_dir":
-        dataset = _run_dataset(Path(ref.run_dir))
-    elif ref.kind == "tflite":
-        path = Path(ref.tflite_path)
-        from edgebnn import rundir
-
-        if rundir.is_run_dir(path.parent):
-            dataset = _run_dataset(path.parent)
-        else:
-            dataset = _dataset_from_name(path.stem)
-    if not ref.tflite_path:
-        from edgebnn.errors import ModelError
-
-        raise ModelError(
-            f"'{model}' has no converted .tflite model; convert it first with "
-            f"`edgebnn convert {model}`"
-        )
-    return ref.tflite_path, dataset
-
-
-def _run_dataset(run_dir: Path):
-    import yaml
-
-    from edgebnn import rundir
-
-    try:
-        cfg = yaml.safe_load((run_dir / rundir.CONFIG).read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return None
-    return cfg.get("dataset") if isinstance(cfg, dict) else None
-
-
-def _dataset_from_name(stem: str):
-    """A shipped model's file name starts with its dataset (``mnist-bcnn-binary``)."""
-    from edgebnn.pretrained import list_pretrained
-
-    for p in list_pretrained():
-        if p.name == stem:
-            return p.dataset
-    from edgebnn import datasets
-
-    names = []
-    for name in datasets.list_datasets():
-        names += [name, name.replace("_", "-")]
-    for name in sorted(names, key=len, reverse=True):
-        if stem.lower().startswith(name + "-") or stem.lower().startswith(name + "_"):
-            return datasets.canonical_name(name)
-    return None
 
 
 def select_samples(input_size: int, n: int, *, dataset=None, data_dir=None,
@@ -308,8 +251,9 @@ def build_firmware(model, target, out_dir, *, samples: int = DEFAULT_SAMPLES, da
     out = Path(out_dir)
     # Earlier firmware projects hold METADATA; every edgebnn output the marker.
     check_output_directory(out, force=force, legacy_markers=(METADATA,))
-    tflite_path, guessed = _resolve(model)
-    dataset = dataset or guessed
+    ref = ModelRef.resolve(model)
+    tflite_path = ref.require_tflite("firmware build")
+    dataset = dataset or ref.guess_dataset()
     gen = generate(tflite_path, name=name, target=tgt, fuse=True, command=command)
     check_budget_before_build(gen, tgt)
     src = model_sources(gen)
