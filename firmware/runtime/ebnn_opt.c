@@ -744,68 +744,7 @@ static void opt_bconv_row_float(const opt_bconv_t *ctx, const int32_t *input,
   }
 }
 
-static void opt_bconv_row_packed(const opt_bconv_t *ctx, const int32_t *input,
-                                 int32_t oy, int32_t *out_row) {
-  int32_t cnt[EBNN_OPT_MAX_OC];
-  const ebnn_bconv2d_params_t *p = ctx->p;
-  const ebnn__bgeom_t *g = ctx->g;
-  const int32_t oc = p->out_c;
-  const int32_t words_out = EBNN_PACKED_WORDS(oc);
-  const int32_t y_origin = oy * p->stride_h - g->g.pad_top;
-  int32_t ox, w, j;
-  for (ox = 0; ox < g->g.out_w; ++ox) {
-    int32_t *px = out_row + (size_t)ox * (size_t)words_out;
-    opt_bconv_counts(ctx, input, y_origin, ox * p->stride_w - g->g.pad_left, cnt);
-    for (w = 0; w < words_out; ++w) {
-      const int32_t base = w * 32;
-      const int32_t n = oc - base < 32 ? oc - base : 32;
-      uint32_t word = 0u;
-#if EBNN_OPT_AVX512_POPCNT
-      if (n == 32) {
-        word = (uint32_t)_mm512_cmpgt_epi32_mask(
-                   _mm512_loadu_si512((const void *)(cnt + base)),
-                   _mm512_loadu_si512((const void *)(p->thresholds + base))) |
-               ((uint32_t)_mm512_cmpgt_epi32_mask(
-                    _mm512_loadu_si512((const void *)(cnt + base + 16)),
-                    _mm512_loadu_si512((const void *)(p->thresholds + base + 16)))
-                << 16);
-        px[w] = (int32_t)word;
-        continue;
-      }
-#endif
-      for (j = 0; j < n; ++j)
-        word |= (uint32_t)(cnt[base + j] > p->thresholds[base + j]) << j;
-      px[w] = (int32_t)word;
-    }
-  }
-}
-
-ebnn_status_t ebnn_bconv2d_opt(const ebnn_bconv2d_params_t *params,
-                               const int32_t *input, void *output) {
-  uint32_t buf[EBNN_OPT_FILTER_ELEMS];
-  opt_bconv_t ctx;
-  ebnn__bgeom_t g;
-  int32_t oy;
-  ebnn_status_t st;
-  if (params == NULL || input == NULL || output == NULL)
-    return EBNN_ERROR_NULL_POINTER;
-  st = ebnn__bconv2d_check(params, &g);
-  if (st != EBNN_OK) return st;
-  if (!opt_bconv_prepare(params, &g, buf, &ctx))
-    return ebnn_bconv2d_ref(params, input, output);
-  for (oy = 0; oy < g.g.out_h; ++oy) {
-    if (params->thresholds == NULL) {
-      opt_bconv_row_float(&ctx, input, oy,
-                          (float *)output + (size_t)oy * (size_t)g.g.out_w *
-                                                (size_t)params->out_c);
-    } else {
-      opt_bconv_row_packed(&ctx, input, oy,
-                           (int32_t *)output + (size_t)oy * (size_t)g.g.out_w *
-                                                   (size_t)EBNN_PACKED_WORDS(params->out_c));
-    }
-  }
-  return EBNN_OK;
-}
+/* ebnn_bconv2d_opt: ebnn_bconv_opt.c (a register-tiled packed binary GEMM). */
 
 /* ---------------------------------------------------------------------- */
 /* Fused chain                                                             */
@@ -825,6 +764,8 @@ ebnn_status_t ebnn_fused_conv_pool_affine_quantize_opt(
   float *rows = (float *)scratch;
   int32_t oy, ox, r;
   const ebnn_fused_params_t *p = params;
+  bctx.p = NULL; /* set by opt_bconv_prepare (GCC cannot see it at -O3) */
+  bctx.wt = NULL;
   if (p == NULL || input == NULL || output == NULL || scratch == NULL)
     return EBNN_ERROR_NULL_POINTER;
   st = ebnn__fused_plan(p, &pl);
