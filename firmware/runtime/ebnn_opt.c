@@ -828,3 +828,30 @@ ebnn_status_t ebnn_fused_conv_pool_affine_quantize_opt(
   }
   return EBNN_OK;
 }
+
+/* ---------------------------------------------------------------------- */
+/* CONV_2D                                                                 */
+/* ---------------------------------------------------------------------- */
+
+/* CONV_2D over an HWIO filter (the generator's layout for "opt"): the rows
+ * of the fused chain's producer (opt_conv_row: per channel the reference's
+ * taps in order, then the bias, then the activation). Other layouts and
+ * windows over EBNN_OPT_PATCH_FLOATS floats go to the reference. */
+ebnn_status_t ebnn_conv2d_opt(const ebnn_conv2d_params_t *params,
+                              const float *input, float *output) {
+  ebnn__geom_t g;
+  ebnn_status_t st;
+  int32_t oy;
+  if (params == NULL || input == NULL || output == NULL)
+    return EBNN_ERROR_NULL_POINTER;
+  st = ebnn__conv2d_check(params, &g);
+  if (st != EBNN_OK) return st;
+  if (params->filter_layout != EBNN_FILTER_HWIO ||
+      (size_t)params->filter_h * (size_t)params->filter_w * (size_t)params->in_c >
+          EBNN_OPT_PATCH_FLOATS)
+    return ebnn_conv2d_ref(params, input, output);
+  for (oy = 0; oy < g.out_h; ++oy)
+    opt_conv_row(params, &g, params->filter, input, oy,
+                 output + (size_t)oy * (size_t)g.out_w * (size_t)params->out_c);
+  return EBNN_OK;
+}
