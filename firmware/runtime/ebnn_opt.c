@@ -359,6 +359,61 @@ static void opt_conv_quad32(const float *base, size_t pix_step, size_t row_step,
   }
 }
 
+/* Four output pixels as opt_conv_quad32, out_c a multiple of 16, on 8-lane
+ * vectors: eight accumulators (for 16 vector registers: AVX2, SSE). Per
+ * lane the reference's taps in order from +0.0f, then the bias. */
+static void opt_conv_quad16(const float *base, size_t pix_step, size_t row_step,
+                            int32_t filter_h, size_t row_len, const float *wt,
+                            const float *bias, int32_t oc, float *out) {
+  int32_t o, fy;
+  size_t t;
+  for (o = 0; o < oc; o += 16) {
+    const ebnn_v8f zero = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+    ebnn_v8f a00 = zero, a01 = zero, a10 = zero, a11 = zero;
+    ebnn_v8f a20 = zero, a21 = zero, a30 = zero, a31 = zero;
+    const float *wk = wt + (size_t)o;
+    for (fy = 0; fy < filter_h; ++fy) {
+      const float *s0 = base + (size_t)fy * row_step;
+      const float *s1 = s0 + pix_step, *s2 = s1 + pix_step, *s3 = s2 + pix_step;
+      for (t = 0; t < row_len; ++t, wk += oc) {
+        const float x0 = s0[t], x1 = s1[t], x2 = s2[t], x3 = s3[t];
+        const ebnn_v8f x0v = {x0, x0, x0, x0, x0, x0, x0, x0};
+        const ebnn_v8f x1v = {x1, x1, x1, x1, x1, x1, x1, x1};
+        const ebnn_v8f x2v = {x2, x2, x2, x2, x2, x2, x2, x2};
+        const ebnn_v8f x3v = {x3, x3, x3, x3, x3, x3, x3, x3};
+        const ebnn_v8f w0 = EBNN_V8F_LOAD(wk), w1 = EBNN_V8F_LOAD(wk + 8);
+        a00 = a00 + x0v * w0;
+        a01 = a01 + x0v * w1;
+        a10 = a10 + x1v * w0;
+        a11 = a11 + x1v * w1;
+        a20 = a20 + x2v * w0;
+        a21 = a21 + x2v * w1;
+        a30 = a30 + x3v * w0;
+        a31 = a31 + x3v * w1;
+      }
+    }
+    if (bias != NULL) {
+      const ebnn_v8f b0 = EBNN_V8F_LOAD(bias + o), b1 = EBNN_V8F_LOAD(bias + o + 8);
+      a00 = a00 + b0;
+      a01 = a01 + b1;
+      a10 = a10 + b0;
+      a11 = a11 + b1;
+      a20 = a20 + b0;
+      a21 = a21 + b1;
+      a30 = a30 + b0;
+      a31 = a31 + b1;
+    }
+    EBNN_V8F_STORE(out + o, a00);
+    EBNN_V8F_STORE(out + o + 8, a01);
+    EBNN_V8F_STORE(out + oc + o, a10);
+    EBNN_V8F_STORE(out + oc + o + 8, a11);
+    EBNN_V8F_STORE(out + 2 * oc + o, a20);
+    EBNN_V8F_STORE(out + 2 * oc + o + 8, a21);
+    EBNN_V8F_STORE(out + 3 * oc + o, a30);
+    EBNN_V8F_STORE(out + 3 * oc + o + 8, a31);
+  }
+}
+
 /* Two output pixels (input windows at base and base + pix_step, both inside
  * the input, dilation_w 1), out_c a multiple of 32: per 32 channels four
  * 16-lane accumulators share each filter load. Taps in the order
@@ -423,13 +478,13 @@ static void opt_conv_row(const ebnn_conv2d_params_t *p, const ebnn__geom_t *g,
     float *dst = patch;
     size_t k;
 #if EBNN_OPT_VEC
-    if (EBNN_OPT_WIDE && inside_rows && p->dilation_w == 1 && (oc % 32) == 0 &&
+    if (inside_rows && p->dilation_w == 1 && (oc % (EBNN_OPT_WIDE ? 32 : 16)) == 0 &&
         ox + 3 < g->out_w && x_origin >= 0 &&
         x_origin + 3 * p->stride_w + p->filter_w <= p->in_w) {
       const float *base =
           input + ((size_t)y_origin * (size_t)p->in_w + (size_t)x_origin) * (size_t)p->in_c;
       int32_t i;
-      opt_conv_quad32(base, (size_t)p->stride_w * (size_t)p->in_c,
+      (EBNN_OPT_WIDE ? opt_conv_quad32 : opt_conv_quad16)(base, (size_t)p->stride_w * (size_t)p->in_c,
                       (size_t)p->dilation_h * (size_t)p->in_w * (size_t)p->in_c,
                       p->filter_h, (size_t)p->filter_w * (size_t)p->in_c, wt, p->bias,
                       oc, out);
