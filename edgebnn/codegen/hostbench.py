@@ -32,7 +32,8 @@ from edgebnn.errors import EngineError, ToolchainError
 #: hardware popcount; -ffp-contract=off keeps a * b + c from becoming an FMA,
 #: so results stay bit-identical to a plain -O0 build (tested) and to the
 #: reference kernels. -march=native is dropped if the compiler refuses it.
-HOST_CFLAGS = ("-std=c99", "-O3", "-march=native", "-ffp-contract=off", "-DEBNN_USE_BUILTIN_POPCOUNT")
+HOST_CFLAGS = ("-std=c99", "-O3", "-march=native", "-ffp-contract=off", "-DEBNN_USE_BUILTIN_POPCOUNT",
+               "-DEBNN_THREADS=1", "-pthread")
 _NATIVE_OK = {}
 #: Kernel set of host builds (no target): the ``_opt`` variants of the
 #: runtime (bit-identical to ``_ref``; a bigger stack, fine on a host).
@@ -86,6 +87,8 @@ def _build(model_path, workdir, main_name, *, target=None, cc=None, extra_cflags
     compiler = _compiler(target, cc)
     if target is not None:
         flags = ["-std=c99"] + list(getattr(target, "cflags", ()) or ()) + ["-ffp-contract=off"]
+        if getattr(target, "threads", False):  # pthreads in the _opt kernels (ebnn_threads.c)
+            flags += ["-DEBNN_THREADS=1", "-pthread"]
         ldflags = list(getattr(target, "ldflags", ()) or ())
     else:
         flags = host_cflags(compiler)

@@ -316,6 +316,17 @@ static void bopt_rows(const bopt_ctx_t *c, const int32_t *input, int32_t oy0, in
   }
 }
 
+typedef struct {
+  const bopt_ctx_t *c;
+  const int32_t *input;
+  void *output;
+} bopt_job_t;
+
+static void bopt_job(const void *arg, int32_t begin, int32_t end) {
+  const bopt_job_t *j = (const bopt_job_t *)arg;
+  bopt_rows(j->c, j->input, begin, end, j->output);
+}
+
 ebnn_status_t ebnn_bconv2d_opt(const ebnn_bconv2d_params_t *params,
                                const int32_t *input, void *output) {
   static uint32_t buf_unused[1];
@@ -350,6 +361,12 @@ ebnn_status_t ebnn_bconv2d_opt(const ebnn_bconv2d_params_t *params,
       c.b[o] = (float)((double)p->bias[o] + (double)c.g.k * (double)mul);
     }
   }
-  bopt_rows(&c, input, 0, c.g.g.out_h, output);
+  {
+    bopt_job_t job;
+    job.c = &c;
+    job.input = input;
+    job.output = output;
+    ebnn__parallel_for(c.g.g.out_h, bopt_job, &job); /* output rows per thread */
+  }
   return EBNN_OK;
 }
