@@ -8,7 +8,7 @@ For each model: build it (seeded random weights, calibrated batch norms) and
 convert it with LCE (cached in --cache, as tools/zoo_check.py), export it
 with edgebnn's C generator ("opt" kernels, -O3 -march=native), check it
 against LCE's interpreter on 2 seeded inputs, then time both on one thread
-(medians of --runs invokes, in the same run). Prints one table: binary and
+and the C engine on two (medians of --runs invokes, in the same run). Prints one table: binary and
 float MACs, top-1 agreement, max |c - lce|, c and lce medians, their
 ratio, achieved G binary MAC/s and G float MAC/s, the roofline fraction
 (ceiling time / c median, ceiling time = binary MACs / binary ceiling +
@@ -88,10 +88,12 @@ def bench_model(name, *, size, seed, cache, runs):
     row["max_abs_diff"] = float(np.max(np.abs(lce - c)))
     with tempfile.TemporaryDirectory(prefix="zoo-bench-") as wd:
         exe = build_bench_program(path, wd)
-        proc = subprocess.run([str(exe), "2", str(runs)], input=np.ascontiguousarray(x[0], "<f4").tobytes(),
-                              capture_output=True, check=True)
-        obj = json.loads(proc.stdout)
-    row["c_ms"] = statistics.median(obj["times_ns"]) / 1e6
+        for threads in (1, 2):  # $EBNN_NUM_THREADS: threads of the _opt kernels
+            proc = subprocess.run(["env", f"EBNN_NUM_THREADS={threads}", str(exe), "2", str(runs)],
+                                  input=np.ascontiguousarray(x[0], "<f4").tobytes(), capture_output=True, check=True)
+            obj = json.loads(proc.stdout)
+            row[f"c{threads}_ms"] = statistics.median(obj["times_ns"]) / 1e6
+    row["c_ms"] = row["c1_ms"]
     row["arena_bytes"] = obj.get("arena_bytes")
     row["peak_rss_bytes"] = obj.get("peak_rss_bytes")
     from larq_compute_engine.tflite.python.interpreter import Interpreter
@@ -109,15 +111,15 @@ def bench_model(name, *, size, seed, cache, runs):
 
 
 def _table(rows):
-    lines = ["| model | binary MACs | float MACs | top-1 agree | max diff | c ms (1 thr) | lce ms | c/lce | "
-             "G bin MAC/s | G MAC/s | roofline frac | arena B | peak RSS B |", "|" + "---|" * 13]
+    lines = ["| model | binary MACs | float MACs | top-1 agree | max diff | c ms 1 thr | c ms 2 thr | lce ms | c/lce | "
+             "G bin MAC/s | G MAC/s | roofline frac | arena B | peak RSS B |", "|" + "---|" * 14]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['model']} | error: {r['error']} |" + " |" * 11)
+            lines.append(f"| {r['model']} | error: {r['error']} |" + " |" * 12)
             continue
         lines.append(
             f"| {r['model']} | {r['binary_macs'] / 1e9:.2f} G | {r['float_macs'] / 1e6:.0f} M | "
-            f"{'yes' if r['top1_agree'] else 'NO'} | {r['max_abs_diff']:.1e} | {r['c_ms']:.1f} | "
+            f"{'yes' if r['top1_agree'] else 'NO'} | {r['max_abs_diff']:.1e} | {r['c_ms']:.1f} | {r['c2_ms']:.1f} | "
             f"{r['lce_ms']:.1f} | {r['ratio']:.3f} | {r['g_binary']:.0f} | {r['g_float']:.1f} | "
             f"{r['roofline']:.2f} | {r['arena_bytes']} | {r['peak_rss_bytes']} |")
     return "\n".join(lines)
