@@ -144,6 +144,7 @@ class Target:
     cpu: str = ""
     template: str = ""
     kernels: str = "ref"
+    threads: bool = False  # host targets: the _opt kernels may use pthreads (-DEBNN_THREADS=1 -pthread)
     cflags: tuple = ()
     ldflags: tuple = ()
     objcopy: str = ""
@@ -359,6 +360,9 @@ class _Reader:
         elif kind == "number":
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise self._err(key, "a positive number", value)
+        elif kind == "bool":
+            if not isinstance(value, bool):
+                raise self._err(key, "true or false", value)
         elif kind == "strlist":
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise self._err(key, "a list of strings", value)
@@ -440,6 +444,7 @@ def _parse(data: dict, path: Path, *, check_stem: bool = True) -> Target:
         cpu=top.get("cpu", "str", default=""),
         template=top.get("template", "str", default=""),
         kernels=_kernel_set_name(top, path),
+        threads=top.get("threads", "bool", default=False),
         debian_packages=top.get("debian_packages", "strlist", default=()),
         cc=tc.get("cc", "str", required=True),
         cflags=tc.get("cflags", "strlist", default=()),
@@ -466,6 +471,8 @@ def _parse(data: dict, path: Path, *, check_stem: bool = True) -> Target:
     top.get("packages", "table")
     for r in (top, tc, mem, emu, fl, con):
         r.check_unknown()
+    if kind == "mcu" and t["threads"]:
+        raise TargetError(f"target file {path}: 'threads = true' is for Linux/host targets, not an mcu target")
     if kind == "mcu":
         for key in ("flash_bytes", "ram_bytes", "flash_origin", "ram_origin", "stack_bytes"):
             if t[key] is None:

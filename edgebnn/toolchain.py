@@ -114,6 +114,9 @@ PORTABLE_CFLAGS = ("-O2",)
 #: Flags that only make sense for the compiler's own machine; dropped when the
 #: compiler refuses them.
 NATIVE_FLAGS = ("-march=native", "-mcpu=native", "-mtune=native")
+#: Targets with ``threads = true`` (host and Linux): the runtime may split
+#: kernels over POSIX threads (``ebnn_set_threads``, ``$EBNN_NUM_THREADS``).
+THREAD_CFLAGS = ("-DEBNN_THREADS=1", "-pthread")
 #: The environment variable naming the native compiler.
 CC_ENV = "CC"
 
@@ -234,6 +237,8 @@ def toolchain_for(target=None, *, cc: str | None = None, kernels=None, extra_cfl
         tflags = tuple(target.cflags)
         if target.kind == "host":
             tflags = tuple(f for f in tflags if f not in NATIVE_FLAGS or compiler_accepts(compiler, f))
+        if getattr(target, "threads", False):  # the _opt kernels' thread pool (ebnn_threads.c)
+            tflags += THREAD_CFLAGS
         link, ldflags = tflags + tuple(extra_cflags), tuple(target.ldflags)
         kset = kernel_set(kernels or target.kernels, where=f"target '{target.name}' kernels")
     cflags = STD_CFLAGS + tflags + tuple(extra_cflags) + FP_CFLAGS + WARNING_CFLAGS

@@ -561,6 +561,22 @@ ebnn_status_t ebnn_bconv2d_opt(const ebnn_bconv2d_params_t *params,
 ebnn_status_t ebnn_fused_conv_pool_affine_quantize_opt(
     const ebnn_fused_params_t *params, const void *input, int32_t *output,
     void *scratch, size_t scratch_bytes);
+/* ebnn_opt.c: CONV_2D over an HWIO filter; ebnn_float_opt.c: depthwise
+ * (depth_multiplier 1), ADD, MUL; ebnn_bconv_opt.c: LceBconv2d. */
+/* Threads for the _opt kernels (ebnn_threads.c; host builds with
+ * -DEBNN_THREADS=1 -pthread, else always 1): n in [1, 64], else
+ * EBNN_ERROR_BAD_SHAPE. Default: $EBNN_NUM_THREADS, else 1. Results are
+ * identical for every n. Not thread-safe against concurrent invokes. */
+ebnn_status_t ebnn_set_threads(int32_t n);
+ebnn_status_t ebnn_conv2d_opt(const ebnn_conv2d_params_t *params,
+                              const float *input, float *output);
+ebnn_status_t ebnn_depthwise_conv2d_opt(
+    const ebnn_depthwise_conv2d_params_t *params, const float *input,
+    float *output);
+ebnn_status_t ebnn_add_opt(const ebnn_binary_params_t *params, const float *a,
+                           const float *b, float *output);
+ebnn_status_t ebnn_mul_opt(const ebnn_binary_params_t *params, const float *a,
+                           const float *b, float *output);
 
 /* ======================================================================== */
 /* Int8 kernels (TFLite's integer arithmetic, reference semantics)           */

@@ -359,6 +359,61 @@ static void opt_conv_quad32(const float *base, size_t pix_step, size_t row_step,
   }
 }
 
+/* Four output pixels as opt_conv_quad32, out_c a multiple of 16, on 8-lane
+ * vectors: eight accumulators (for 16 vector registers: AVX2, SSE). Per
+ * lane the reference's taps in order from +0.0f, then the bias. */
+static void opt_conv_quad16(const float *base, size_t pix_step, size_t row_step,
+                            int32_t filter_h, size_t row_len, const float *wt,
+                            const float *bias, int32_t oc, float *out) {
+  int32_t o, fy;
+  size_t t;
+  for (o = 0; o < oc; o += 16) {
+    const ebnn_v8f zero = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+    ebnn_v8f a00 = zero, a01 = zero, a10 = zero, a11 = zero;
+    ebnn_v8f a20 = zero, a21 = zero, a30 = zero, a31 = zero;
+    const float *wk = wt + (size_t)o;
+    for (fy = 0; fy < filter_h; ++fy) {
+      const float *s0 = base + (size_t)fy * row_step;
+      const float *s1 = s0 + pix_step, *s2 = s1 + pix_step, *s3 = s2 + pix_step;
+      for (t = 0; t < row_len; ++t, wk += oc) {
+        const float x0 = s0[t], x1 = s1[t], x2 = s2[t], x3 = s3[t];
+        const ebnn_v8f x0v = {x0, x0, x0, x0, x0, x0, x0, x0};
+        const ebnn_v8f x1v = {x1, x1, x1, x1, x1, x1, x1, x1};
+        const ebnn_v8f x2v = {x2, x2, x2, x2, x2, x2, x2, x2};
+        const ebnn_v8f x3v = {x3, x3, x3, x3, x3, x3, x3, x3};
+        const ebnn_v8f w0 = EBNN_V8F_LOAD(wk), w1 = EBNN_V8F_LOAD(wk + 8);
+        a00 = a00 + x0v * w0;
+        a01 = a01 + x0v * w1;
+        a10 = a10 + x1v * w0;
+        a11 = a11 + x1v * w1;
+        a20 = a20 + x2v * w0;
+        a21 = a21 + x2v * w1;
+        a30 = a30 + x3v * w0;
+        a31 = a31 + x3v * w1;
+      }
+    }
+    if (bias != NULL) {
+      const ebnn_v8f b0 = EBNN_V8F_LOAD(bias + o), b1 = EBNN_V8F_LOAD(bias + o + 8);
+      a00 = a00 + b0;
+      a01 = a01 + b1;
+      a10 = a10 + b0;
+      a11 = a11 + b1;
+      a20 = a20 + b0;
+      a21 = a21 + b1;
+      a30 = a30 + b0;
+      a31 = a31 + b1;
+    }
+    EBNN_V8F_STORE(out + o, a00);
+    EBNN_V8F_STORE(out + o + 8, a01);
+    EBNN_V8F_STORE(out + oc + o, a10);
+    EBNN_V8F_STORE(out + oc + o + 8, a11);
+    EBNN_V8F_STORE(out + 2 * oc + o, a20);
+    EBNN_V8F_STORE(out + 2 * oc + o + 8, a21);
+    EBNN_V8F_STORE(out + 3 * oc + o, a30);
+    EBNN_V8F_STORE(out + 3 * oc + o + 8, a31);
+  }
+}
+
 /* Two output pixels (input windows at base and base + pix_step, both inside
  * the input, dilation_w 1), out_c a multiple of 32: per 32 channels four
  * 16-lane accumulators share each filter load. Taps in the order
@@ -423,13 +478,13 @@ static void opt_conv_row(const ebnn_conv2d_params_t *p, const ebnn__geom_t *g,
     float *dst = patch;
     size_t k;
 #if EBNN_OPT_VEC
-    if (EBNN_OPT_WIDE && inside_rows && p->dilation_w == 1 && (oc % 32) == 0 &&
+    if (inside_rows && p->dilation_w == 1 && (oc % (EBNN_OPT_WIDE ? 32 : 16)) == 0 &&
         ox + 3 < g->out_w && x_origin >= 0 &&
         x_origin + 3 * p->stride_w + p->filter_w <= p->in_w) {
       const float *base =
           input + ((size_t)y_origin * (size_t)p->in_w + (size_t)x_origin) * (size_t)p->in_c;
       int32_t i;
-      opt_conv_quad32(base, (size_t)p->stride_w * (size_t)p->in_c,
+      (EBNN_OPT_WIDE ? opt_conv_quad32 : opt_conv_quad16)(base, (size_t)p->stride_w * (size_t)p->in_c,
                       (size_t)p->dilation_h * (size_t)p->in_w * (size_t)p->in_c,
                       p->filter_h, (size_t)p->filter_w * (size_t)p->in_c, wt, p->bias,
                       oc, out);
@@ -744,68 +799,7 @@ static void opt_bconv_row_float(const opt_bconv_t *ctx, const int32_t *input,
   }
 }
 
-static void opt_bconv_row_packed(const opt_bconv_t *ctx, const int32_t *input,
-                                 int32_t oy, int32_t *out_row) {
-  int32_t cnt[EBNN_OPT_MAX_OC];
-  const ebnn_bconv2d_params_t *p = ctx->p;
-  const ebnn__bgeom_t *g = ctx->g;
-  const int32_t oc = p->out_c;
-  const int32_t words_out = EBNN_PACKED_WORDS(oc);
-  const int32_t y_origin = oy * p->stride_h - g->g.pad_top;
-  int32_t ox, w, j;
-  for (ox = 0; ox < g->g.out_w; ++ox) {
-    int32_t *px = out_row + (size_t)ox * (size_t)words_out;
-    opt_bconv_counts(ctx, input, y_origin, ox * p->stride_w - g->g.pad_left, cnt);
-    for (w = 0; w < words_out; ++w) {
-      const int32_t base = w * 32;
-      const int32_t n = oc - base < 32 ? oc - base : 32;
-      uint32_t word = 0u;
-#if EBNN_OPT_AVX512_POPCNT
-      if (n == 32) {
-        word = (uint32_t)_mm512_cmpgt_epi32_mask(
-                   _mm512_loadu_si512((const void *)(cnt + base)),
-                   _mm512_loadu_si512((const void *)(p->thresholds + base))) |
-               ((uint32_t)_mm512_cmpgt_epi32_mask(
-                    _mm512_loadu_si512((const void *)(cnt + base + 16)),
-                    _mm512_loadu_si512((const void *)(p->thresholds + base + 16)))
-                << 16);
-        px[w] = (int32_t)word;
-        continue;
-      }
-#endif
-      for (j = 0; j < n; ++j)
-        word |= (uint32_t)(cnt[base + j] > p->thresholds[base + j]) << j;
-      px[w] = (int32_t)word;
-    }
-  }
-}
-
-ebnn_status_t ebnn_bconv2d_opt(const ebnn_bconv2d_params_t *params,
-                               const int32_t *input, void *output) {
-  uint32_t buf[EBNN_OPT_FILTER_ELEMS];
-  opt_bconv_t ctx;
-  ebnn__bgeom_t g;
-  int32_t oy;
-  ebnn_status_t st;
-  if (params == NULL || input == NULL || output == NULL)
-    return EBNN_ERROR_NULL_POINTER;
-  st = ebnn__bconv2d_check(params, &g);
-  if (st != EBNN_OK) return st;
-  if (!opt_bconv_prepare(params, &g, buf, &ctx))
-    return ebnn_bconv2d_ref(params, input, output);
-  for (oy = 0; oy < g.g.out_h; ++oy) {
-    if (params->thresholds == NULL) {
-      opt_bconv_row_float(&ctx, input, oy,
-                          (float *)output + (size_t)oy * (size_t)g.g.out_w *
-                                                (size_t)params->out_c);
-    } else {
-      opt_bconv_row_packed(&ctx, input, oy,
-                           (int32_t *)output + (size_t)oy * (size_t)g.g.out_w *
-                                                   (size_t)EBNN_PACKED_WORDS(params->out_c));
-    }
-  }
-  return EBNN_OK;
-}
+/* ebnn_bconv2d_opt: ebnn_bconv_opt.c (a register-tiled packed binary GEMM). */
 
 /* ---------------------------------------------------------------------- */
 /* Fused chain                                                             */
@@ -825,6 +819,8 @@ ebnn_status_t ebnn_fused_conv_pool_affine_quantize_opt(
   float *rows = (float *)scratch;
   int32_t oy, ox, r;
   const ebnn_fused_params_t *p = params;
+  bctx.p = NULL; /* set by opt_bconv_prepare (GCC cannot see it at -O3) */
+  bctx.wt = NULL;
   if (p == NULL || input == NULL || output == NULL || scratch == NULL)
     return EBNN_ERROR_NULL_POINTER;
   st = ebnn__fused_plan(p, &pl);
@@ -885,5 +881,32 @@ ebnn_status_t ebnn_fused_conv_pool_affine_quantize_opt(
       }
     }
   }
+  return EBNN_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* CONV_2D                                                                 */
+/* ---------------------------------------------------------------------- */
+
+/* CONV_2D over an HWIO filter (the generator's layout for "opt"): the rows
+ * of the fused chain's producer (opt_conv_row: per channel the reference's
+ * taps in order, then the bias, then the activation). Other layouts and
+ * windows over EBNN_OPT_PATCH_FLOATS floats go to the reference. */
+ebnn_status_t ebnn_conv2d_opt(const ebnn_conv2d_params_t *params,
+                              const float *input, float *output) {
+  ebnn__geom_t g;
+  ebnn_status_t st;
+  int32_t oy;
+  if (params == NULL || input == NULL || output == NULL)
+    return EBNN_ERROR_NULL_POINTER;
+  st = ebnn__conv2d_check(params, &g);
+  if (st != EBNN_OK) return st;
+  if (params->filter_layout != EBNN_FILTER_HWIO ||
+      (size_t)params->filter_h * (size_t)params->filter_w * (size_t)params->in_c >
+          EBNN_OPT_PATCH_FLOATS)
+    return ebnn_conv2d_ref(params, input, output);
+  for (oy = 0; oy < g.out_h; ++oy)
+    opt_conv_row(params, &g, params->filter, input, oy,
+                 output + (size_t)oy * (size_t)g.out_w * (size_t)params->out_c);
   return EBNN_OK;
 }

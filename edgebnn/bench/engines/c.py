@@ -55,8 +55,9 @@ class CSession(Session):
     in_process = False
     chunk_warmup = 5
 
-    def __init__(self, program, target, input_size):
+    def __init__(self, program, target, input_size, threads=1):
         self.program = str(program)
+        self.threads = int(threads)
         self.target = target
         self.input_size = input_size
         self.emulated = bool(target is not None and target.emulated)
@@ -64,16 +65,20 @@ class CSession(Session):
         self.timed = f"one call of the generated NAME_invoke() on one image, timed inside the C program{where}"
 
     def info(self):
-        out = {"program": self.program, "threads_used": 1}  # the generated code is single-threaded
+        # the _opt kernels split output rows over $EBNN_NUM_THREADS pthreads
+        # (host builds and targets with threads = true; else 1)
+        threads_on = self.target is None or bool(getattr(self.target, "threads", False))
+        out = {"program": self.program, "threads_used": self.threads if threads_on else 1}
         if self.target is not None:
             out["target"] = self.target.name
             out["emulator"] = list(self.target.emulator) if self.emulated else None
         return out
 
     def command(self, warmup, runs):
+        env = ["env", f"EBNN_NUM_THREADS={self.threads}"]
         if self.emulated:
-            return self.target.emulator_command(exe=self.program) + [str(warmup), str(runs)]
-        return [self.program, str(warmup), str(runs)]
+            return env + self.target.emulator_command(exe=self.program) + [str(warmup), str(runs)]
+        return env + [self.program, str(warmup), str(runs)]
 
     def measure(self, x, warmup, runs):
         data = np.ascontiguousarray(x, dtype="<f4").ravel()
@@ -147,4 +152,4 @@ class CEngine(Engine):
 
         program = build_bench_program(model_path, workdir, target=self.target)
         size = math.prod(max(int(d), 1) for d in graph.tensor(graph.inputs[0]).shape)
-        return CSession(program, self.target, size)
+        return CSession(program, self.target, size, threads=threads)

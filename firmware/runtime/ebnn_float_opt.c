@@ -1,0 +1,125 @@
+/*
+ * Optimized float kernels (kernel set "opt"): ebnn_depthwise_conv2d_opt,
+ * ebnn_add_opt, ebnn_mul_opt. Same params, statuses and results bit for bit
+ * as the _ref kernels (tests/test_runtime_opt_float.py): per output element
+ * the same IEEE operations in the same order; only the loop order changes so
+ * that the channel loop is innermost and free of branches (compilers
+ * vectorize it; builds use -ffp-contract=off, so no FMA contraction).
+ * Whatever the fast paths do not cover is delegated to the _ref kernel,
+ * which also reports every bad-params status.
+ */
+#include "ebnn.h"
+#include "ebnn_internal.h"
+
+/* x = act(x) over n floats, one branch per call (ebnn__act's operations). */
+static void fopt_act(float *x, int32_t n, ebnn_activation_t act) {
+  int32_t i;
+  switch (act) {
+    case EBNN_ACT_RELU:
+      for (i = 0; i < n; ++i) x[i] = x[i] < 0.0f ? 0.0f : x[i];
+      break;
+    case EBNN_ACT_RELU_N1_TO_1:
+      for (i = 0; i < n; ++i) {
+        const float v = x[i] < -1.0f ? -1.0f : x[i];
+        x[i] = v > 1.0f ? 1.0f : v;
+      }
+      break;
+    case EBNN_ACT_RELU6:
+      for (i = 0; i < n; ++i) {
+        const float v = x[i] < 0.0f ? 0.0f : x[i];
+        x[i] = v > 6.0f ? 6.0f : v;
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+/* DEPTHWISE_CONV_2D with depth_multiplier 1: each channel starts at +0.0f,
+ * adds x * w over the in-bounds taps in (fy, fx) order (out-of-bounds taps
+ * skipped, as the reference), then the bias, then the activation. */
+ebnn_status_t ebnn_depthwise_conv2d_opt(const ebnn_depthwise_conv2d_params_t *params,
+                                        const float *input, float *output) {
+  const ebnn_depthwise_conv2d_params_t *p = params;
+  int32_t out_h, out_w, pad_top, pad_left, oy, ox, fy, fx, c, ch;
+  if (p == NULL || input == NULL || output == NULL || p->filter == NULL ||
+      p->depth_multiplier != 1 || p->in_h <= 0 || p->in_w <= 0 || p->in_c <= 0 ||
+      p->filter_h <= 0 || p->filter_w <= 0 || p->stride_h <= 0 || p->stride_w <= 0 ||
+      p->dilation_h <= 0 || p->dilation_w <= 0 ||
+      (p->padding != EBNN_PADDING_SAME && p->padding != EBNN_PADDING_VALID) ||
+      !ebnn__act_valid(p->activation))
+    return ebnn_depthwise_conv2d_ref(p, input, output);
+  out_h = ebnn_output_size(p->in_h, p->filter_h, p->stride_h, p->dilation_h, p->padding);
+  out_w = ebnn_output_size(p->in_w, p->filter_w, p->stride_w, p->dilation_w, p->padding);
+  if (out_h <= 0 || out_w <= 0) return ebnn_depthwise_conv2d_ref(p, input, output);
+  pad_top = ebnn_padding_before(p->in_h, p->filter_h, p->stride_h, p->dilation_h, p->padding);
+  pad_left = ebnn_padding_before(p->in_w, p->filter_w, p->stride_w, p->dilation_w, p->padding);
+  ch = p->in_c;
+  for (oy = 0; oy < out_h; ++oy) {
+    for (ox = 0; ox < out_w; ++ox) {
+      float *out = output + ((size_t)oy * (size_t)out_w + (size_t)ox) * (size_t)ch;
+      for (c = 0; c < ch; ++c) out[c] = 0.0f;
+      for (fy = 0; fy < p->filter_h; ++fy) {
+        const int32_t iy = oy * p->stride_h - pad_top + fy * p->dilation_h;
+        if (iy < 0 || iy >= p->in_h) continue;
+        for (fx = 0; fx < p->filter_w; ++fx) {
+          const int32_t ix = ox * p->stride_w - pad_left + fx * p->dilation_w;
+          const float *x, *w;
+          if (ix < 0 || ix >= p->in_w) continue;
+          x = input + ((size_t)iy * (size_t)p->in_w + (size_t)ix) * (size_t)ch;
+          w = p->filter + ((size_t)fy * (size_t)p->filter_w + (size_t)fx) * (size_t)ch;
+          for (c = 0; c < ch; ++c) out[c] += x[c] * w[c];
+        }
+      }
+      if (p->bias != NULL) {
+        for (c = 0; c < ch; ++c) out[c] += p->bias[c];
+      }
+      if (p->activation != EBNN_ACT_NONE) fopt_act(out, ch, p->activation);
+    }
+  }
+  return EBNN_OK;
+}
+
+static int fopt_binary_ok(const ebnn_binary_params_t *p, const float *a, const float *b,
+                          const float *out) {
+  return p != NULL && a != NULL && b != NULL && out != NULL && p->size >= 0 &&
+         p->b_size > 0 && (p->size % p->b_size) == 0 && ebnn__act_valid(p->activation);
+}
+
+/* ADD / MUL: out[i] = a[i] op b[i % b_size], then the activation, in blocks
+ * of b_size elements (no modulo per element). */
+ebnn_status_t ebnn_add_opt(const ebnn_binary_params_t *params, const float *a,
+                           const float *b, float *output) {
+  int32_t i, j;
+  if (!fopt_binary_ok(params, a, b, output)) return ebnn_add_ref(params, a, b, output);
+  if (params->b_size == 1) {
+    const float b0 = b[0];
+    for (i = 0; i < params->size; ++i) output[i] = a[i] + b0;
+  } else {
+    for (i = 0; i < params->size; i += params->b_size) {
+      float *o = output + i;
+      const float *x = a + i;
+      for (j = 0; j < params->b_size; ++j) o[j] = x[j] + b[j];
+    }
+  }
+  if (params->activation != EBNN_ACT_NONE) fopt_act(output, params->size, params->activation);
+  return EBNN_OK;
+}
+
+ebnn_status_t ebnn_mul_opt(const ebnn_binary_params_t *params, const float *a,
+                           const float *b, float *output) {
+  int32_t i, j;
+  if (!fopt_binary_ok(params, a, b, output)) return ebnn_mul_ref(params, a, b, output);
+  if (params->b_size == 1) {
+    const float b0 = b[0];
+    for (i = 0; i < params->size; ++i) output[i] = a[i] * b0;
+  } else {
+    for (i = 0; i < params->size; i += params->b_size) {
+      float *o = output + i;
+      const float *x = a + i;
+      for (j = 0; j < params->b_size; ++j) o[j] = x[j] * b[j];
+    }
+  }
+  if (params->activation != EBNN_ACT_NONE) fopt_act(output, params->size, params->activation);
+  return EBNN_OK;
+}

@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""larq-zoo models: edgebnn's C engine against LCE's interpreter, with a roofline.
+
+    PYTHONPATH=. python tools/zoo_bench.py [--models QuickNet,BiRealNet] [--size 224]
+                                           [--runs 10] [--cache DIR] [--json]
+
+For each model: build it (seeded random weights, calibrated batch norms) and
+convert it with LCE (cached in --cache, as tools/zoo_check.py), export it
+with edgebnn's C generator ("opt" kernels, -O3 -march=native), check it
+against LCE's interpreter on 2 seeded inputs, then time both on one thread
+and the C engine on two (medians of --runs invokes, in the same run). Prints one table: binary and
+float MACs, top-1 agreement, max |c - lce|, c and lce medians, their
+ratio, achieved G binary MAC/s and G float MAC/s, the roofline fraction
+(ceiling time / c median, ceiling time = binary MACs / binary ceiling +
+float MACs / float ceiling), arena bytes and peak RSS of the C program.
+
+Ceilings (--binary-ceiling, --float-ceiling, G MAC/s): defaults are for an
+x86-64 core with AVX2 and no AVX-512 (this machine, AMD EPYC Zen 3):
+195 G binary MAC/s for the byte-shuffle popcount (/work/shared/TARGETS.md),
+and 16 float MACs per cycle (two 8-lane multiplies and two adds per cycle,
+no FMA since builds keep -ffp-contract=off) at the clock in /proc/cpuinfo.
+XNORNet and DoReFaNet are skipped by default (their generated C takes
+15-20 min to compile).
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+SKIP = ("XNORNet", "DoReFaNet")
+
+
+def count_macs(graph):
+    """(binary MACs, float MACs) of one inference, from the ops' tensor shapes."""
+    binary = flt = 0
+    for op in graph.ops:
+        out = graph.tensor(op.outputs[0])
+        if op.type == "LceBconv2d":
+            w = graph.tensor(op.inputs[1])
+            in_c = int(op.options.get("channels_in") or graph.tensor(op.inputs[0]).shape[-1] * 32)
+            binary += out.shape[1] * out.shape[2] * int(w.shape[0]) * int(w.shape[1]) * int(w.shape[2]) * in_c
+        elif op.type == "CONV_2D":
+            w = graph.tensor(op.inputs[1])
+            flt += out.size * int(w.shape[1]) * int(w.shape[2]) * int(w.shape[3])
+        elif op.type == "DEPTHWISE_CONV_2D":
+            w = graph.tensor(op.inputs[1])
+            flt += out.size * int(w.shape[1]) * int(w.shape[2])
+        elif op.type == "FULLY_CONNECTED":
+            w = graph.tensor(op.inputs[1])
+            flt += (out.size // int(w.shape[0])) * w.size
+    return binary, flt
+
+
+def cpu_mhz():
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("cpu MHz"):
+                return float(line.split(":")[1])
+    except OSError:
+        pass
+    return 2000.0
+
+
+def bench_model(name, *, size, seed, cache, runs):
+    from edgebnn.codegen.hostbench import build_bench_program, predict_c
+    from edgebnn.graph import load_graph
+    from edgebnn.predict import predict_tflite
+    from edgebnn.zoo_models import zoo_inputs
+    from zoo_check import _convert
+
+    path, _ = _convert(name, size, seed, cache)
+    g = load_graph(path)
+    row = {"model": name, "size": size}
+    row["binary_macs"], row["float_macs"] = count_macs(g)
+    x = zoo_inputs((size, size, 3), n=2, seed=seed)
+    lce = predict_tflite(path, x)
+    c = predict_c(path, x)
+    row["top1_agree"] = bool(np.array_equal(lce.argmax(-1), c.argmax(-1)))
+    row["max_abs_diff"] = float(np.max(np.abs(lce - c)))
+    with tempfile.TemporaryDirectory(prefix="zoo-bench-") as wd:
+        exe = build_bench_program(path, wd)
+        for threads in (1, 2):  # $EBNN_NUM_THREADS: threads of the _opt kernels
+            proc = subprocess.run(["env", f"EBNN_NUM_THREADS={threads}", str(exe), "2", str(runs)],
+                                  input=np.ascontiguousarray(x[0], "<f4").tobytes(), capture_output=True, check=True)
+            obj = json.loads(proc.stdout)
+            row[f"c{threads}_ms"] = statistics.median(obj["times_ns"]) / 1e6
+    row["c_ms"] = row["c1_ms"]
+    row["arena_bytes"] = obj.get("arena_bytes")
+    row["peak_rss_bytes"] = obj.get("peak_rss_bytes")
+    from larq_compute_engine.tflite.python.interpreter import Interpreter
+    interp = Interpreter(Path(path).read_bytes(), num_threads=1)
+    one = x[:1]
+    interp.predict(one)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        interp.predict(one)
+        times.append(time.perf_counter() - t0)
+    row["lce_ms"] = statistics.median(times) * 1e3
+    row["ratio"] = row["c_ms"] / row["lce_ms"]
+    return row
+
+
+def _table(rows):
+    lines = ["| model | binary MACs | float MACs | top-1 agree | max diff | c ms 1 thr | c ms 2 thr | lce ms | c/lce | "
+             "G bin MAC/s | G MAC/s | roofline frac | arena B | peak RSS B |", "|" + "---|" * 14]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['model']} | error: {r['error']} |" + " |" * 12)
+            continue
+        lines.append(
+            f"| {r['model']} | {r['binary_macs'] / 1e9:.2f} G | {r['float_macs'] / 1e6:.0f} M | "
+            f"{'yes' if r['top1_agree'] else 'NO'} | {r['max_abs_diff']:.1e} | {r['c_ms']:.1f} | {r['c2_ms']:.1f} | "
+            f"{r['lce_ms']:.1f} | {r['ratio']:.3f} | {r['g_binary']:.0f} | {r['g_float']:.1f} | "
+            f"{r['roofline']:.2f} | {r['arena_bytes']} | {r['peak_rss_bytes']} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    import edgebnn  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow)
+    from edgebnn.zoo_models import zoo_model, zoo_model_names
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default=",".join(n for n in zoo_model_names() if n not in SKIP))
+    ap.add_argument("--size", type=int, help="override every model's input size")
+    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cache", default="/tmp/edgebnn-zoo")
+    ap.add_argument("--binary-ceiling", type=float, default=195.0, help="G binary MAC/s")
+    ap.add_argument("--float-ceiling", type=float, default=None, help="G float MAC/s (default 16/cycle)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    fceil = args.float_ceiling or 16 * cpu_mhz() / 1e3
+    rows = []
+    for name in args.models.split(","):
+        size = args.size or zoo_model(name).input_size
+        try:
+            r = bench_model(name, size=size, seed=args.seed, cache=args.cache, runs=args.runs)
+            r["g_binary"] = r["binary_macs"] / (r["c_ms"] * 1e6)
+            r["g_float"] = r["float_macs"] / (r["c_ms"] * 1e6)
+            ideal_ms = (r["binary_macs"] / args.binary_ceiling + r["float_macs"] / fceil) / 1e6
+            r["roofline"] = ideal_ms / r["c_ms"]
+        except Exception as exc:  # report and go on with the next model
+            r = {"model": name, "size": size, "error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+        rows.append(r)
+        print(json.dumps(r), file=sys.stderr, flush=True)
+    print(json.dumps(rows) if args.json else _table(rows))
+    print(f"ceilings: {args.binary_ceiling:.0f} G binary MAC/s, {fceil:.1f} G float MAC/s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
