@@ -514,3 +514,32 @@ class PadInt8(Int8Op):
 
     def emit(self, em):
         self.io_call(em, self.params.c_fields())
+
+
+# --------------------------------------------------------------------------
+# LCE ops on int8 tensors
+
+
+@register_int8("LceQuantize")
+class LceQuantizeInt8(Int8Op):
+    """Bitpack an int8 tensor: bit 1 where ``q < zero_point`` (the real value is negative)."""
+
+    c_params_type = "ebnn_int8_lce_quantize_params_t"
+    c_function = "ebnn_int8_lce_quantize"
+    out_dtypes = ("int32",)
+
+    def parse(self):
+        x = self.int8_input()
+        if not x.shape:
+            raise self.fail("input is a scalar")
+        c = int(x.shape[-1])
+        self.ctx.packed_channels[self.op.outputs[0]] = c
+        _, zp = self.qparams(x, "input")
+        return FieldsParams((("n_pixels", _prod(x.shape[:-1])), ("channels", c), ("zero_point", zp)))
+
+    def infer(self):
+        x = self.tensor(0)
+        return [tuple(x.shape[:-1]) + ((int(x.shape[-1]) + 31) // 32,)]
+
+    def emit(self, em):
+        self.io_call(em, self.params.c_fields(), out_type="int32_t")
