@@ -475,7 +475,6 @@ def _io_ctype(inp, out) -> str:
 
 def _quant_macros(w, prefix, inp, out):
     """NAME_INPUT_SCALE, NAME_INPUT_ZERO_POINT, ...: real = scale * (q - zero_point)."""
-    w.comment("Set for int8 I/O: input and output are int8_t.")
     w.comment("Quantization of the int8 input and output: real = SCALE * (q - ZERO_POINT).")
     for what, t in (("INPUT", inp), ("OUTPUT", out)):
         q = t.quantization
@@ -582,6 +581,7 @@ def generate(model, *, name="model", target=None, fuse=True, command=None, kerne
     what = "floats"
     if io_ctype == "int8_t":
         what = "int8 values"
+        h.comment("Set for int8 I/O: input and output are int8_t.")
         h.line(f"#define {upper}_IO_INT8 1")
         _quant_macros(h, upper, inp, out)
     h.blank()
