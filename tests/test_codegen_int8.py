@@ -180,3 +180,19 @@ def test_int8_bnn_bit_exact_with_lce(bnn_int8, mnist):
     assert ref.dtype == np.int8
     assert np.array_equal(c_out, ref), f"{int(np.any(c_out != ref, axis=1).sum())} of 200 inputs differ"
     assert len(np.unique(c_out, axis=0)) > 10
+
+
+@pytest.mark.skipif(not shutil.which("qemu-system-arm") or not shutil.which("arm-none-eabi-gcc"),
+                    reason="needs arm-none-eabi-gcc and qemu-system-arm")
+def test_int8_twin_firmware_on_cortex_m4_agrees(twin_int8, shared_data, tmp_path):
+    from edgebnn.cli import main
+
+    out = tmp_path / "fw"
+    r = CliRunner().invoke(main, ["firmware", "build", str(twin_int8), "-t", "cortex-m4", "-o", str(out),
+                                  "--samples", "6", "--dataset", "mnist", "--data-dir", str(shared_data),
+                                  "--expected", "lce"])
+    assert r.exit_code == 0, r.output
+    assert "#define FW_MODEL_IO_INT8 1" in (out / "src" / "fw_model.h").read_text()
+    r = CliRunner().invoke(main, ["firmware", "run", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "agreement with lce: 6/6" in r.output, r.output
