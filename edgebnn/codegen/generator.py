@@ -16,6 +16,7 @@ import numpy as np
 
 from edgebnn import __version__, resources
 from edgebnn.codegen import ops as O
+from edgebnn.codegen import ops_int8
 from edgebnn.codegen import passes
 from edgebnn.codegen.fold import fold_weight_computations
 from edgebnn.codegen.planner import ALIGN, Buffer, plan_arena
@@ -77,6 +78,9 @@ class GeneratedModel:
     name: str
     sha256: str
     ops: list = field(default_factory=list)
+    io_dtype: str = "float32"
+    input_quantization: tuple = ()
+    output_quantization: tuple = ()
 
     def to_dict(self, *, with_files: bool = False) -> dict:
         d = asdict(self)
@@ -258,7 +262,7 @@ class Emitter:
         t = self.ctx.tensor(index)
         if not t.is_constant:
             raise TFLiteFormatError(f"tensor {index} ('{t.name}') was expected to be constant")
-        want = {"float": "float32", "int32_t": "int32"}[ctype]
+        want = {"float": "float32", "int32_t": "int32", "int8_t": "int8"}[ctype]
         if t.dtype != want:
             raise UnsupportedOpError(f"constant tensor {index} ('{t.name}') has dtype {t.dtype}, expected {want}")
         ident = f"{self.name}_t{index}"
@@ -281,10 +285,13 @@ class Emitter:
         if ctype == "float":
             flat = flat.astype(np.float32)
             fmt, per_line = c_float, 8
+        elif ctype == "int8_t":
+            flat = flat.astype(np.int8)
+            fmt, per_line = c_int32, 16
         else:
             flat = flat.astype(np.int32)
             fmt, per_line = c_int32, 8
-        self.weights_bytes += int(flat.size) * 4
+        self.weights_bytes += int(flat.nbytes)
         self.data.comment(note)
         self.data.array(f"static const {ctype} {ident}[{flat.size}]", flat.tolist(), fmt, per_line)
         self.data.blank()
@@ -377,7 +384,7 @@ def build_nodes(graph, *, fuse=True):
     ctx = _Context(graph)
     nodes = []
     for op, covered in passes.dilated_convolutions(graph):
-        cls = O.lookup(op, graph.source)
+        cls = ops_int8.lookup(op, graph) or O.lookup(op, graph.source)
         node = cls(op, ctx)
         if len(covered) > 1:
             node.ops = tuple(o.index for o in covered)
@@ -445,6 +452,31 @@ def _plan(graph, nodes):
     return locations, plan, scratch, peak_scratch
 
 
+def _io_ctype(inp, out) -> str:
+    """The C element type of the API: float for float32 I/O, int8_t for int8 I/O."""
+    types = {"float32": "float", "int8": "int8_t"}
+    if inp.dtype not in types or out.dtype != inp.dtype:
+        raise UnsupportedOpError(
+            f"the model's input '{inp.name}' is {inp.dtype} and its output '{out.name}' is {out.dtype}; "
+            "the C API takes and returns float32 or int8 (both the same type)")
+    if inp.dtype == "int8":
+        for t, role in ((inp, "input"), (out, "output")):
+            q = t.quantization
+            if q is None or len(q.scale) != 1:
+                raise UnsupportedOpError(f"the model's int8 {role} '{t.name}' needs one scale and zero point, "
+                                         f"found {0 if q is None else len(q.scale)} scales")
+    return types[inp.dtype]
+
+
+def _quant_macros(w, prefix, inp, out):
+    """NAME_INPUT_SCALE, NAME_INPUT_ZERO_POINT, ...: real = scale * (q - zero_point)."""
+    w.comment("Quantization of the int8 input and output: real = SCALE * (q - ZERO_POINT).")
+    for what, t in (("INPUT", inp), ("OUTPUT", out)):
+        q = t.quantization
+        w.line(f"#define {prefix}_{what}_SCALE {c_float(float(np.float32(q.scale[0])))}")
+        w.line(f"#define {prefix}_{what}_ZERO_POINT ({int(q.zero_point[0]) if q.zero_point else 0})")
+
+
 def _nbytes(t):
     return int(np.prod(t.shape, dtype=np.int64)) * np.dtype(t.dtype).itemsize
 
@@ -505,9 +537,7 @@ def generate(model, *, name="model", target=None, fuse=True, command=None, kerne
     if command is None:
         command = f"edgebnn.codegen.generate({path.name if path else '<bytes>'!s}, name={name!r}, fuse={fuse})"
     inp, out = graph.tensor(graph.inputs[0]), graph.tensor(graph.outputs[-1])
-    for t, role in ((inp, "input"), (out, "output")):
-        if t.dtype != "float32":
-            raise UnsupportedOpError(f"the model's {role} '{t.name}' is {t.dtype}; the C API takes and returns float32")
+    io_ctype = _io_ctype(inp, out)
     ctx, nodes = build_nodes(graph, fuse=fuse)
     locations, plan, scratch, peak_scratch = _plan(graph, nodes)
     tc = toolchain_for(target, kernels=kernels)
@@ -531,6 +561,9 @@ def generate(model, *, name="model", target=None, fuse=True, command=None, kerne
     h.line('extern "C" {')
     h.line("#endif")
     h.blank()
+    if io_ctype == "int8_t":
+        h.line("#include <stdint.h>")
+        h.blank()
     h.line(f'#define {upper}_MODEL_SHA256 "{sha}"')
     h.line(f"#define {upper}_INPUT_SIZE {int(np.prod(inp.shape))}")
     h.line(f"#define {upper}_OUTPUT_SIZE {int(np.prod(out.shape))}")
@@ -539,14 +572,20 @@ def generate(model, *, name="model", target=None, fuse=True, command=None, kerne
     h.line(f"#define {upper}_WEIGHTS_BYTES {em.weights_bytes}")
     _shape_macros(h, upper, "INPUT", inp.shape)
     _shape_macros(h, upper, "OUTPUT", out.shape)
+    what = "floats"
+    if io_ctype == "int8_t":
+        what = "int8 values"
+        h.comment("Set for int8 I/O: input and output are int8_t.")
+        h.line(f"#define {upper}_IO_INT8 1")
+        _quant_macros(h, upper, inp, out)
     h.blank()
     h.block_comment([
-        f"Run the model on one input of {upper}_INPUT_SIZE floats (shape {upper}_INPUT_SHAPE,",
-        f"row-major NHWC) and write {upper}_OUTPUT_SIZE floats to output.",
+        f"Run the model on one input of {upper}_INPUT_SIZE {what} (shape {upper}_INPUT_SHAPE,",
+        f"row-major NHWC) and write {upper}_OUTPUT_SIZE {what} to output.",
         "Returns 0 (EBNN_OK) or the runtime's error code. Not reentrant: the",
         f"activations live in one static arena of {upper}_ARENA_BYTES bytes.",
     ])
-    h.line(f"int {name}_invoke(const float *input, float *output);")
+    h.line(f"int {name}_invoke(const {io_ctype} *input, {io_ctype} *output);")
     h.blank()
     h.line("#ifdef __cplusplus")
     h.line("}")
@@ -582,7 +621,7 @@ def generate(model, *, name="model", target=None, fuse=True, command=None, kerne
     c.comment("---- kernel parameters ----")
     c.lines(em.params_w.text().rstrip("\n").split("\n"))
     c.blank()
-    with c.block(f"int {name}_invoke(const float *input, float *output)"):
+    with c.block(f"int {name}_invoke(const {io_ctype} *input, {io_ctype} *output)"):
         c.line("ebnn_status_t status;")
         c.line("if (input == NULL || output == NULL) return (int)EBNN_ERROR_NULL_POINTER;")
         c.lines(em.code.text().rstrip("\n").split("\n"))
@@ -605,7 +644,15 @@ def generate(model, *, name="model", target=None, fuse=True, command=None, kerne
         name=name,
         sha256=sha,
         ops=em.calls,
+        io_dtype=inp.dtype,
+        input_quantization=_scale_zp(inp) if io_ctype == "int8_t" else (),
+        output_quantization=_scale_zp(out) if io_ctype == "int8_t" else (),
     )
+
+
+def _scale_zp(t):
+    q = t.quantization
+    return (float(np.float32(q.scale[0])), int(q.zero_point[0]) if q.zero_point else 0)
 
 
 def _makefile(name, files, tc, sha, command):

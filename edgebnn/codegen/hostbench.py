@@ -267,7 +267,8 @@ def build_predict_program(model_path, workdir, *, cc=None, extra_cflags=(), fuse
                   kernels=kernels)
 
 
-def predict_c(model_path, x, *, workdir=None, fuse=True, cc=None, extra_cflags=(), kernels=None) -> np.ndarray:
+def predict_c(model_path, x, *, workdir=None, fuse=True, cc=None, extra_cflags=(), kernels=None,
+              raw=False) -> np.ndarray:
     """Outputs of the generated C (host build) for a batch of inputs.
 
     Args:
@@ -278,9 +279,14 @@ def predict_c(model_path, x, *, workdir=None, fuse=True, cc=None, extra_cflags=(
             kernel set for the life of the process).
         kernels: the kernel set (None: the native target's, ``"opt"``;
             ``"ref"``: the ``_ref`` kernels only).
+        raw: for a model with int8 I/O, take ``x`` as int8 values and return
+            the int8 outputs as they are (no quantizing, no dequantizing).
 
     Returns:
-        ``float32`` array ``(N, *output_shape)``.
+        ``float32`` array ``(N, *output_shape)``; a model with int8 I/O gets
+        its inputs quantized as :func:`edgebnn.predict.predict_tflite` does
+        (``round(x / scale + zero_point)``, clipped) and its outputs
+        dequantized, unless ``raw``.
 
     Raises:
         EngineError: wrong input shape, or the program failed.
@@ -300,13 +306,35 @@ def predict_c(model_path, x, *, workdir=None, fuse=True, cc=None, extra_cflags=(
                                          kernels=kernels)
         if workdir is None:
             _PREDICT_CACHE[key] = (exe, gen)
-    x = np.ascontiguousarray(np.asarray(x, dtype="<f4"))
+    int8_io = getattr(gen, "io_dtype", "float32") == "int8"
+    if int8_io:
+        x = _int8_records(x, gen.input_quantization, raw)
+    else:
+        x = np.ascontiguousarray(np.asarray(x, dtype="<f4"))
     if tuple(x.shape[1:]) != tuple(gen.input_shape[1:]) and x.reshape(len(x), -1).shape[1] != gen.input_size:
         raise EngineError(f"input shape {x.shape[1:]} does not match the model's input {gen.input_shape[1:]}")
     proc = subprocess.run([str(exe)], input=x.tobytes(), capture_output=True)
     if proc.returncode != 0:
         raise EngineError(f"the generated C failed (exit {proc.returncode}): {proc.stderr.decode(errors='replace')[-2000:]}")
-    y = np.frombuffer(proc.stdout, dtype="<f4")
+    y = np.frombuffer(proc.stdout, dtype=np.int8 if int8_io else "<f4")
     if y.size != len(x) * gen.output_size:
         raise EngineError(f"the generated C wrote {y.size} values for {len(x)} inputs, expected {len(x) * gen.output_size}")
-    return y.reshape((len(x),) + tuple(gen.output_shape[1:])).astype(np.float32)
+    y = y.reshape((len(x),) + tuple(gen.output_shape[1:]))
+    if int8_io and raw:
+        return y.copy()
+    if int8_io:
+        scale, zero = gen.output_quantization
+        return (y.astype(np.float32) - zero) * np.float32(scale)
+    return y.astype(np.float32)
+
+
+def _int8_records(x, quantization, raw):
+    """Inputs of an int8-I/O model as int8 records: as given when ``raw``, else quantized."""
+    if raw:
+        x = np.asarray(x)
+        if x.dtype != np.int8:
+            raise EngineError(f"raw inputs of an int8 model must be int8, found {x.dtype}")
+        return np.ascontiguousarray(x)
+    scale, zero = quantization
+    q = np.clip(np.round(np.asarray(x, np.float32) / np.float32(scale) + zero), -128, 127)
+    return np.ascontiguousarray(q.astype(np.int8))

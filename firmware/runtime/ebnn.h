@@ -825,6 +825,19 @@ typedef struct {
 ebnn_status_t ebnn_int8_pad_ref(const ebnn_int8_pad_params_t *params,
                                 const int8_t *input, int8_t *output);
 
+/* LceQuantize of int8 [n_pixels][channels] (ebnn_int8_lce.c): bit = (q <
+ * zero_point), i.e. the real value scale * (q - zero_point) is negative;
+ * bitpacked as ebnn_quantize_ref. */
+typedef struct {
+  int32_t n_pixels;
+  int32_t channels;
+  int32_t zero_point;
+} ebnn_int8_lce_quantize_params_t;
+
+ebnn_status_t ebnn_int8_lce_quantize_ref(
+    const ebnn_int8_lce_quantize_params_t *params, const int8_t *input,
+    int32_t *output);
+
 /* RESHAPE needs no kernel: the generated code aliases the buffer. */
 
 #ifdef __cplusplus

@@ -19,10 +19,32 @@
 #include "fw_model.h"
 #include "samples.h"
 
-static float fw_input[FW_MODEL_INPUT_SIZE];
-static float fw_output[FW_MODEL_OUTPUT_SIZE];
+#ifdef FW_MODEL_IO_INT8
+/* Int8 I/O: each 0..255 sample value is quantized as the host predictor does,
+ * q = clamp(round_half_even(p / scale + zero_point)), in the harness only. */
+typedef int8_t fw_io_t;
 
-static int fw_argmax(const float *v, int n) {
+static fw_io_t fw_quantize(uint8_t p) {
+  float r = (float)p / (float)FW_MODEL_INPUT_SCALE + (float)FW_MODEL_INPUT_ZERO_POINT;
+  long f = (long)r;
+  float d;
+  if ((float)f > r) --f; /* floor for negative r */
+  d = r - (float)f;
+  if (d > 0.5f || (d == 0.5f && (f & 1L))) ++f;
+  if (f < -128) f = -128;
+  if (f > 127) f = 127;
+  return (fw_io_t)f;
+}
+#else
+typedef float fw_io_t;
+
+static fw_io_t fw_quantize(uint8_t p) { return (float)p; }
+#endif
+
+static fw_io_t fw_input[FW_MODEL_INPUT_SIZE];
+static fw_io_t fw_output[FW_MODEL_OUTPUT_SIZE];
+
+static int fw_argmax(const fw_io_t *v, int n) {
   int best = 0;
   int i;
   for (i = 1; i < n; ++i) {
@@ -48,7 +70,7 @@ int main(void) {
     uint64_t t0, t1;
     int status, pred;
     for (j = 0; j < FW_MODEL_INPUT_SIZE; ++j) {
-      fw_input[j] = (float)fw_samples[i][j];
+      fw_input[j] = fw_quantize(fw_samples[i][j]);
     }
     if (ebnn_platform_stack_peak() > peak_all) {
       peak_all = ebnn_platform_stack_peak();

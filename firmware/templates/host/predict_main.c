@@ -6,10 +6,11 @@
  * stdin until end of file, runs the model on each, and writes each output
  * (EDGEBNN_MODEL_OUTPUT_SIZE float32) to stdout. Exit status: 0, 2 when the
  * input ends inside a record, 3 when invoke fails (the record index goes to
- * stderr).
+ * stderr). Models with int8 I/O read and write int8 values instead.
  *
  * Built with the same -D flags as bench_main.c.
  */
+#include <stdint.h>
 #include <stdio.h>
 
 #include EDGEBNN_MODEL_HEADER
@@ -19,13 +20,21 @@
 #define EDGEBNN_MODEL_INPUT_SIZE EBNN_CAT(EDGEBNN_MODEL_PREFIX, _INPUT_SIZE)
 #define EDGEBNN_MODEL_OUTPUT_SIZE EBNN_CAT(EDGEBNN_MODEL_PREFIX, _OUTPUT_SIZE)
 
-static float input_buf[EDGEBNN_MODEL_INPUT_SIZE];
-static float output_buf[EDGEBNN_MODEL_OUTPUT_SIZE];
+/* Int8 I/O models (NAME_IO_INT8 defined as 1) read and write int8 records. */
+#define EDGEBNN_MODEL_IO_INT8 EBNN_CAT(EDGEBNN_MODEL_PREFIX, _IO_INT8)
+#if EDGEBNN_MODEL_IO_INT8
+typedef int8_t io_t;
+#else
+typedef float io_t;
+#endif
+
+static io_t input_buf[EDGEBNN_MODEL_INPUT_SIZE];
+static io_t output_buf[EDGEBNN_MODEL_OUTPUT_SIZE];
 
 int main(void) {
   long record = 0;
   for (;;) {
-    size_t got = fread(input_buf, sizeof(float), EDGEBNN_MODEL_INPUT_SIZE, stdin);
+    size_t got = fread(input_buf, sizeof(io_t), EDGEBNN_MODEL_INPUT_SIZE, stdin);
     int st;
     if (got == 0 && feof(stdin)) break;
     if (got != (size_t)EDGEBNN_MODEL_INPUT_SIZE) {
@@ -38,7 +47,7 @@ int main(void) {
       fprintf(stderr, "invoke failed with status %d on record %ld\n", st, record);
       return 3;
     }
-    if (fwrite(output_buf, sizeof(float), EDGEBNN_MODEL_OUTPUT_SIZE, stdout) !=
+    if (fwrite(output_buf, sizeof(io_t), EDGEBNN_MODEL_OUTPUT_SIZE, stdout) !=
         (size_t)EDGEBNN_MODEL_OUTPUT_SIZE) {
       fprintf(stderr, "cannot write output of record %ld\n", record);
       return 3;
