@@ -67,6 +67,7 @@ STATE = "state.json"
 BEST_WEIGHTS = "best.weights.h5"
 HISTORY_KEYS = (
     "epoch", "loss", "accuracy", "val_loss", "val_accuracy", "val_macro_f1", "lr", "time_s",
+    "images_per_s",
 )
 
 
@@ -881,9 +882,11 @@ def train(config, run_dir, *, resume=False, force=False, callbacks=(), data_dir=
             lr = _lr_at(schedule, epoch * steps_per_epoch)
             inputs = _epoch_input(strategy, role, xe, _one_hot(ye, data.num_classes), global_batch,
                                   augment=_augment_of(config, epoch, xe), teacher=teacher)
+            t_fit = time.perf_counter()
             hist = net.fit(inputs, epochs=epoch + 1, initial_epoch=epoch,
                            steps_per_epoch=steps_per_epoch, verbose=0,
                            callbacks=[steps, *callbacks])
+            fit_s = time.perf_counter() - t_fit
             del xe, inputs
             local_net.set_weights(net.get_weights())
             row = {"epoch": epoch + 1,
@@ -898,6 +901,9 @@ def train(config, run_dir, *, resume=False, force=False, callbacks=(), data_dir=
                 row["val_macro_f1"] = macro_f1(data.y_val, pred, data.num_classes)
             row["lr"] = lr
             row["time_s"] = round(time.perf_counter() - t0, 3)
+            # training images this process stepped through per second of fit
+            # (the first epoch includes graph compilation)
+            row["images_per_s"] = round(steps_per_epoch * global_batch / role.workers / fit_s, 1)
             history.append(row)
 
             if config.early_stop and len(data.y_val):
@@ -974,6 +980,7 @@ def train(config, run_dir, *, resume=False, force=False, callbacks=(), data_dir=
         "val_images": int(len(data.y_val)),
         "test_images": int(len(data.y_test)),
         "wall_time_s": round(wall, 2),
+        "train_images_per_s": _images_per_s(history),
         "session_time_s": round(time.perf_counter() - t_start, 2),
         "resumed_from_epoch": resumed_from,
         "data_source": data.source,
@@ -985,6 +992,14 @@ def train(config, run_dir, *, resume=False, force=False, callbacks=(), data_dir=
     _check_workers_agree(strategy, role, {"epochs done": len(history)})
     return TrainResult(run_dir=run_dir, config=config, metrics=metrics, history=history,
                        resumed_from=resumed_from, stopped_early=stopped, steps=steps.count)
+
+
+def _images_per_s(history: list):
+    """The median training speed over the epochs after the first (which compiles), or None."""
+    speeds = [r["images_per_s"] for r in history[1:] if r.get("images_per_s")]
+    if not speeds and history and history[0].get("images_per_s"):
+        speeds = [history[0]["images_per_s"]]
+    return float(np.median(speeds)) if speeds else None
 
 
 def _cause_line(message: str) -> str:

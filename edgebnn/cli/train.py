@@ -150,11 +150,13 @@ def train(dataset, model, precision, epochs, batch_size, optimizer, loss, lr, lr
         echo_json({"run_dir": str(result.run_dir), "chief": True, "task": role.task,
                    "steps": result.steps, **dist, **{k: m[k] for k in (
                        "dataset", "model", "precision", "test_accuracy", "macro_f1",
-                       "parameters", "model_size_bytes", "epochs", "wall_time_s")}})
+                       "parameters", "model_size_bytes", "epochs", "wall_time_s",
+                       "train_images_per_s")}})
     else:
         click.echo(
             f"{result.run_dir}: test accuracy {100 * m['test_accuracy']:.2f}%, macro F1 "
             f"{100 * m['macro_f1']:.2f}%, {m['epochs']} epochs, {m['wall_time_s']:.0f} s"
+            + (f", {m['train_images_per_s']:.0f} images/s" if m.get("train_images_per_s") else "")
             + (" (stopped early)" if result.stopped_early else "")
         )
 
