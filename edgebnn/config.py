@@ -68,6 +68,15 @@ class TrainConfig:
         strategy: ``default``, ``mirrored`` or ``multi_worker``
             (tf.distribute; ``multi_worker`` reads ``TF_CONFIG``).
         bop_threshold, bop_gamma: Bop's hyperparameters.
+        teacher: knowledge distillation from a trained model: a run
+            directory (its ``model.h5``), a Keras ``.h5`` file or a shipped
+            pretrained model's name ("" = no distillation). It is loaded
+            through :func:`edgebnn.convert.load_keras_model` (checked, no code).
+        distill_temperature: the softening temperature ``T`` (> 0).
+        distill_weight: ``W`` in [0, 1], the share of the distillation term:
+            ``loss = W * T**2 * KL(softmax(t / T) || softmax(s / T)) +
+            (1 - W) * hard_loss(labels, s)`` with ``s`` the student's logits
+            and ``t`` the teacher's log-probabilities.
     """
 
     dataset: str = "mnist"
@@ -91,6 +100,9 @@ class TrainConfig:
     strategy: str = "default"
     bop_threshold: float = 1e-8
     bop_gamma: float = 1e-4
+    teacher: str = ""
+    distill_temperature: float = 4.0
+    distill_weight: float = 0.5
 
     def __post_init__(self):
         validate(self)
@@ -175,6 +187,10 @@ def validate(cfg: TrainConfig) -> None:
             raise ConfigError(f"'{key}' must be >= 0; found {getattr(cfg, key)}")
     if not cfg.lr > 0:
         raise ConfigError(f"'lr' must be > 0; found {cfg.lr}")
+    if not cfg.distill_temperature > 0:
+        raise ConfigError(f"'distill_temperature' must be > 0; found {cfg.distill_temperature}")
+    if not 0.0 <= cfg.distill_weight <= 1.0:
+        raise ConfigError(f"'distill_weight' must be in [0, 1]; found {cfg.distill_weight}")
     if cfg.optimizer == "bop" and cfg.precision == "float":
         raise ConfigError("optimizer 'bop' trains binary weights; precision 'float' has none")
 

@@ -67,6 +67,7 @@ STATE = "state.json"
 BEST_WEIGHTS = "best.weights.h5"
 HISTORY_KEYS = (
     "epoch", "loss", "accuracy", "val_loss", "val_accuracy", "val_macro_f1", "lr", "time_s",
+    "images_per_s",
 )
 
 
@@ -351,7 +352,8 @@ def epoch_steps(n: int, global_batch: int, workers: int) -> int:
     return math.ceil(n / global_batch) if workers == 1 else n // global_batch
 
 
-def _epoch_input(strategy, role: WorkerRole, x, y, global_batch: int, *, augment=None):
+def _epoch_input(strategy, role: WorkerRole, x, y, global_batch: int, *, augment=None,
+                 teacher=None):
     """The training input of one epoch: a dataset on one worker, this worker's shard on several.
 
     ``augment``: None (``x`` is float), or the map of :func:`edgebnn.augment.augment_map`
@@ -367,7 +369,10 @@ def _epoch_input(strategy, role: WorkerRole, x, y, global_batch: int, *, augment
             ds = ds.map(lambda i, image, label: (image, label))
         else:
             ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        return ds.batch(batch, drop_remainder=drop_remainder).prefetch(2)
+        ds = ds.batch(batch, drop_remainder=drop_remainder)
+        if teacher is not None:
+            ds = ds.map(lambda image, label: (image, distill_targets(teacher, image, label)))
+        return ds.prefetch(2)
 
     if role.workers == 1:
         # fit splits each global batch among the local replicas
@@ -408,6 +413,117 @@ def _check_workers_agree(strategy, role: WorkerRole, values: dict) -> None:
             f"(this worker: {mine}); start every worker with the same flags, and with "
             "--resume on a RUN_DIR that all workers share"
         )
+
+
+# ---------------------------------------------------------------------------
+# knowledge distillation
+# ---------------------------------------------------------------------------
+
+
+def load_teacher(spec: str, *, input_shape, num_classes: int):
+    """Load the distillation teacher named by ``spec`` and check it fits the run.
+
+    Args:
+        spec: a run directory (its ``model.h5``), a Keras ``.h5``/``.keras``
+            file, or a shipped pretrained model's name. Loaded through
+            :func:`edgebnn.convert.load_keras_model`, which refuses stored
+            code (Lambda layers, serialized functions, unknown classes).
+        input_shape: the run's image shape ``(H, W, C)``.
+        num_classes: the run's class count.
+
+    Returns:
+        The teacher ``tf_keras.Model`` (its output: class probabilities).
+
+    Raises:
+        ConfigError: ``spec`` names nothing loadable, or the teacher's input
+            shape or class count differs from the run's (both are named).
+    """
+    from edgebnn.convert import load_keras_model
+    from edgebnn.errors import EdgeBnnError
+
+    path = Path(spec)
+    if path.is_dir() and (path / rundir.MODEL).is_file():
+        path = path / rundir.MODEL
+    elif not path.exists():
+        from edgebnn.pretrained import resolve_model
+
+        try:
+            ref = resolve_model(spec)
+        except EdgeBnnError as exc:
+            raise ConfigError(
+                f"--teacher '{spec}' is neither a run directory with {rundir.MODEL}, a Keras "
+                f"model file, nor a shipped pretrained model ({exc})"
+            ) from exc
+        keras_path = ref.keras_path
+        if not keras_path:
+            raise ConfigError(f"--teacher '{spec}': the shipped model has no Keras (.h5) file")
+        path = Path(keras_path)
+    try:
+        teacher = load_keras_model(path)
+    except EdgeBnnError as exc:
+        raise ConfigError(f"--teacher '{spec}': expected a Keras model; {exc}") from exc
+    want = tuple(int(d) for d in input_shape)
+    got = tuple(teacher.input_shape[1:]) if not isinstance(teacher.input_shape, list) else None
+    if got != want:
+        raise ConfigError(
+            f"--teacher '{spec}' takes inputs of shape {got}; the run's images are {want}"
+        )
+    classes = teacher.output_shape[-1] if not isinstance(teacher.output_shape, list) else None
+    if classes != num_classes:
+        raise ConfigError(
+            f"--teacher '{spec}' predicts {classes} classes; the run's dataset has {num_classes}"
+        )
+    teacher.trainable = False
+    return teacher
+
+
+def distill_targets(teacher, images, one_hot):
+    """The training target of a distilled batch: ``[one-hot labels | teacher log-probabilities]``.
+
+    Runs inside the tf.data pipeline (graph mode, no per-step Python).
+    """
+    from edgebnn._tf import import_tf
+
+    tf = import_tf()[0]
+    probs = teacher(images, training=False)
+    log_probs = tf.math.log(tf.clip_by_value(tf.cast(probs, tf.float32), 1e-12, 1.0))
+    return tf.concat([one_hot, log_probs], axis=1)
+
+
+def make_distill_loss(hard_loss, num_classes: int, temperature: float, weight: float):
+    """The distillation loss on targets of :func:`distill_targets` and student logits ``s``.
+
+    ``loss = W * T**2 * KL(softmax(t / T) || softmax(s / T)) + (1 - W) * hard_loss(y, s)``,
+    ``t`` the teacher's log-probabilities (logits up to a constant, which
+    the softmax ignores), ``y`` the one-hot labels, ``T`` the temperature and
+    ``W`` the weight. ``W = 0`` is the plain hard-label loss.
+    """
+    from edgebnn._tf import import_tf
+
+    tf, tf_keras, _ = import_tf()
+    t, w, c = float(temperature), float(weight), int(num_classes)
+
+    def distill_loss(y_true, logits):
+        hard = hard_loss(y_true[:, :c], logits)
+        if w == 0.0:
+            return hard
+        p_teacher = tf.nn.softmax(y_true[:, c:] / t)
+        log_p_student = tf.nn.log_softmax(logits / t)
+        log_p_teacher = tf.nn.log_softmax(y_true[:, c:] / t)
+        kl = tf.reduce_mean(tf.reduce_sum(p_teacher * (log_p_teacher - log_p_student), axis=1))
+        return w * t * t * kl + (1.0 - w) * hard
+
+    return distill_loss
+
+
+def _label_accuracy(num_classes: int, tf_keras):
+    """Accuracy on the one-hot part of (possibly distillation-extended) targets."""
+
+    class LabelAccuracy(tf_keras.metrics.CategoricalAccuracy):
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            return super().update_state(y_true[:, :num_classes], y_pred, sample_weight)
+
+    return LabelAccuracy(name="accuracy")
 
 
 def lr_schedule(config: TrainConfig, steps_per_epoch: int):
@@ -694,8 +810,17 @@ def train(config, run_dir, *, resume=False, force=False, callbacks=(), data_dir=
         schedule = lr_schedule(config, steps_per_epoch)
         optimizer = make_optimizer(config, schedule)
         loss_fn = make_loss(config.loss)
-        net.compile(optimizer=optimizer, loss=loss_fn,
-                    metrics=[tf_keras.metrics.CategoricalAccuracy(name="accuracy")])
+        teacher = None
+        if config.teacher:
+            teacher = load_teacher(config.teacher, input_shape=data.input_shape,
+                                   num_classes=data.num_classes)
+            train_loss = make_distill_loss(loss_fn, data.num_classes,
+                                           config.distill_temperature, config.distill_weight)
+            accuracy = _label_accuracy(data.num_classes, tf_keras)
+        else:
+            train_loss = loss_fn
+            accuracy = tf_keras.metrics.CategoricalAccuracy(name="accuracy")
+        net.compile(optimizer=optimizer, loss=train_loss, metrics=[accuracy])
         # The step's loss and accuracy are already aggregated over all replicas
         # (the metrics' results are all-reduced); tf-keras's default ("auto" =
         # "sum" outside TPUs) would add them up once more per worker.
@@ -756,10 +881,12 @@ def train(config, run_dir, *, resume=False, force=False, callbacks=(), data_dir=
                                 augment_shift=config.augment_shift, as_float=config.augment == "none")
             lr = _lr_at(schedule, epoch * steps_per_epoch)
             inputs = _epoch_input(strategy, role, xe, _one_hot(ye, data.num_classes), global_batch,
-                                  augment=_augment_of(config, epoch, xe))
+                                  augment=_augment_of(config, epoch, xe), teacher=teacher)
+            t_fit = time.perf_counter()
             hist = net.fit(inputs, epochs=epoch + 1, initial_epoch=epoch,
                            steps_per_epoch=steps_per_epoch, verbose=0,
                            callbacks=[steps, *callbacks])
+            fit_s = time.perf_counter() - t_fit
             del xe, inputs
             local_net.set_weights(net.get_weights())
             row = {"epoch": epoch + 1,
@@ -774,6 +901,9 @@ def train(config, run_dir, *, resume=False, force=False, callbacks=(), data_dir=
                 row["val_macro_f1"] = macro_f1(data.y_val, pred, data.num_classes)
             row["lr"] = lr
             row["time_s"] = round(time.perf_counter() - t0, 3)
+            # training images this process stepped through per second of fit
+            # (the first epoch includes graph compilation)
+            row["images_per_s"] = round(steps_per_epoch * global_batch / role.workers / fit_s, 1)
             history.append(row)
 
             if config.early_stop and len(data.y_val):
@@ -850,6 +980,7 @@ def train(config, run_dir, *, resume=False, force=False, callbacks=(), data_dir=
         "val_images": int(len(data.y_val)),
         "test_images": int(len(data.y_test)),
         "wall_time_s": round(wall, 2),
+        "train_images_per_s": _images_per_s(history),
         "session_time_s": round(time.perf_counter() - t_start, 2),
         "resumed_from_epoch": resumed_from,
         "data_source": data.source,
@@ -861,6 +992,14 @@ def train(config, run_dir, *, resume=False, force=False, callbacks=(), data_dir=
     _check_workers_agree(strategy, role, {"epochs done": len(history)})
     return TrainResult(run_dir=run_dir, config=config, metrics=metrics, history=history,
                        resumed_from=resumed_from, stopped_early=stopped, steps=steps.count)
+
+
+def _images_per_s(history: list):
+    """The median training speed over the epochs after the first (which compiles), or None."""
+    speeds = [r["images_per_s"] for r in history[1:] if r.get("images_per_s")]
+    if not speeds and history and history[0].get("images_per_s"):
+        speeds = [history[0]["images_per_s"]]
+    return float(np.median(speeds)) if speeds else None
 
 
 def _cause_line(message: str) -> str:

@@ -314,6 +314,28 @@ def _bcnn_wide(q, input_shape, num_classes):
     return k.Model(inputs, out, name=f"bcnn_wide_{q.precision.replace('-', '_')}")
 
 
+@register_model("bcnn-mcu")
+def _bcnn_mcu(q, input_shape, num_classes):
+    """edgebnn's Cortex-M design: float 3x3x32 stem, binary convs 64-96-96 (last valid), dense 256."""
+    k = q.k
+    inputs, x = q.normalize(input_shape)
+    x = q.first_conv(x, 32, 3, padding="same")  # 28x28x32
+    x = q.maxpool(x)  # 14x14
+    x = q.bn(x)
+    x = q.conv(x, 64, 3)
+    x = q.maxpool(x)  # 7x7
+    x = q.bn(x)
+    x = q.conv(x, 96, 3)
+    x = q.bn(x)
+    x = q.conv(x, 96, 3, padding="valid")  # 5x5
+    x = q.bn(x)
+    x = q.flatten(x)
+    x = q.dense(x, 256)
+    x = q.bn(x)
+    out = q.head(x, num_classes)
+    return k.Model(inputs, out, name=f"bcnn_mcu_{q.precision.replace('-', '_')}")
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """Figures of one built model (``edgebnn models``)."""

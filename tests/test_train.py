@@ -199,6 +199,10 @@ def test_cli_train_smoke(tmp_path, shared_data, monkeypatch):
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     assert data["epochs"] == 1 and data["run_dir"] == str(out)
+    # the training speed: images stepped through per second of fit, in the history too
+    history = read_history(out / rundir.HISTORY)
+    assert history[0]["images_per_s"] > 0
+    assert data["train_images_per_s"] == history[0]["images_per_s"]
     cfg = yaml.safe_load((out / rundir.CONFIG).read_text())
     assert (cfg["optimizer"], cfg["loss"], cfg["limit"]) == ("bop", "squared_hinge", 500)
     assert "epoch 1/1" in res.stderr

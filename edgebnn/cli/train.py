@@ -80,6 +80,12 @@ def _fmt(seconds: float) -> str:
 @click.option("--strategy", type=click.Choice(["default", "mirrored", "multi_worker"]),
               help="tf.distribute strategy; multi_worker reads the cluster from TF_CONFIG "
                    "(start one process per worker). --batch-size is per replica.")
+@click.option("--teacher", help="Distill from this trained model: RUN_DIR, Keras .h5 file or "
+                                "shipped model name (loaded without running stored code).")
+@click.option("--distill-temperature", type=click.FloatRange(min=0, min_open=True),
+              help="Softening temperature T of the distillation (default 4).")
+@click.option("--distill-weight", type=click.FloatRange(0, 1),
+              help="W: loss = W*T^2*KL(teacher||student at T) + (1-W)*hard loss (default 0.5).")
 @click.option("--config", "preset", help="Preset name (edgebnn/presets) or YAML file; flags override it.")
 @click.option("--out", "out", type=click.Path(file_okay=False), help="RUN_DIR (default runs/DATASET-MODEL-PRECISION).")
 @click.option("--resume", is_flag=True, help="Continue RUN_DIR from its last finished epoch.")
@@ -89,7 +95,7 @@ def _fmt(seconds: float) -> str:
 @handle_errors
 def train(dataset, model, precision, epochs, batch_size, optimizer, loss, lr, lr_schedule, seed,
           limit, augment_shift, augment, augment_pad, normalize, val_size, early_stop, strategy,
-          preset, out, resume, force, data_dir, json_):
+          teacher, distill_temperature, distill_weight, preset, out, resume, force, data_dir, json_):
     """Train a BNN (or its float twin) on DATASET and write RUN_DIR.
 
     RUN_DIR gets config.yml, model.h5, history.csv, metrics.json, summary.txt,
@@ -104,7 +110,8 @@ def train(dataset, model, precision, epochs, batch_size, optimizer, loss, lr, lr
                      lr_schedule=lr_schedule, seed=seed, limit=limit,
                      augment_shift=augment_shift, augment=augment, augment_pad=augment_pad,
                      normalize=normalize, val_size=val_size, early_stop=early_stop,
-                     strategy=strategy)
+                     strategy=strategy, teacher=teacher,
+                     distill_temperature=distill_temperature, distill_weight=distill_weight)
     given = {k: v for k, v in overrides.items() if v is not None}
     if resume and out and not preset and not given:
         config = None  # take RUN_DIR/config.yml as it is
@@ -143,11 +150,13 @@ def train(dataset, model, precision, epochs, batch_size, optimizer, loss, lr, lr
         echo_json({"run_dir": str(result.run_dir), "chief": True, "task": role.task,
                    "steps": result.steps, **dist, **{k: m[k] for k in (
                        "dataset", "model", "precision", "test_accuracy", "macro_f1",
-                       "parameters", "model_size_bytes", "epochs", "wall_time_s")}})
+                       "parameters", "model_size_bytes", "epochs", "wall_time_s",
+                       "train_images_per_s")}})
     else:
         click.echo(
             f"{result.run_dir}: test accuracy {100 * m['test_accuracy']:.2f}%, macro F1 "
             f"{100 * m['macro_f1']:.2f}%, {m['epochs']} epochs, {m['wall_time_s']:.0f} s"
+            + (f", {m['train_images_per_s']:.0f} images/s" if m.get("train_images_per_s") else "")
             + (" (stopped early)" if result.stopped_early else "")
         )
 
