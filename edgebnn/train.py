@@ -441,23 +441,12 @@ def load_teacher(spec: str, *, input_shape, num_classes: int):
     from edgebnn.convert import load_keras_model
     from edgebnn.errors import EdgeBnnError
 
-    path = Path(spec)
-    if path.is_dir() and (path / rundir.MODEL).is_file():
-        path = path / rundir.MODEL
-    elif not path.exists():
-        from edgebnn.pretrained import resolve_model
+    from edgebnn.modelref import ModelRef
 
-        try:
-            ref = resolve_model(spec)
-        except EdgeBnnError as exc:
-            raise ConfigError(
-                f"--teacher '{spec}' is neither a run directory with {rundir.MODEL}, a Keras "
-                f"model file, nor a shipped pretrained model ({exc})"
-            ) from exc
-        keras_path = ref.keras_path
-        if not keras_path:
-            raise ConfigError(f"--teacher '{spec}': the shipped model has no Keras (.h5) file")
-        path = Path(keras_path)
+    try:
+        path = Path(ModelRef.resolve(spec).require_keras("use as a --teacher"))
+    except EdgeBnnError as exc:
+        raise ConfigError(f"--teacher '{spec}': {exc}") from exc
     try:
         teacher = load_keras_model(path)
     except EdgeBnnError as exc:
