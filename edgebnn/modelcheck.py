@@ -65,6 +65,11 @@ _CODE_CLASSES = {
 _KERAS_MODULES = ("layers", "initializers", "regularizers", "constraints", "activations")
 _LARQ_MODULES = ("layers", "quantizers", "constraints", "activations", "math")
 _MODEL_CLASSES = frozenset({"Functional", "Sequential", "Model"})
+#: TensorFlow functions a ``TFOpLambda`` layer may name (tf-keras stores the
+#: API name, e.g. ``x + y`` on Keras tensors as ``__operators__.add``, and
+#: looks it up in TensorFlow's API on load: no code is stored). Only these
+#: arithmetic operators are allowed; any other name is refused.
+_TF_OP_FUNCTIONS = frozenset({"__operators__.add", "math.multiply", "math.add", "math.subtract"})
 _MODULE_PREFIXES = ("keras.", "tf_keras.", "larq.")
 _MODULE_NAMES = frozenset({"keras", "tf_keras", "larq"})
 
@@ -353,6 +358,12 @@ class _Walker:
                 self.add(trail, f"function '{fn}' (module '{module}')",
                          "it is not a Keras, Larq or registered function")
             return trail, True  # "builtins": looked up by name among Keras's built-in functions
+        if cls == "TFOpLambda":
+            fn = obj.get("config", {}).get("function") if isinstance(obj.get("config"), dict) else None
+            if fn not in _TF_OP_FUNCTIONS:
+                self.add(trail, what, f"it calls TensorFlow function {fn!r}, not one of the allowed "
+                         f"operators ({', '.join(sorted(_TF_OP_FUNCTIONS))})")
+            return trail, True
         if cls not in self.allowed.names:
             self.add(trail, what, "its class is not a Keras, Larq or registered class"
                      + (f" (module '{module}')" if module else ""))

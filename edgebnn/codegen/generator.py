@@ -60,6 +60,9 @@ class GeneratedModel:
         arena_bytes: the static arena (peak activation memory, scratch included).
         scratch_bytes: the part of the arena the fused kernels use as scratch
             at their peak.
+        arena_bound_bytes: the lower bound on any arena for these buffers
+            (the largest sum of sizes of buffers alive at one op);
+            ``arena_bytes`` is at least this.
         input_shape, output_shape: shapes of the model's input and output.
         input_size, output_size: number of floats in and out.
         name: the C prefix (``NAME_invoke``).
@@ -81,6 +84,7 @@ class GeneratedModel:
     io_dtype: str = "float32"
     input_quantization: tuple = ()
     output_quantization: tuple = ()
+    arena_bound_bytes: int = 0
 
     def to_dict(self, *, with_files: bool = False) -> dict:
         d = asdict(self)
@@ -236,6 +240,13 @@ def runtime_sources(called, runtime_dir=RUNTIME_DIR) -> dict:
 # Emitter: the handlers' view of the C being written
 
 
+#: Constants of at least this many values are written as the byte image of a
+#: string literal (:meth:`CWriter.byte_array`), smaller ones as decimal
+#: lists a reader can follow. The byte images are little-endian; the
+#: generated C refuses (``#error``) to compile for a big-endian target.
+BYTE_ARRAY_MIN = 64
+
+
 class Emitter:
     def __init__(self, name, ctx, locations, kernels, defs):
         self.name = name
@@ -265,16 +276,14 @@ class Emitter:
         want = {"float": "float32", "int32_t": "int32", "int8_t": "int8"}[ctype]
         if t.dtype != want:
             raise UnsupportedOpError(f"constant tensor {index} ('{t.name}') has dtype {t.dtype}, expected {want}")
-        ident = f"{self.name}_t{index}"
-        self._array(ident, t.data, ctype, f"tensor {index} '{t.name}' {list(t.shape)} {t.dtype}")
+        ident = self._array(f"{self.name}_t{index}", t.data, ctype, f"tensor {index} '{t.name}' {list(t.shape)} {t.dtype}")
         self.consts[index] = ident
         return ident
 
     def const_array(self, key, values, ctype, note=""):
         if key in self.consts:
             return self.consts[key]
-        ident = f"{self.name}_{key}"
-        self._array(ident, values, ctype, note)
+        ident = self._array(f"{self.name}_{key}", values, ctype, note)
         self.consts[key] = ident
         return ident
 
@@ -293,8 +302,12 @@ class Emitter:
             fmt, per_line = c_int32, 8
         self.weights_bytes += int(flat.nbytes)
         self.data.comment(note)
-        self.data.array(f"static const {ctype} {ident}[{flat.size}]", flat.tolist(), fmt, per_line)
+        if flat.size >= BYTE_ARRAY_MIN:
+            ident = self.data.byte_array(ctype, ident, flat)
+        else:
+            self.data.array(f"static const {ctype} {ident}[{flat.size}]", flat.tolist(), fmt, per_line)
         self.data.blank()
+        return ident
 
     def float(self, value):
         return c_float(value)
@@ -568,6 +581,7 @@ def generate(model, *, name="model", target=None, fuse=True, command=None, kerne
     h.line(f"#define {upper}_INPUT_SIZE {int(np.prod(inp.shape))}")
     h.line(f"#define {upper}_OUTPUT_SIZE {int(np.prod(out.shape))}")
     h.line(f"#define {upper}_ARENA_BYTES {arena}")
+    h.line(f"#define {upper}_ARENA_BOUND_BYTES {plan.bound} /* no plan of these buffers is smaller */")
     h.line(f"#define {upper}_SCRATCH_BYTES {peak_scratch}")
     h.line(f"#define {upper}_WEIGHTS_BYTES {em.weights_bytes}")
     _shape_macros(h, upper, "INPUT", inp.shape)
@@ -603,9 +617,15 @@ def generate(model, *, name="model", target=None, fuse=True, command=None, kerne
     c.blank()
     c.line('#include "ebnn.h"')
     c.blank()
+    c.comment("Large constants are little-endian byte images (string literals in unions).")
+    c.line("#if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__")
+    c.line(f'#error "{name}.c holds little-endian constants; this target is big-endian"')
+    c.line("#endif")
+    c.blank()
     c.block_comment([
         f"Memory: {em.weights_bytes} bytes of constants, an arena of {arena} bytes "
-        f"(of which at most {peak_scratch} bytes of fused-kernel scratch).",
+        f"(of which at most {peak_scratch} bytes of fused-kernel scratch); the lower bound,",
+        f"the largest sum of buffers alive at one op, is {plan.bound} bytes.",
         "Arena offsets come from tensor lifetimes: tensors never alive together share bytes.",
     ])
     c.line("#if defined(__GNUC__) || defined(__clang__)")
@@ -647,6 +667,7 @@ def generate(model, *, name="model", target=None, fuse=True, command=None, kerne
         io_dtype=inp.dtype,
         input_quantization=_scale_zp(inp) if io_ctype == "int8_t" else (),
         output_quantization=_scale_zp(out) if io_ctype == "int8_t" else (),
+        arena_bound_bytes=plan.bound,
     )
 
 

@@ -3,9 +3,11 @@
 Every activation tensor lives from the op that writes it to the last op that
 reads it (op indices of the scheduled call list, inclusive). Tensors whose
 lifetimes overlap must not share bytes; the others may. Buffers are placed
-greedily, largest first, each at the lowest aligned offset that does not
-collide with an already placed buffer alive at the same time (the
-"greedy by size" strategy of TFLite Micro's planner). An input and the output
+greedily, each at the lowest aligned offset that does not collide with an
+already placed buffer alive at the same time, in three orders (largest
+first: the "greedy by size" strategy of TFLite Micro's planner; largest
+lifetime x size first; by first use); the smallest arena is kept. The plan
+reports the lower bound beside its size (:func:`lower_bound`). An input and the output
 of the same op are both alive at that op, so no kernel ever runs in place.
 
 Example:
@@ -43,11 +45,44 @@ class Buffer:
 
 @dataclass(frozen=True)
 class ArenaPlan:
+    """Offsets of the buffers, the arena size, and the lower bound on any arena.
+
+    ``bound`` is :func:`lower_bound` of the same buffers: no placement of
+    them fits in fewer bytes, so ``size / bound`` says how far the plan is
+    from the best possible one.
+    """
+
     offsets: dict = field(default_factory=dict)
     size: int = 0
+    bound: int = 0
 
     def to_dict(self):
-        return {"size": self.size, "offsets": {str(k): v for k, v in self.offsets.items()}}
+        return {"size": self.size, "bound": self.bound,
+                "offsets": {str(k): v for k, v in self.offsets.items()}}
+
+
+def lower_bound(buffers, align: int = ALIGN) -> int:
+    """The largest sum of (aligned) sizes of buffers alive at one op.
+
+    Every plan needs at least this many bytes, since the buffers alive at
+    that op must all be disjoint.
+
+    Example:
+        >>> lower_bound([Buffer("a", 400, 0, 1), Buffer("b", 100, 1, 2), Buffer("c", 400, 2, 3)])
+        512
+    """
+    bufs = list(buffers)
+    events = sorted({b.first for b in bufs})
+    return max((sum(align_up(max(b.size, 1), align) for b in bufs if b.first <= pos <= b.last)
+                for pos in events), default=0)
+
+
+#: Orders tried by :func:`plan_arena`; the smallest arena wins (ties: the first).
+_ORDERS = (
+    ("greedy by size", lambda b: (-b.size, b.first, str(b.key))),
+    ("greedy by lifetime x size", lambda b: (-(b.last - b.first + 1) * b.size, b.first, str(b.key))),
+    ("first use, then size", lambda b: (b.first, -b.size, str(b.key))),
+)
 
 
 def plan_arena(buffers, align: int = ALIGN) -> ArenaPlan:
@@ -61,7 +96,21 @@ def plan_arena(buffers, align: int = ALIGN) -> ArenaPlan:
         an :class:`ArenaPlan` with the offset of every buffer and the arena
         size (a multiple of ``align``; 0 for no buffers).
     """
-    order = sorted(buffers, key=lambda b: (-b.size, b.first, str(b.key)))
+    buffers = list(buffers)
+    best = None
+    for _, key in _ORDERS:
+        offsets, total = _place(sorted(buffers, key=key), align)
+        if best is None or total < best[1]:
+            best = (offsets, total)
+    offsets, total = best
+    if total > MAX_ARENA_BYTES:
+        raise UnsupportedOpError(f"the activations need an arena of {total} bytes, above the limit of "
+                                 f"{MAX_ARENA_BYTES} bytes (C's int32 offsets)")
+    return ArenaPlan(offsets=offsets, size=total, bound=lower_bound(buffers, align))
+
+
+def _place(order, align):
+    """First fit of the buffers in ``order``: (offsets, arena size)."""
     placed = []  # (offset, end, buffer)
     offsets = {}
     for buf in order:
@@ -74,11 +123,7 @@ def plan_arena(buffers, align: int = ALIGN) -> ArenaPlan:
             offset = max(offset, align_up(end, align))
         placed.append((offset, offset + size, buf))
         offsets[buf.key] = offset
-    total = align_up(max((e for _, e, _ in placed), default=0), align)
-    if total > MAX_ARENA_BYTES:
-        raise UnsupportedOpError(f"the activations need an arena of {total} bytes, above the limit of "
-                                 f"{MAX_ARENA_BYTES} bytes (C's int32 offsets)")
-    return ArenaPlan(offsets=offsets, size=total)
+    return offsets, align_up(max((e for _, e, _ in placed), default=0), align)
 
 
 def check_plan(buffers, plan: ArenaPlan) -> None:

@@ -54,6 +54,22 @@ def c_int32(value) -> str:
     return str(v)
 
 
+#: Bytes written as themselves inside a C string literal: printable ASCII
+#: except the quote, the backslash and ``?`` (``??=`` is a trigraph in C99).
+_PLAIN = frozenset(range(0x20, 0x7F)) - {ord('"'), ord("\\"), ord("?")}
+_BYTE_TEXT = tuple(chr(b) if b in _PLAIN else f"\\{b:03o}" for b in range(256))
+
+
+def c_bytes(data: bytes) -> str:
+    r"""The body of a C string literal holding exactly ``data``.
+
+    Example:
+        >>> print(c_bytes(b'A\x00?7'))
+        A\000\0777
+    """
+    return "".join(_BYTE_TEXT[b] for b in data)
+
+
 class CWriter:
     """Accumulates lines of C with indentation."""
 
@@ -107,6 +123,36 @@ class CWriter:
             for i in range(0, len(values), per_line):
                 self.line(", ".join(fmt(v) for v in values[i : i + per_line]) + ",")
         self.line("};")
+
+    def byte_array(self, ctype: str, ident: str, values, per_line: int = 64) -> str:
+        """Write ``values`` as the little-endian byte image of a ``ctype`` array.
+
+        The bytes go in a string literal (printable ASCII as itself, every
+        other byte as a three-digit octal escape, which can never absorb the
+        next character) that initializes the first member of a union whose
+        second member is the ``ctype`` array, so the array is aligned for its
+        type and read through the union (type punning C99 TC3 allows). A
+        compiler parses one string token per line instead of one number
+        token per value: seconds, not minutes, for 50 MB of weights. The
+        literal keeps its terminating NUL (one byte more than the array), so
+        no compiler warns about an unterminated string. A literal may be
+        longer than the 4095 characters C99 requires every compiler to
+        accept (``-pedantic`` says so; gcc, clang and armclang have no
+        limit): build with ``-Wno-overlength-strings`` when ``-pedantic``.
+
+        Returns the C expression of the array (``ident.v``).
+        """
+        flat = np.asarray(values)
+        dtype = {"float": "<f4", "int32_t": "<i4", "int8_t": "i1"}[ctype]
+        data = np.ascontiguousarray(flat, dtype=dtype).tobytes()
+        if not data:
+            raise ValueError(f"empty C array {ident!r}: C99 forbids zero-length arrays")
+        self.line(f"static const union {{ unsigned char b[{len(data) + 1}]; {ctype} v[{flat.size}]; }} {ident} = {{")
+        with self.indent():
+            for i in range(0, len(data), per_line):
+                self.line(f'"{c_bytes(data[i : i + per_line])}"')
+        self.line("};")
+        return f"{ident}.v"
 
     def text(self) -> str:
         return "\n".join(self._lines).rstrip("\n") + "\n"
