@@ -2,7 +2,7 @@
 
 Every build of generated C goes through this module: the exported Makefile
 (:mod:`edgebnn.codegen.generator`), the host bench and predict programs
-(:mod:`edgebnn.codegen.hostbench`) and firmware projects
+(:mod:`edgebnn.hostprog`) and firmware projects
 (:mod:`edgebnn.firmware.project`). A build is described by a
 :class:`Toolchain` (compiler, archiver, flags and kernel set of one target)
 and run as the argument lists of :func:`compile_commands`.

@@ -16,7 +16,7 @@ import pytest
 from edgebnn.codegen import generate, generate_sources, supported_ops
 from edgebnn.codegen import ops as O
 from edgebnn.codegen.generator import build_nodes, c_array_sources
-from edgebnn.codegen.hostbench import build_bench_program, predict_c
+from edgebnn.hostprog import build_bench_program, predict_c
 from edgebnn.toolchain import toolchain_for
 from edgebnn.codegen.planner import Buffer, check_plan, plan_arena
 from edgebnn.codegen.writer import c_float

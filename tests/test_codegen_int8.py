@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from edgebnn.codegen.generator import generate
-from edgebnn.codegen.hostbench import _int8_records, predict_c
+from edgebnn.hostprog import _int8_records, predict_c
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
 from int8_vs_tflite import reference_outputs  # noqa: E402

@@ -47,7 +47,7 @@ def test_train_convert_verify_and_c_engine(tmp_path, shared_data, monkeypatch):
     assert v["agreement"] == 1.0
     assert abs(v["keras_accuracy"] - v["tflite_accuracy"]) <= 0.001
 
-    from edgebnn.codegen.hostbench import predict_c
+    from edgebnn.hostprog import predict_c
     from edgebnn.datasets import load_dataset
     from edgebnn.predict import predict_tflite
 

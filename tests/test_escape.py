@@ -385,7 +385,7 @@ def test_hostile_tensor_names_run_the_same_with_bench_engine_c(hostile_model, tm
     res = CliRunner().invoke(main, ["bench", str(hostile_model), "--engine", "c", "--warmup", "0",
                                     "--runs", "2", "--json"])
     assert res.exit_code == 0, res.output
-    from edgebnn.codegen.hostbench import predict_c
+    from edgebnn.hostprog import predict_c
 
     x = np.load(FIXTURES / "tiny_bcnn.npz")["x"][:4]
     assert np.array_equal(predict_c(hostile_model, x), predict_c(TINY, x))

@@ -71,7 +71,7 @@ needs_cmake = pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake no
 @needs_cmake
 @pytest.mark.slow
 def test_cmake_library_links_into_a_host_program_and_agrees_with_predict_c(tmp_path):
-    from edgebnn.codegen.hostbench import predict_c
+    from edgebnn.hostprog import predict_c
     from edgebnn.graph import load_graph
 
     out = _export(tmp_path, "cmake")

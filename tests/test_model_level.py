@@ -63,7 +63,7 @@ def fixture_model(dataset) -> Path:
 @pytest.mark.parametrize("dataset", sorted(DATASETS))
 def test_c_matches_lce_on_full_test_set(dataset, shared_data):
     from edgebnn.codegen import generate
-    from edgebnn.codegen.hostbench import predict_c
+    from edgebnn.hostprog import predict_c
     from edgebnn.datasets import load_dataset
     from edgebnn.predict import predict_tflite
 

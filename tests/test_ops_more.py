@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "runtime"))
 from fixture_io import load_cases  # noqa: E402
 
 from edgebnn.codegen import generate  # noqa: E402
-from edgebnn.codegen.hostbench import predict_c  # noqa: E402
+from edgebnn.hostprog import predict_c  # noqa: E402
 from edgebnn.errors import UnsupportedOpError  # noqa: E402
 from edgebnn.graph import load_graph  # noqa: E402
 

@@ -262,7 +262,7 @@ def test_enough_random_models(converted):
 @pytest.mark.parametrize("index", range(N_CONVERSIONS), ids=[f"conversion{i}" for i in range(N_CONVERSIONS)])
 def test_random_models_match_lce(converted, index):
     from edgebnn.codegen import generate
-    from edgebnn.codegen.hostbench import predict_c
+    from edgebnn.hostprog import predict_c
     from edgebnn.graph import load_graph
     from edgebnn.predict import predict_tflite
 

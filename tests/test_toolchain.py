@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from edgebnn import toolchain
-from edgebnn.codegen import hostbench
+from edgebnn import hostprog
 from edgebnn.codegen.generator import generate, runtime_functions
 from edgebnn.errors import TargetError
 from edgebnn.firmware import project
@@ -128,9 +128,9 @@ def test_makefile_firmware_and_host_programs_use_the_same_flags(tmp_path, monkey
         ran.append(list(cmd))
         return real(cmd, *a, **kw)
 
-    monkeypatch.setattr(hostbench.subprocess, "run", spy)
-    monkeypatch.setenv(hostbench.CACHE_ENV, str(tmp_path / "cache"))
-    hostbench.build_bench_program(MODEL, tmp_path / "w")
+    monkeypatch.setattr(hostprog.subprocess, "run", spy)
+    monkeypatch.setenv(hostprog.CACHE_ENV, str(tmp_path / "cache"))
+    hostprog.build_bench_program(MODEL, tmp_path / "w")
     compiles = [c for c in ran if c[0] == native.cc and "-c" in c]
     assert compiles, ran
     for c in compiles:

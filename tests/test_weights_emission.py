@@ -8,7 +8,7 @@ import pytest
 
 from edgebnn import resources
 from edgebnn.codegen import generator
-from edgebnn.codegen.hostbench import predict_c
+from edgebnn.hostprog import predict_c
 from edgebnn.codegen.writer import CWriter
 
 MODELS = ("mnist-bcnn-binary", "mnist-bcnn-float", "mnist-bcnn-wide-binary")

@@ -43,7 +43,7 @@ def test_build_is_seeded_and_batch_norms_are_calibrated():
 
 
 def test_meliusnet22_c_engine_matches_lce(tmp_path):
-    from edgebnn.codegen.hostbench import predict_c
+    from edgebnn.hostprog import predict_c
     from edgebnn.convert import convert
     from edgebnn.graph import load_graph
     from edgebnn.predict import predict_tflite

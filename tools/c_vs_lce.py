@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 
-from edgebnn.codegen.hostbench import predict_c
+from edgebnn.hostprog import predict_c
 from edgebnn.datasets import load_dataset
 from edgebnn.predict import predict_tflite
 from edgebnn.modelref import ModelRef

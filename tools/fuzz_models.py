@@ -9,7 +9,7 @@ input and output lists, vector lengths, builtin option fields, custom option
 bytes, names, quantization), then runs :func:`edgebnn.graph.load_graph` and
 :func:`edgebnn.codegen.generate`. When export succeeds, the generated C is
 compiled with ``-Wall -Wextra -Werror -fsanitize=address,undefined
--fno-sanitize-recover=all`` through :mod:`edgebnn.codegen.hostbench` (the
+-fno-sanitize-recover=all`` through :mod:`edgebnn.hostprog` (the
 runtime objects are built once per flag set) and run on one seeded random
 input, with a timeout.
 
@@ -266,7 +266,7 @@ def _structure_key(gen):
 def run_case(data, name, *, compile_=True, kernels="ref", rng=None, workdir=None):
     """Reader + export (+ sanitized build and run). Returns an :class:`Outcome`."""
     from edgebnn.codegen import generate
-    from edgebnn.codegen.hostbench import build_predict_program
+    from edgebnn.hostprog import build_predict_program
     from edgebnn.graph import load_graph
 
     old = signal.signal(signal.SIGALRM, _alarm)

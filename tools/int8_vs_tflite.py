@@ -33,7 +33,7 @@ def reference_outputs(model_path, q_inputs):
 def compare(model_path, images, labels=None):
     """``{"images", "equal", "max_abs_diff", ...}`` of the generated C against BUILTIN_REF."""
     from edgebnn.codegen.generator import generate
-    from edgebnn.codegen.hostbench import _int8_records, predict_c
+    from edgebnn.hostprog import _int8_records, predict_c
 
     gen = generate(model_path, name="model")
     if gen.io_dtype != "int8":

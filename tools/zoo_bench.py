@@ -71,7 +71,7 @@ def cpu_mhz():
 
 
 def bench_model(name, *, size, seed, cache, runs):
-    from edgebnn.codegen.hostbench import build_bench_program, predict_c
+    from edgebnn.hostprog import build_bench_program, predict_c
     from edgebnn.graph import load_graph
     from edgebnn.predict import predict_tflite
     from edgebnn.zoo_models import zoo_inputs

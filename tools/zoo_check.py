@@ -65,7 +65,7 @@ def check_model(name, *, size, seed, cache, ops_only=False):
     row["ops"] = g.op_types()
     if ops_only:
         return row
-    from edgebnn.codegen.hostbench import predict_c
+    from edgebnn.hostprog import predict_c
     from edgebnn.predict import predict_tflite
     from edgebnn.zoo_models import zoo_inputs
 

@@ -1,6 +1,6 @@
 """The ``c`` engine: edgebnn's generated C, compiled into a benchmark program.
 
-:func:`edgebnn.codegen.hostbench.build_bench_program` generates C from the
+:func:`edgebnn.hostprog.build_bench_program` generates C from the
 model and compiles it with a small driver. The program's protocol: ``prog
 WARMUP RUNS`` reads exactly ``INPUT_SIZE`` little-endian float32 values from
 stdin, runs the model WARMUP times untimed and RUNS times timed, and prints
@@ -34,12 +34,12 @@ from edgebnn.bench.engines import (
 from edgebnn.errors import EngineError
 from edgebnn.graph import LCE_CUSTOM_OPS
 
-HOSTBENCH = "edgebnn.codegen.hostbench"
+HOSTPROG = "edgebnn.hostprog"
 
 
-def _hostbench_present() -> bool:
+def _hostprog_present() -> bool:
     try:
-        return importlib.util.find_spec(HOSTBENCH) is not None
+        return importlib.util.find_spec(HOSTPROG) is not None
     except (ImportError, ValueError):
         return False
 
@@ -118,9 +118,9 @@ class CEngine(Engine):
     supports_target = True
 
     def is_available(self):
-        if not _hostbench_present():
+        if not _hostprog_present():
             return False, (
-                f"not yet available: {HOSTBENCH} (the C export) is not in this build of edgebnn"
+                f"not yet available: {HOSTPROG} (the C export) is not in this build of edgebnn"
             )
         t = self.target
         if t is not None:
@@ -148,7 +148,7 @@ class CEngine(Engine):
 
     def open(self, model_path, graph, *, threads, workdir):
         check_sizes(graph, model_path)  # before the engine allocates anything
-        from edgebnn.codegen.hostbench import build_bench_program
+        from edgebnn.hostprog import build_bench_program
 
         program = build_bench_program(model_path, workdir, target=self.target)
         size = math.prod(max(int(d), 1) for d in graph.tensor(graph.inputs[0]).shape)

@@ -46,7 +46,7 @@ def _build(model_path, workdir, main_name, *, target=None, cc=None, extra_cflags
         hint = f"; install the Debian package '{pkg}'" if pkg else ""
         raise ToolchainError(f"C compiler '{tc.cc}' not found on PATH{hint}")
     gen = generate(model_path, name=name, target=tc.target, fuse=fuse, kernels=tc.kernels.name,
-                   command=f"edgebnn.codegen.hostbench ({main_name})")
+                   command=f"edgebnn.hostprog ({main_name})")
     for rel, text in gen.files.items():
         (src / rel).write_text(text)
     main_src = HOST_TEMPLATES / main_name

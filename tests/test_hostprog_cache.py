@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgebnn.codegen import hostbench
+from edgebnn import hostprog
 
 MODEL = Path(__file__).resolve().parent / "fixtures" / "codegen" / "tiny_bcnn.tflite"
 
@@ -25,7 +25,7 @@ def _run(program) -> dict:
 @pytest.fixture
 def private_cache(tmp_path, monkeypatch):
     cache = tmp_path / "cache"
-    monkeypatch.setenv(hostbench.CACHE_ENV, str(cache))
+    monkeypatch.setenv(hostprog.CACHE_ENV, str(cache))
     return cache
 
 
@@ -34,14 +34,14 @@ def test_a_planted_cache_in_the_old_shared_location_is_not_used(tmp_path, monkey
     systmp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(systmp))
     seen = []
-    real = hostbench._runtime_objects
+    real = hostprog._runtime_objects
 
     def spy(*args, **kwargs):
         seen.append(args)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(hostbench, "_runtime_objects", spy)
-    good = _run(hostbench.build_bench_program(MODEL, tmp_path / "w1"))
+    monkeypatch.setattr(hostprog, "_runtime_objects", spy)
+    good = _run(hostprog.build_bench_program(MODEL, tmp_path / "w1"))
     # What another user of the machine could plant: the old predictable key under $TMPDIR.
     tc, files, runtime = seen[0][:3]
     compiler, flags = tc.cc, tc.cflags
@@ -54,19 +54,19 @@ def test_a_planted_cache_in_the_old_shared_location_is_not_used(tmp_path, monkey
     planted.mkdir(parents=True, exist_ok=True)
     for f in runtime:
         (planted / (Path(f).stem + ".o")).write_bytes(b"not an object: planted by someone else")
-    again = _run(hostbench.build_bench_program(MODEL, tmp_path / "w2"))
+    again = _run(hostprog.build_bench_program(MODEL, tmp_path / "w2"))
     assert again["output"] == good["output"]
 
 
 def test_a_tampered_cached_object_is_recompiled_not_linked(tmp_path, private_cache):
-    good = _run(hostbench.build_bench_program(MODEL, tmp_path / "w1"))
+    good = _run(hostprog.build_bench_program(MODEL, tmp_path / "w1"))
     root = private_cache / "runtime-objects"
     assert os.stat(private_cache).st_mode & 0o777 == 0o700
     (entry,) = [p for p in root.iterdir() if not p.name.startswith(".")]
     manifest = json.loads((entry / "manifest.json").read_text())
     victim = entry / sorted(manifest["objects"])[0]
     victim.write_bytes(b"\x7fELF tampered")
-    again = _run(hostbench.build_bench_program(MODEL, tmp_path / "w2"))
+    again = _run(hostprog.build_bench_program(MODEL, tmp_path / "w2"))
     assert again["output"] == good["output"]
     assert hashlib.sha256(victim.read_bytes()).hexdigest() == manifest["objects"][victim.name]
 
@@ -79,9 +79,9 @@ def test_an_unsafe_cache_directory_is_not_used(tmp_path, monkeypatch, private_ca
         match = "other users can write to it"
     else:
         uid = os.getuid()
-        monkeypatch.setattr(hostbench.os, "getuid", lambda: uid + 1)
+        monkeypatch.setattr(hostprog.os, "getuid", lambda: uid + 1)
         match = "owned by uid"
     with pytest.warns(UserWarning, match=match):
-        program = hostbench.build_bench_program(MODEL, tmp_path / "w")
+        program = hostprog.build_bench_program(MODEL, tmp_path / "w")
     assert _run(program)["output"]
     assert list(private_cache.iterdir()) == []
