@@ -17,13 +17,6 @@ from int8_vs_tflite import reference_outputs  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def mnist(shared_data):
-    from edgebnn.datasets import load_dataset
-
-    return load_dataset("mnist", data_dir=shared_data, download=False)
-
-
-@pytest.fixture(scope="module")
 def twin_int8(tmp_path_factory, shared_data):
     """`edgebnn convert mnist-bcnn-float --int8`: the int8 float twin."""
     from edgebnn.cli import main

@@ -23,20 +23,6 @@ KERAS_ATOL = 1e-6
 TFLITE_ATOL = 1e-5
 
 
-@pytest.fixture(scope="module")
-def tf_mods():
-    from edgebnn._tf import import_tf
-
-    return import_tf()
-
-
-@pytest.fixture(scope="module")
-def mnist(shared_data):
-    from edgebnn.datasets import load_dataset
-
-    return load_dataset("mnist", data_dir=shared_data, download=False)
-
-
 def _randomize_bn(model, rng):
     """Give every BatchNormalization non-trivial statistics (negative gammas too)."""
     import tf_keras

@@ -17,20 +17,6 @@ from edgebnn.hostprog import _int8_records, predict_c
 
 # (in_h, in_w, in_c, out_c, kernel, stride, padding): channel counts off the
 # 32-bit word, strides, SAME (pad_values=1) and VALID.
-@pytest.fixture(scope="module")
-def tf_mods():
-    from edgebnn._tf import import_tf
-
-    return import_tf()
-
-
-@pytest.fixture(scope="module")
-def mnist(shared_data):
-    from edgebnn.datasets import load_dataset
-
-    return load_dataset("mnist", data_dir=shared_data, download=False)
-
-
 GRID = [
     (8, 8, 3, 8, 3, 1, "valid"),
     (9, 7, 40, 33, 3, 2, "same"),
