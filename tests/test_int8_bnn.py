@@ -128,3 +128,18 @@ def test_int8_bnn_accuracy_and_c_engine(bnn_int8, mnist):
     c_acc = float((c_out.argmax(1) == y).mean())
     print(f"\nint8 BNN: keras {keras_acc:.4f} lce {lce_acc:.4f} c {c_acc:.4f}, c/lce top-1 agreement {agree:.4f}")
     assert agree >= 0.98 and abs(c_acc - lce_acc) <= 0.01
+
+
+def test_int8_row_sliced_chains_equal_unfused(bnn_int8, mnist):
+    """Both int8 chains of the BNN (CONV_2D and int8-output LceBconv2d producers ->
+    MAX_POOL_2D -> 1x1 DEPTHWISE -> LceQuantize) are fused, shrink the arena, and
+    give the unfused kernels' bytes."""
+    _, path = bnn_int8
+    fused, plain = generate(path, name="model"), generate(path, name="model", fuse=False)
+    chains = [o["type"] for o in fused.ops if "-> LceQuantize" in o["type"]]
+    assert any(c.startswith("CONV_2D") for c in chains) and any(c.startswith("LceBconv2d") for c in chains), chains
+    assert fused.arena_bytes * 4 < plain.arena_bytes, (fused.arena_bytes, plain.arena_bytes)
+    q = _int8_records(mnist.x_test[:200].astype(np.float32), fused.input_quantization, raw=False)
+    a = predict_c(path, q, raw=True)
+    b = predict_c(path, q, raw=True, fuse=False)
+    assert np.array_equal(a, b)

@@ -407,6 +407,7 @@ def build_nodes(graph, *, fuse=True):
     nodes = passes.binary_dense(nodes, outs)
     if fuse:
         nodes = passes.fuse_chains(nodes, outs)
+        nodes = passes.fuse_int8_chains(nodes, outs)
     nodes = passes.drop_dead(nodes, outs)
     return ctx, nodes
 

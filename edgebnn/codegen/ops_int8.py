@@ -221,16 +221,21 @@ class Conv2DInt8(Int8Op):
     def infer(self):
         return [(1, *self.out_hw, self.out_c)]
 
-    def emit(self, em):
+    def c_struct(self, em):
         i = self.op.index
-        fields_ = self.params.c_fields() + [
+        return self.params.c_fields() + [
             ("filter", em.const(self.op.inputs[1], "int8_t")),
             ("bias", em.const(self.op.inputs[2] if len(self.op.inputs) > 2 else -1, "int32_t")),
             ("output_multiplier", em.const_array(f"op{i}_multiplier", self.mults, "int32_t",
                                                  "per-channel quantized multipliers (TFLite's Prepare)")),
             ("output_shift", em.const_array(f"op{i}_shift", self.shifts, "int32_t", "per-channel shifts")),
         ]
-        self.io_call(em, fields_)
+
+    def emit(self, em):
+        self.io_call(em, self.c_struct(em))
+
+    def field(self, name):
+        return dict(self.params.c_fields())[name]
 
 
 @register_int8("DEPTHWISE_CONV_2D")
@@ -569,11 +574,77 @@ class LceBconv2dInt8(Int8Op, LceBconv2d):
         return Int8BConv2DParams(**{f.name: getattr(p, f.name) for f in fields(p)},
                                  output_scale=scale, output_zero_point=zp)
 
-    def emit(self, em):
+    def int8_struct(self, em, suffix=None):
+        """The ``ebnn_int8_lce_bconv2d_params_t`` (and its inner struct); its name."""
         p = self.params
         inner = em.params(self, "ebnn_bconv2d_params_t", self.c_struct(em), suffix="bconv")
-        name = em.params(self, self.c_params_type, [
+        return em.params(self, self.c_params_type, suffix=suffix, fields_=[
             ("bconv", f"&{inner}"), ("output_scale", float(p.output_scale)),
             ("output_zero_point", p.output_zero_point)])
+
+    def emit(self, em):
+        name = self.int8_struct(em)
         em.call(self, self.c_function, [f"&{name}", em.ptr(self.op.inputs[0], "int32_t", const=True),
                                         em.ptr(self.op.outputs[0], "int8_t")])
+
+
+class Int8FusedChain(OpKernel):
+    """[int8 CONV_2D | int8-output LceBconv2d] -> int8 MAX_POOL_2D -> [1x1 int8
+    DEPTHWISE_CONV_2D] -> LceQuantize of int8, one pooled row at a time
+    (``ebnn_int8_fused.c``): the producer's full output is never in the arena."""
+
+    op_type = "int8 fused"
+    c_params_type = "ebnn_int8_fused_params_t"
+    c_function = "ebnn_int8_fused"
+
+    def __init__(self, producer, pool, affine, quantize):
+        self.op = producer.op
+        self.ctx = producer.ctx
+        self.producer, self.pool, self.affine, self.quantize = producer, pool, affine, quantize
+        chain = [producer, pool] + ([affine] if affine else []) + [quantize]
+        self.ops = tuple(k.op.index for k in chain)
+        self.op_type = " -> ".join(k.op_type for k in chain)
+        self.inputs = (producer.op.inputs[0],)
+        self.outputs = quantize.outputs
+        self.params = None
+        pf = dict(pool.params.c_fields())
+        c, ow = pf["channels"], pf["in_w"]
+        pw = output_size(ow, pf["filter_w"], pf["stride_w"], 1, "VALID")
+        # As ebnn_int8_fused_scratch_bytes() computes it.
+        self.scratch_bytes = pf["filter_h"] * ow * c + 2 * pw * c
+
+    @staticmethod
+    def producer_ok(node) -> bool:
+        if isinstance(node, LceBconv2dInt8):
+            return node.params.padding == "VALID"
+        return type(node) is Conv2DInt8 and node.field("padding") == PADDING_MACROS["VALID"]
+
+    @staticmethod
+    def pool_ok(node) -> bool:
+        return type(node) is MaxPool2DInt8 and dict(node.params.c_fields())["padding"] == PADDING_MACROS["VALID"]
+
+    @staticmethod
+    def affine_ok(node) -> bool:
+        if type(node) is not DepthwiseConv2DInt8:
+            return False
+        f = dict(node.params.c_fields())
+        return (f["filter_h"], f["filter_w"], f["stride_h"], f["stride_w"], f["depth_multiplier"]) == (1, 1, 1, 1, 1)
+
+    def emit(self, em):
+        prod = self.producer
+        if isinstance(prod, LceBconv2dInt8):
+            ref = ("producer", "EBNN_PRODUCER_BCONV2D"), ("conv", "NULL"), ("bconv", f"&{prod.int8_struct(em, suffix='producer')}")
+        else:
+            inner = em.params(prod, prod.c_params_type, prod.c_struct(em), suffix="producer")
+            ref = ("producer", "EBNN_PRODUCER_CONV2D"), ("conv", f"&{inner}"), ("bconv", "NULL")
+        affine = "NULL"
+        if self.affine is not None:
+            affine = "&" + em.params(self.affine, self.affine.c_params_type, self.affine.c_struct(em),
+                                     suffix="affine")
+        pool = "{" + ", ".join(f".{k} = {v}" for k, v in self.pool.params.c_fields()) + "}"
+        qzp = dict(self.quantize.params.c_fields())["zero_point"]
+        name = em.params(self, self.c_params_type, list(ref) + [
+            ("pool", pool), ("affine", affine), ("quantize_zero_point", qzp)])
+        x = em.ptr(self.inputs[0], "int32_t" if isinstance(prod, LceBconv2dInt8) else "int8_t", const=True)
+        em.call(self, self.c_function, [f"&{name}", x, em.ptr(self.outputs[0], "int32_t"),
+                                        em.scratch_ptr(self), f"{self.scratch_bytes}u"])

@@ -152,6 +152,32 @@ def fuse_chains(nodes, graph_outputs):
     return out
 
 
+def fuse_int8_chains(nodes, graph_outputs):
+    """Replace int8 producer -> MAX_POOL_2D -> [1x1 DEPTHWISE] -> LceQuantize chains
+    by :class:`ops_int8.Int8FusedChain` (all VALID; see ebnn_int8_fused.c)."""
+    from edgebnn.codegen import ops_int8 as I
+
+    cons = _consumers(nodes)
+    fused, absorbed = {}, set()
+    for n in nodes:
+        if not I.Int8FusedChain.producer_ok(n):
+            continue
+        pool = _only_consumer(cons, n.outputs[0], graph_outputs)
+        if pool is None or not I.Int8FusedChain.pool_ok(pool):
+            continue
+        nxt = _only_consumer(cons, pool.outputs[0], graph_outputs)
+        affine = None
+        if nxt is not None and I.Int8FusedChain.affine_ok(nxt):
+            affine = nxt
+            nxt = _only_consumer(cons, affine.outputs[0], graph_outputs)
+        if not isinstance(nxt, I.LceQuantizeInt8):
+            continue
+        chain = [pool] + ([affine] if affine else []) + [nxt]
+        fused[id(n)] = I.Int8FusedChain(n, pool, affine, nxt)
+        absorbed.update(id(k) for k in chain)
+    return [fused.get(id(n), n) for n in nodes if id(n) not in absorbed]
+
+
 def _const(graph, index):
     t = graph.tensor(index) if index >= 0 else None
     return None if t is None or t.data is None else np.asarray(t.data).astype(np.int64)

@@ -854,6 +854,27 @@ ebnn_status_t ebnn_int8_lce_quantize_ref(
     const ebnn_int8_lce_quantize_params_t *params, const int8_t *input,
     int32_t *output);
 
+/* The int8 row-sliced chain (ebnn_int8_fused.c): [int8 CONV_2D | int8-output
+ * LceBconv2d], both VALID -> int8 MAX_POOL_2D (VALID) -> [1x1 int8
+ * DEPTHWISE_CONV_2D, depth multiplier 1] -> LceQuantize of int8, computed
+ * one pooled row at a time from the pool window's producer rows. Equal byte
+ * for byte to the unfused _ref calls. Scratch: ebnn_int8_fused_scratch_bytes()
+ * bytes (pool.filter_h producer rows and two pooled rows, int8). */
+typedef struct {
+  int32_t producer; /* EBNN_PRODUCER_CONV2D or EBNN_PRODUCER_BCONV2D */
+  const ebnn_int8_conv2d_params_t *conv;       /* producer CONV2D, else NULL */
+  const ebnn_int8_lce_bconv2d_params_t *bconv; /* producer BCONV2D, else NULL */
+  ebnn_int8_pool2d_params_t pool;              /* in_h/in_w: the producer's output */
+  const ebnn_int8_depthwise_conv2d_params_t *affine; /* or NULL */
+  int32_t quantize_zero_point;                 /* the LceQuantize input's */
+} ebnn_int8_fused_params_t;
+
+size_t ebnn_int8_fused_scratch_bytes(const ebnn_int8_fused_params_t *params);
+
+ebnn_status_t ebnn_int8_fused_ref(const ebnn_int8_fused_params_t *params,
+                                  const void *input, int32_t *output,
+                                  void *scratch, size_t scratch_bytes);
+
 /* RESHAPE needs no kernel: the generated code aliases the buffer. */
 
 #ifdef __cplusplus
