@@ -9,6 +9,8 @@ bit-exact comparison with LCE is made on graphs of LCE ops only
 compared by accuracy and top-1 agreement.
 """
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -143,3 +145,22 @@ def test_int8_row_sliced_chains_equal_unfused(bnn_int8, mnist):
     a = predict_c(path, q, raw=True)
     b = predict_c(path, q, raw=True, fuse=False)
     assert np.array_equal(a, b)
+
+
+@pytest.mark.skipif(not shutil.which("qemu-system-arm") or not shutil.which("arm-none-eabi-gcc"),
+                    reason="needs arm-none-eabi-gcc and qemu-system-arm")
+def test_int8_bnn_runs_on_cortex_m0(bnn_int8, shared_data, tmp_path):
+    """The full-integer BNN fits the 16 KiB Cortex-M0 target and agrees with LCE."""
+    from click.testing import CliRunner
+
+    from edgebnn.cli import main
+
+    _, path = bnn_int8
+    out = tmp_path / "fw"
+    r = CliRunner().invoke(main, ["firmware", "build", str(path), "-t", "cortex-m0", "-o", str(out),
+                                  "--samples", "6", "--dataset", "mnist", "--data-dir", str(shared_data),
+                                  "--expected", "lce"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["firmware", "run", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "agreement with lce: 6/6" in r.output, r.output
