@@ -578,6 +578,24 @@ ebnn_status_t ebnn_add_opt(const ebnn_binary_params_t *params, const float *a,
 ebnn_status_t ebnn_mul_opt(const ebnn_binary_params_t *params, const float *a,
                            const float *b, float *output);
 
+/* ------------------------------------------------------------------------ */
+/* Kernel set "mcu" (M-profile cores; ebnn_bconv_mcu.c, ebnn_bdense_mcu.c,   */
+/* ebnn_fused_mcu.c)                                                         */
+/* ------------------------------------------------------------------------ */
+
+/* Same params, results (bit for bit) and statuses as the _ref kernels:
+ * popcount without a popcount instruction (SWAR with shared folding, USADA8
+ * on DSP cores), LCE's fused multiplier/bias computed once per call, the
+ * image stem's conv summed from registers. About 2 KiB of stack at most;
+ * cases outside their fast paths are delegated to the _ref kernels. */
+ebnn_status_t ebnn_bconv2d_mcu(const ebnn_bconv2d_params_t *params,
+                               const int32_t *input, void *output);
+ebnn_status_t ebnn_bdense_mcu(const ebnn_bdense_params_t *params,
+                              const int32_t *input, float *output);
+ebnn_status_t ebnn_fused_conv_pool_affine_quantize_mcu(
+    const ebnn_fused_params_t *params, const void *input, int32_t *output,
+    void *scratch, size_t scratch_bytes);
+
 /* ======================================================================== */
 /* Int8 kernels (TFLite's integer arithmetic, reference semantics)           */
 /* ======================================================================== */
