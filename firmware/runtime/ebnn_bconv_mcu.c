@@ -68,6 +68,32 @@ static void mcu_counts(const ebnn_bconv2d_params_t *p, const int32_t *patch,
                        int32_t *counts) {
   int32_t j;
   const int32_t *filt = p->filter + (size_t)o0 * (size_t)filt_words;
+#if EBNN_MCU_GROUP3_ASM
+  if (filt_words % 9 == 0) { /* 3x3 filters over 32k channels */
+    const uint32_t m1 = 0x55555555u, m2 = 0x33333333u;
+    const int32_t blocks = filt_words / 9;
+    for (j = 0; j < nb; ++j) {
+      const int32_t *a = patch;
+      uint32_t t = 0u;
+      int32_t k;
+      for (k = blocks; k > 0; --k) t = ebnn__mcu_block9(&a, &filt, t, m1, m2);
+      counts[j] = (int32_t)t;
+    }
+    return;
+  }
+  if (filt_words % 3 == 0) { /* every 3x3 filter: channels back to back */
+    const uint32_t m1 = 0x55555555u, m2 = 0x33333333u, zero = 0u;
+    const int32_t groups = filt_words / 3;
+    for (j = 0; j < nb; ++j) {
+      const int32_t *a = patch;
+      uint32_t t = 0u;
+      int32_t k;
+      for (k = groups; k > 0; --k) t = ebnn__mcu_group3(&a, &filt, t, m1, m2, zero);
+      counts[j] = (int32_t)t;
+    }
+    return;
+  }
+#endif
   for (j = 0; j < nb; ++j, filt += filt_words)
     counts[j] = ebnn__mcu_xor_popcount(patch, filt, filt_words);
 }

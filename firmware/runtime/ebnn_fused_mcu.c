@@ -245,14 +245,128 @@ EBNN_INLINE void mcu_stem_channel(const ebnn_fused_params_t *p,
   }
 }
 
+/* The stem chain as image models have it (conv without activation, 2x2
+ * pool of stride 2 with no activation, then MUL and ADD without
+ * activations, a bias that is not -0.0f): one channel with every operand in
+ * registers; each pooled value is the same chain of float operations as
+ * mcu_stem_channel performs. Pooled pixels whose window is not a 4x4 input
+ * block inside the input take mcu_stem_channel's general path. */
+static int mcu_stem_fast(const ebnn_fused_params_t *p, const ebnn__fused_plan_t *pl) {
+  const ebnn_conv2d_params_t *c = p->conv;
+  return c->activation == EBNN_ACT_NONE && c->bias != NULL && c->stride_h == 1 &&
+         c->stride_w == 1 && pl->pool.filter_h == 2 && pl->pool.filter_w == 2 &&
+         pl->pool.stride_h == 2 && pl->pool.stride_w == 2 &&
+         pl->pool.activation == EBNN_ACT_NONE && p->n_stages == 2 &&
+         p->stages[0].kind == EBNN_STAGE_MUL && p->stages[1].kind == EBNN_STAGE_ADD &&
+         p->stages[0].activation == EBNN_ACT_NONE && p->stages[1].activation == EBNN_ACT_NONE;
+}
+
+/* Pooled pixels [lo, hi) along one axis whose 2x2 window is whole and
+ * reads input rows (or columns) inside [0, in): a contiguous range. */
+static void mcu_fast_range(int32_t n_out, int32_t pool_pad, int32_t prod, int32_t conv_pad,
+                           int32_t in, int32_t *lo, int32_t *hi) {
+  int32_t i, a, b;
+  *lo = 0;
+  *hi = 0;
+  for (i = 0; i < n_out; ++i) {
+    ebnn__window(i, 2, pool_pad, 2, prod, &a, &b);
+    if (b - a == 2 && a - conv_pad >= 0 && a - conv_pad + 4 <= in) {
+      if (*hi == 0) *lo = i;
+      *hi = i + 1;
+    }
+  }
+}
+
+#if defined(__GNUC__)
+#define EBNN_MCU_NOINLINE __attribute__((noinline))
+#else
+#define EBNN_MCU_NOINLINE
+#endif
+
+/* (not inlined: its loop gets the registers to itself) */
+static EBNN_MCU_NOINLINE void mcu_stem_fast_channel(const ebnn_fused_params_t *p,
+                                  const ebnn__fused_plan_t *pl, const float *in,
+                                  int32_t o, const mcu_stem_w_t *w, const int32_t *range,
+                                  int32_t *output) {
+  const ebnn_conv2d_params_t *c = p->conv;
+  const ebnn__geom_t *g = &pl->conv_g;
+  const int32_t words = EBNN_PACKED_WORDS(pl->channels);
+  const uint32_t bit = (uint32_t)1u << (o % 32);
+  const float w0 = w->w0, w1 = w->w1, w2 = w->w2, w3 = w->w3, w4 = w->w4;
+  const float w5 = w->w5, w6 = w->w6, w7 = w->w7, w8 = w->w8, bias = w->bias;
+  const float sm = p->stages[0].values[p->stages[0].size == 1 ? 0 : o];
+  const float sa = p->stages[1].values[p->stages[1].size == 1 ? 0 : o];
+  const size_t iw = (size_t)c->in_w;
+  int32_t oy, ox;
+  for (oy = 0; oy < pl->out_h; ++oy) {
+    int32_t *row = output + (size_t)oy * (size_t)pl->out_w * (size_t)words + o / 32;
+    int32_t y0, y1, x0, x1;
+    ebnn__window(oy, 2, pl->pool_g.pad_top, 2, pl->pool.in_h, &y0, &y1);
+    if (oy >= range[0] && oy < range[1]) {
+      /* whole rows: the 4x4 input block of each pooled pixel */
+      int32_t *dst = row + (size_t)range[2] * (size_t)words;
+      ebnn__window(range[2], 2, pl->pool_g.pad_left, 2, pl->pool.in_w, &x0, &x1);
+      {
+        const float *r0 = in + (size_t)(y0 - g->pad_top) * iw + (size_t)(x0 - g->pad_left);
+        const float *r1 = r0 + iw, *r2 = r1 + iw, *r3 = r2 + iw;
+        for (ox = range[2]; ox < range[3]; ++ox, dst += words, r0 += 2, r1 += 2, r2 += 2, r3 += 2) {
+          const float a0 = r0[0], a1 = r0[1], a2 = r0[2], a3 = r0[3];
+          const float b0 = r1[0], b1 = r1[1], b2 = r1[2], b3 = r1[3];
+          const float c0 = r2[0], c1 = r2[1], c2 = r2[2], c3 = r2[3];
+          const float d0 = r3[0], d1 = r3[1], d2 = r3[2], d3 = r3[3];
+          float t, v = -FLT_MAX;
+          /* from the first product: the bias is not -0.0f (see the file comment) */
+          t = (((((((((a0 * w0 + a1 * w1) + a2 * w2) + b0 * w3) + b1 * w4) + b2 * w5) +
+                   c0 * w6) + c1 * w7) + c2 * w8) + bias);
+          v = mcu_max(v, t);
+          t = (((((((((a1 * w0 + a2 * w1) + a3 * w2) + b1 * w3) + b2 * w4) + b3 * w5) +
+                   c1 * w6) + c2 * w7) + c3 * w8) + bias);
+          v = mcu_max(v, t);
+          t = (((((((((b0 * w0 + b1 * w1) + b2 * w2) + c0 * w3) + c1 * w4) + c2 * w5) +
+                   d0 * w6) + d1 * w7) + d2 * w8) + bias);
+          v = mcu_max(v, t);
+          t = (((((((((b1 * w0 + b2 * w1) + b3 * w2) + c1 * w3) + c2 * w4) + c3 * w5) +
+                   d1 * w6) + d2 * w7) + d3 * w8) + bias);
+          v = mcu_max(v, t);
+          v = v * sm;
+          v = v + sa;
+          if (v < 0.0f) *dst = (int32_t)((uint32_t)*dst | bit);
+        }
+      }
+    }
+    /* the rest: windows cut by the edges */
+    for (ox = 0; ox < pl->out_w; ++ox) {
+      int32_t y, x;
+      float v = -FLT_MAX;
+      if (oy >= range[0] && oy < range[1] && ox >= range[2] && ox < range[3]) {
+        ox = range[3] - 1;
+        continue;
+      }
+      ebnn__window(ox, 2, pl->pool_g.pad_left, 2, pl->pool.in_w, &x0, &x1);
+      for (y = y0; y < y1; ++y)
+        for (x = x0; x < x1; ++x) v = mcu_max(v, mcu_stem_at(c, g, in, w, 0, 1, y, x));
+      v = v * sm;
+      v = v + sa;
+      if (v < 0.0f) row[(size_t)ox * (size_t)words] = (int32_t)((uint32_t)row[(size_t)ox * (size_t)words] | bit);
+    }
+  }
+}
+
 static void mcu_fused_stem(const ebnn_fused_params_t *p, const ebnn__fused_plan_t *pl,
                            const float *in, int32_t *output) {
   const ebnn_conv2d_params_t *c = p->conv;
   const int hwio = c->filter_layout == EBNN_FILTER_HWIO;
   const size_t n_words =
       (size_t)pl->out_h * (size_t)pl->out_w * (size_t)EBNN_PACKED_WORDS(pl->channels);
-  int32_t o;
+  const int fast = mcu_stem_fast(p, pl);
+  int32_t o, range[4] = {0, 0, 0, 0}; /* fast pooled rows [0, 1), columns [2, 3) */
   memset(output, 0, n_words * sizeof(int32_t));
+  if (fast) {
+    mcu_fast_range(pl->out_h, pl->pool_g.pad_top, pl->pool.in_h, pl->conv_g.pad_top,
+                   c->in_h, &range[0], &range[1]);
+    mcu_fast_range(pl->out_w, pl->pool_g.pad_left, pl->pool.in_w, pl->conv_g.pad_left,
+                   c->in_w, &range[2], &range[3]);
+  }
   for (o = 0; o < pl->channels; ++o) {
     mcu_stem_w_t w;
     float t[9];
@@ -271,6 +385,8 @@ static void mcu_fused_stem(const ebnn_fused_params_t *p, const ebnn__fused_plan_
       memcpy(&bits, &w.bias, sizeof bits);
       if (bits == 0x80000000u) /* -0.0f */
         mcu_stem_channel(p, pl, in, o, &w, 1, 1, output);
+      else if (fast)
+        mcu_stem_fast_channel(p, pl, in, o, &w, range, output);
       else
         mcu_stem_channel(p, pl, in, o, &w, 0, 1, output);
     }

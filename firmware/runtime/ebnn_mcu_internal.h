@@ -50,12 +50,180 @@ EBNN_INLINE uint32_t ebnn__mcu_hadd(uint32_t acc, uint32_t b) {
 #endif
 }
 
+#if EBNN_MCU_USADA8 && defined(__thumb2__)
+/* Three words of a run on ARMv7E-M / ARMv8-M Mainline, in Thumb-2 with the
+ * masks in registers (GCC otherwise emits a separate shift for every
+ * masked shift): a full adder turns the three XOR words into ones + 2 *
+ * twos, whose nibble sums give ones + 2 * twos <= 12 per nibble, then bytes
+ * and USADA8. 27 instructions for 3 words (GCC's code for the C below: 44). */
+#define EBNN_MCU_GROUP3_ASM 1
+EBNN_INLINE uint32_t ebnn__mcu_group3(const int32_t **pa, const int32_t **pb,
+                                      uint32_t acc, uint32_t m1, uint32_t m2,
+                                      uint32_t zero) {
+  uint32_t x0, x1, x2, y0, y1, y2;
+  const int32_t *a = *pa, *b = *pb;
+  __asm__(
+      "ldrd %[x0], %[x1], [%[a]], #8\n\t"
+      "ldr %[x2], [%[a]], #4\n\t"
+      "ldrd %[y0], %[y1], [%[b]], #8\n\t"
+      "ldr %[y2], [%[b]], #4\n\t"
+      "eor %[x0], %[x0], %[y0]\n\t"
+      "eor %[x1], %[x1], %[y1]\n\t"
+      "eor %[x2], %[x2], %[y2]\n\t"
+      "eor %[y0], %[x0], %[x1]\n\t"
+      "and %[y1], %[x0], %[x1]\n\t"
+      "and %[x0], %[y0], %[x2]\n\t"
+      "eor %[y0], %[y0], %[x2]\n\t"
+      "orr %[y1], %[y1], %[x0]\n\t"
+      "and %[x0], %[m1], %[y0], lsr #1\n\t"
+      "sub %[y0], %[y0], %[x0]\n\t"
+      "and %[x1], %[m1], %[y1], lsr #1\n\t"
+      "sub %[y1], %[y1], %[x1]\n\t"
+      "and %[x0], %[m2], %[y0], lsr #2\n\t"
+      "and %[y0], %[y0], %[m2]\n\t"
+      "add %[y0], %[y0], %[x0]\n\t"
+      "and %[x1], %[m2], %[y1], lsr #2\n\t"
+      "and %[y1], %[y1], %[m2]\n\t"
+      "add %[y1], %[y1], %[x1]\n\t"
+      "add %[y0], %[y0], %[y1], lsl #1\n\t"
+      "and %[x0], %[y0], #0x0F0F0F0F\n\t"
+      "and %[y0], %[y0], #0xF0F0F0F0\n\t"
+      "add %[x0], %[x0], %[y0], lsr #4\n\t"
+      "usada8 %[acc], %[x0], %[zero], %[acc]"
+      : [x0] "=&r"(x0), [x1] "=&r"(x1), [x2] "=&r"(x2), [y0] "=&r"(y0),
+        [y1] "=&r"(y1), [y2] "=&r"(y2), [a] "+r"(a), [b] "+r"(b), [acc] "+r"(acc)
+      : [m1] "r"(m1), [m2] "r"(m2), [zero] "r"(zero)
+      : "memory");
+  *pa = a;
+  *pb = b;
+  return acc;
+}
+
+/* Nine words, Harley-Seal style: four full adders fold the nine XOR words
+ * into ones + 2 * (four twos words), a full adder and two half adders fold
+ * those into twos, fours and eights, so only four words go through the
+ * nibble sums: (ones + 2 twos) + 4 (fours + 2 eights), <= 120 per byte,
+ * then USADA8. 79 instructions for 9 words (three groups of 3: 81 + loop). */
+EBNN_INLINE uint32_t ebnn__mcu_block9(const int32_t **pa, const int32_t **pb,
+                                      uint32_t acc, uint32_t m1, uint32_t m2) {
+  uint32_t t0, t1, t2, t3, t4, t5, t6;
+  const int32_t *a = *pa, *b = *pb;
+  __asm__(
+      "ldrd %[t0], %[t1], [%[a]], #8\n\t"
+      "ldrd %[t2], %[t3], [%[b]], #8\n\t"
+      "eor %[t0], %[t0], %[t2]\n\t"
+      "eor %[t1], %[t1], %[t3]\n\t"
+      "ldr %[t2], [%[a]], #4\n\t"
+      "ldr %[t3], [%[b]], #4\n\t"
+      "eor %[t2], %[t2], %[t3]\n\t"
+      /* words 0-2: ones t3, twos t0 */
+      "eor %[t3], %[t0], %[t1]\n\t"
+      "and %[t0], %[t0], %[t1]\n\t"
+      "and %[t1], %[t3], %[t2]\n\t"
+      "eor %[t3], %[t3], %[t2]\n\t"
+      "orr %[t0], %[t0], %[t1]\n\t"
+      /* words 3-4: ones t4, twos t3 */
+      "ldrd %[t1], %[t2], [%[a]], #8\n\t"
+      "ldrd %[t4], %[t5], [%[b]], #8\n\t"
+      "eor %[t1], %[t1], %[t4]\n\t"
+      "eor %[t2], %[t2], %[t5]\n\t"
+      "eor %[t4], %[t3], %[t1]\n\t"
+      "and %[t3], %[t3], %[t1]\n\t"
+      "and %[t1], %[t4], %[t2]\n\t"
+      "eor %[t4], %[t4], %[t2]\n\t"
+      "orr %[t3], %[t3], %[t1]\n\t"
+      /* words 5-6: ones t5, twos t4 */
+      "ldrd %[t1], %[t2], [%[a]], #8\n\t"
+      "ldrd %[t5], %[t6], [%[b]], #8\n\t"
+      "eor %[t1], %[t1], %[t5]\n\t"
+      "eor %[t2], %[t2], %[t6]\n\t"
+      "eor %[t5], %[t4], %[t1]\n\t"
+      "and %[t4], %[t4], %[t1]\n\t"
+      "and %[t1], %[t5], %[t2]\n\t"
+      "eor %[t5], %[t5], %[t2]\n\t"
+      "orr %[t4], %[t4], %[t1]\n\t"
+      /* three twos: twos t6, fours t0 */
+      "eor %[t6], %[t0], %[t3]\n\t"
+      "and %[t0], %[t0], %[t3]\n\t"
+      "and %[t3], %[t6], %[t4]\n\t"
+      "eor %[t6], %[t6], %[t4]\n\t"
+      "orr %[t0], %[t0], %[t3]\n\t"
+      /* words 7-8: ones t3, twos t5 */
+      "ldrd %[t1], %[t2], [%[a]], #8\n\t"
+      "ldrd %[t3], %[t4], [%[b]], #8\n\t"
+      "eor %[t1], %[t1], %[t3]\n\t"
+      "eor %[t2], %[t2], %[t4]\n\t"
+      "eor %[t3], %[t5], %[t1]\n\t"
+      "and %[t5], %[t5], %[t1]\n\t"
+      "and %[t1], %[t3], %[t2]\n\t"
+      "eor %[t3], %[t3], %[t2]\n\t"
+      "orr %[t5], %[t5], %[t1]\n\t"
+      /* twos t4, fours t6; fours t5, eights t0 */
+      "eor %[t4], %[t6], %[t5]\n\t"
+      "and %[t6], %[t6], %[t5]\n\t"
+      "eor %[t5], %[t0], %[t6]\n\t"
+      "and %[t0], %[t0], %[t6]\n\t"
+      /* nibble sums of ones t3, twos t4, fours t5, eights t0 */
+      "and %[t1], %[m1], %[t3], lsr #1\n\t"
+      "sub %[t3], %[t3], %[t1]\n\t"
+      "and %[t1], %[m2], %[t3], lsr #2\n\t"
+      "and %[t3], %[t3], %[m2]\n\t"
+      "add %[t3], %[t3], %[t1]\n\t"
+      "and %[t1], %[m1], %[t4], lsr #1\n\t"
+      "sub %[t4], %[t4], %[t1]\n\t"
+      "and %[t1], %[m2], %[t4], lsr #2\n\t"
+      "and %[t4], %[t4], %[m2]\n\t"
+      "add %[t4], %[t4], %[t1]\n\t"
+      "and %[t1], %[m1], %[t5], lsr #1\n\t"
+      "sub %[t5], %[t5], %[t1]\n\t"
+      "and %[t1], %[m2], %[t5], lsr #2\n\t"
+      "and %[t5], %[t5], %[m2]\n\t"
+      "add %[t5], %[t5], %[t1]\n\t"
+      "and %[t1], %[m1], %[t0], lsr #1\n\t"
+      "sub %[t0], %[t0], %[t1]\n\t"
+      "and %[t1], %[m2], %[t0], lsr #2\n\t"
+      "and %[t0], %[t0], %[m2]\n\t"
+      "add %[t0], %[t0], %[t1]\n\t"
+      "add %[t3], %[t3], %[t4], lsl #1\n\t"
+      "add %[t5], %[t5], %[t0], lsl #1\n\t"
+      "and %[t1], %[t3], #0x0F0F0F0F\n\t"
+      "and %[t3], %[t3], #0xF0F0F0F0\n\t"
+      "add %[t3], %[t1], %[t3], lsr #4\n\t"
+      "and %[t1], %[t5], #0x0F0F0F0F\n\t"
+      "and %[t5], %[t5], #0xF0F0F0F0\n\t"
+      "add %[t5], %[t1], %[t5], lsr #4\n\t"
+      "add %[t3], %[t3], %[t5], lsl #2\n\t"
+      "mov %[t1], #0\n\t"
+      "usada8 %[acc], %[t3], %[t1], %[acc]"
+      : [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3),
+        [t4] "=&r"(t4), [t5] "=&r"(t5), [t6] "=&r"(t6), [a] "+r"(a), [b] "+r"(b),
+        [acc] "+r"(acc)
+      : [m1] "r"(m1), [m2] "r"(m2)
+      : "memory");
+  *pa = a;
+  *pb = b;
+  return acc;
+}
+#else
+#define EBNN_MCU_GROUP3_ASM 0
+#endif
+
 /* popcount(a[i] ^ b[i]) summed over i < n. */
 EBNN_INLINE int32_t ebnn__mcu_xor_popcount(const int32_t *a, const int32_t *b,
                                            int32_t n) {
   uint32_t total = 0u;
   int32_t i = 0;
-#if EBNN_MCU_USADA8
+#if EBNN_MCU_GROUP3_ASM
+  {
+    const uint32_t m1 = 0x55555555u, m2 = 0x33333333u, zero = 0u;
+    int32_t g;
+    for (g = n / 9; g > 0; --g) total = ebnn__mcu_block9(&a, &b, total, m1, m2);
+    for (g = (n % 9) / 3; g > 0; --g) total = ebnn__mcu_group3(&a, &b, total, m1, m2, zero);
+    i = n - n % 3;
+    a -= i;
+    b -= i;
+  }
+#elif EBNN_MCU_USADA8
   for (; i + 3 <= n; i += 3) {
     uint32_t s = ebnn__mcu_nibbles((uint32_t)a[i] ^ (uint32_t)b[i]);
     s += ebnn__mcu_nibbles((uint32_t)a[i + 1] ^ (uint32_t)b[i + 1]);
