@@ -20,6 +20,48 @@
 #include "ebnn_internal.h"
 #include "ebnn_mcu_internal.h"
 
+/* (one copy, called by every path that is not a 9k-word filter) */
+int32_t ebnn__mcu_xor_popcount(const int32_t *a, const int32_t *b, int32_t n) {
+  uint32_t total = 0u;
+  int32_t i = 0;
+#if EBNN_MCU_GROUP3_ASM
+  {
+    const uint32_t m1 = 0x55555555u, m2 = 0x33333333u, zero = 0u;
+    int32_t g;
+    for (g = n / 9; g > 0; --g) total = ebnn__mcu_block9(&a, &b, total, m1, m2);
+    for (g = (n % 9) / 3; g > 0; --g) total = ebnn__mcu_group3(&a, &b, total, m1, m2, zero);
+    i = n - n % 3;
+    a -= i;
+    b -= i;
+  }
+#elif EBNN_MCU_USADA8
+  for (; i + 3 <= n; i += 3) {
+    uint32_t s = ebnn__mcu_nibbles((uint32_t)a[i] ^ (uint32_t)b[i]);
+    s += ebnn__mcu_nibbles((uint32_t)a[i + 1] ^ (uint32_t)b[i + 1]);
+    s += ebnn__mcu_nibbles((uint32_t)a[i + 2] ^ (uint32_t)b[i + 2]);
+    total = ebnn__mcu_hadd(total, ebnn__mcu_bytes(s));
+  }
+#else
+  while (i + 3 <= n) {
+    uint32_t lanes = 0u;
+    int32_t g;
+    for (g = 0; g < 10 && i + 3 <= n; ++g, i += 3) {
+      uint32_t s = ebnn__mcu_nibbles((uint32_t)a[i] ^ (uint32_t)b[i]);
+      s += ebnn__mcu_nibbles((uint32_t)a[i + 1] ^ (uint32_t)b[i + 1]);
+      s += ebnn__mcu_nibbles((uint32_t)a[i + 2] ^ (uint32_t)b[i + 2]);
+      lanes += ebnn__mcu_bytes(s);
+    }
+    total = ebnn__mcu_hadd(total, lanes);
+  }
+#endif
+  if (i < n) {
+    uint32_t s = ebnn__mcu_nibbles((uint32_t)a[i] ^ (uint32_t)b[i]);
+    if (i + 1 < n) s += ebnn__mcu_nibbles((uint32_t)a[i + 1] ^ (uint32_t)b[i + 1]);
+    total = ebnn__mcu_hadd(total, ebnn__mcu_bytes(s));
+  }
+  return (int32_t)total;
+}
+
 int ebnn__bconv2d_mcu_supported(const ebnn_bconv2d_params_t *p,
                                 const ebnn__bgeom_t *g) {
   return !g->same_zero &&
@@ -98,6 +140,43 @@ static void mcu_counts(const ebnn_bconv2d_params_t *p, const int32_t *patch,
     counts[j] = ebnn__mcu_xor_popcount(patch, filt, filt_words);
 }
 
+#if EBNN_MCU_GROUP3_ASM
+/* Float outputs of nb channels whose filters are 9k words, counts and
+ * output transform in one pass (the same float operations as _ref). */
+static void mcu_outputs9k(const int32_t *patch, const int32_t *filt, int32_t blocks,
+                          int32_t nb, int32_t lo, int32_t hi, const float *m,
+                          const float *b, float *o) {
+  const uint32_t m1 = 0x55555555u, m2 = 0x33333333u;
+  int32_t j, k;
+  for (j = 0; j < nb; ++j) {
+    const int32_t *a = patch;
+    uint32_t t = 0u;
+    int32_t x;
+    float y;
+    for (k = blocks; k > 0; --k) t = ebnn__mcu_block9(&a, &filt, t, m1, m2);
+    x = 2 * (int32_t)t;
+    x = x > hi ? hi : x;
+    x = x < lo ? lo : x;
+    y = (float)x * m[j];
+    o[j] = y + b[j];
+  }
+}
+
+/* The same for 9-word filters (3x3 over up to 32 channels) whose clamp
+ * range holds every possible 2 * popcount (<= 2 * 288). */
+static void mcu_outputs9(const int32_t *patch, const int32_t *filt, int32_t nb,
+                         const float *m, const float *b, float *o) {
+  const uint32_t m1 = 0x55555555u, m2 = 0x33333333u;
+  int32_t j;
+  for (j = 0; j < nb; ++j) {
+    const int32_t *a = patch;
+    const uint32_t t = ebnn__mcu_block9(&a, &filt, 0u, m1, m2);
+    const float y = (float)(2 * (int32_t)t) * m[j];
+    o[j] = y + b[j];
+  }
+}
+#endif
+
 void ebnn__bconv2d_row_float_mcu(const ebnn_bconv2d_params_t *p,
                                  const ebnn__bgeom_t *g, const int32_t *input,
                                  int32_t oy, int32_t x0, int32_t x1, int32_t o0,
@@ -112,6 +191,16 @@ void ebnn__bconv2d_row_float_mcu(const ebnn_bconv2d_params_t *p,
   for (ox = x0; ox < x1; ++ox) {
     float *o = out + (size_t)(ox - x0) * out_stride;
     mcu_gather(p, g, input, y_origin, ox * p->stride_w - g->g.pad_left, patch);
+#if EBNN_MCU_GROUP3_ASM
+    if (filt_words % 9 == 0) {
+      const int32_t *filt = p->filter + (size_t)o0 * (size_t)filt_words;
+      if (filt_words == 9 && lo <= 0 && hi >= 2 * 32 * 9)
+        mcu_outputs9(patch, filt, nb, m, b, o); /* no clamp can bite */
+      else
+        mcu_outputs9k(patch, filt, filt_words / 9, nb, lo, hi, m, b, o);
+      continue;
+    }
+#endif
     for (j0 = 0; j0 < nb; j0 += 32) {
       const int32_t n = nb - j0 < 32 ? nb - j0 : 32;
       mcu_counts(p, patch, filt_words, o0 + j0, n, counts);

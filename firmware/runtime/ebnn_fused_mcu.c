@@ -27,6 +27,12 @@
 #include "ebnn_internal.h"
 #include "ebnn_mcu_internal.h"
 
+#if defined(__GNUC__)
+#define EBNN_MCU_NOINLINE __attribute__((noinline))
+#else
+#define EBNN_MCU_NOINLINE
+#endif
+
 /* Pool, pool activation, stages and the sign of one channel's value. */
 typedef struct {
   int32_t n_stages;
@@ -50,7 +56,7 @@ static void mcu_finish_init(const ebnn_fused_params_t *p, int32_t c,
 }
 
 /* 1 if the pooled value v ends negative (the LceQuantize bit). */
-EBNN_INLINE uint32_t mcu_finish(const mcu_finish_t *f, float v) {
+static EBNN_MCU_NOINLINE uint32_t mcu_finish(const mcu_finish_t *f, float v) {
   int32_t s;
   if (f->pool_act != EBNN_ACT_NONE) v = ebnn__act(v, f->pool_act);
   for (s = 0; s < f->n_stages; ++s) {
@@ -66,7 +72,7 @@ EBNN_INLINE float mcu_max(float acc, float v) { return acc < v ? v : acc; }
 
 /* ------------------------------------------------------------ bconv producer */
 
-static void mcu_fused_bconv(const ebnn_fused_params_t *p,
+static EBNN_MCU_NOINLINE void mcu_fused_bconv(const ebnn_fused_params_t *p,
                             const ebnn__fused_plan_t *pl, const int32_t *input,
                             int32_t *output, float *buf) {
   const ebnn_bconv2d_params_t *bp = p->bconv;
@@ -153,9 +159,10 @@ EBNN_INLINE float mcu_stem_sum(const mcu_stem_w_t *w, int with_zero, int has_bia
 
 /* Conv output (cy, cx) with taps outside the input read as 0.0f, as the
  * _ref patch does. */
-EBNN_INLINE float mcu_stem_at(const ebnn_conv2d_params_t *c, const ebnn__geom_t *g,
-                              const float *in, const mcu_stem_w_t *w, int with_zero,
-                              int has_bias, int32_t cy, int32_t cx) {
+static EBNN_MCU_NOINLINE float mcu_stem_at(const ebnn_conv2d_params_t *c,
+                                            const ebnn__geom_t *g, const float *in,
+                                            const mcu_stem_w_t *w, int with_zero,
+                                            int has_bias, int32_t cy, int32_t cx) {
   float v[9];
   int32_t fy, fx;
   const int32_t iy0 = cy * c->stride_h - g->pad_top;
@@ -179,46 +186,14 @@ EBNN_INLINE float mcu_stem_at(const ebnn_conv2d_params_t *c, const ebnn__geom_t 
                       v[4], v[5], v[6], v[7], v[8]);
 }
 
-/* Pooled value of (oy, ox) for one channel: 2x2 window of stride-1 convs
- * inside the input, from its 4x4 input block. Returns 0 when the window is
- * not that case. */
-EBNN_INLINE int mcu_stem_pool2x2(const ebnn_conv2d_params_t *c, const ebnn__geom_t *g,
-                                 const float *in, const mcu_stem_w_t *w, int with_zero,
-                                 int has_bias, int32_t cy, int32_t cx, float *out) {
-  const int32_t iy0 = cy - g->pad_top, ix0 = cx - g->pad_left;
-  const float *r0, *r1, *r2, *r3;
-  float a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3, d0, d1, d2, d3, v;
-  if (iy0 < 0 || ix0 < 0 || iy0 + 4 > c->in_h || ix0 + 4 > c->in_w) return 0;
-  r0 = in + (size_t)iy0 * (size_t)c->in_w + (size_t)ix0;
-  r1 = r0 + c->in_w;
-  r2 = r1 + c->in_w;
-  r3 = r2 + c->in_w;
-  a0 = r0[0]; a1 = r0[1]; a2 = r0[2]; a3 = r0[3];
-  b0 = r1[0]; b1 = r1[1]; b2 = r1[2]; b3 = r1[3];
-  c0 = r2[0]; c1 = r2[1]; c2 = r2[2]; c3 = r2[3];
-  d0 = r3[0]; d1 = r3[1]; d2 = r3[2]; d3 = r3[3];
-  /* window order: (cy, cx), (cy, cx + 1), (cy + 1, cx), (cy + 1, cx + 1) */
-  v = mcu_max(-FLT_MAX, mcu_stem_sum(w, with_zero, has_bias, c->activation,
-                                     a0, a1, a2, b0, b1, b2, c0, c1, c2));
-  v = mcu_max(v, mcu_stem_sum(w, with_zero, has_bias, c->activation,
-                              a1, a2, a3, b1, b2, b3, c1, c2, c3));
-  v = mcu_max(v, mcu_stem_sum(w, with_zero, has_bias, c->activation,
-                              b0, b1, b2, c0, c1, c2, d0, d1, d2));
-  v = mcu_max(v, mcu_stem_sum(w, with_zero, has_bias, c->activation,
-                              b1, b2, b3, c1, c2, c3, d1, d2, d3));
-  *out = v;
-  return 1;
-}
-
-EBNN_INLINE void mcu_stem_channel(const ebnn_fused_params_t *p,
-                                  const ebnn__fused_plan_t *pl, const float *in,
-                                  int32_t o, const mcu_stem_w_t *w, int with_zero,
-                                  int has_bias, int32_t *output) {
+static EBNN_MCU_NOINLINE void mcu_stem_channel(const ebnn_fused_params_t *p,
+                                               const ebnn__fused_plan_t *pl, const float *in,
+                                               int32_t o, const mcu_stem_w_t *w,
+                                               int with_zero, int has_bias,
+                                               int32_t *output) {
   const ebnn_conv2d_params_t *c = p->conv;
   const ebnn__geom_t *g = &pl->conv_g;
   const int32_t words = EBNN_PACKED_WORDS(pl->channels);
-  const int pool2 = pl->pool.filter_h == 2 && pl->pool.filter_w == 2 &&
-                    c->stride_h == 1 && c->stride_w == 1;
   const uint32_t bit = (uint32_t)1u << (o % 32);
   int32_t *dst = output + o / 32;
   mcu_finish_t f;
@@ -233,13 +208,10 @@ EBNN_INLINE void mcu_stem_channel(const ebnn_fused_params_t *p,
       float v;
       ebnn__window(ox, pl->pool.stride_w, pl->pool_g.pad_left, pl->pool.filter_w,
                    pl->pool.in_w, &x0, &x1);
-      if (!(pool2 && y1 - y0 == 2 && x1 - x0 == 2 &&
-            mcu_stem_pool2x2(c, g, in, w, with_zero, has_bias, y0, x0, &v))) {
-        v = -FLT_MAX;
-        for (y = y0; y < y1; ++y)
-          for (x = x0; x < x1; ++x)
-            v = mcu_max(v, mcu_stem_at(c, g, in, w, with_zero, has_bias, y, x));
-      }
+      v = -FLT_MAX;
+      for (y = y0; y < y1; ++y)
+        for (x = x0; x < x1; ++x)
+          v = mcu_max(v, mcu_stem_at(c, g, in, w, with_zero, has_bias, y, x));
       if (mcu_finish(&f, v)) *dst = (int32_t)((uint32_t)*dst | bit);
     }
   }
@@ -276,12 +248,6 @@ static void mcu_fast_range(int32_t n_out, int32_t pool_pad, int32_t prod, int32_
     }
   }
 }
-
-#if defined(__GNUC__)
-#define EBNN_MCU_NOINLINE __attribute__((noinline))
-#else
-#define EBNN_MCU_NOINLINE
-#endif
 
 /* (not inlined: its loop gets the registers to itself) */
 static EBNN_MCU_NOINLINE void mcu_stem_fast_channel(const ebnn_fused_params_t *p,

@@ -208,55 +208,8 @@ EBNN_INLINE uint32_t ebnn__mcu_block9(const int32_t **pa, const int32_t **pb,
 #define EBNN_MCU_GROUP3_ASM 0
 #endif
 
-/* popcount(a[i] ^ b[i]) summed over i < n. */
-EBNN_INLINE int32_t ebnn__mcu_xor_popcount(const int32_t *a, const int32_t *b,
-                                           int32_t n) {
-  uint32_t total = 0u;
-  int32_t i = 0;
-#if EBNN_MCU_GROUP3_ASM
-  {
-    const uint32_t m1 = 0x55555555u, m2 = 0x33333333u, zero = 0u;
-    int32_t g;
-    for (g = n / 9; g > 0; --g) total = ebnn__mcu_block9(&a, &b, total, m1, m2);
-    for (g = (n % 9) / 3; g > 0; --g) total = ebnn__mcu_group3(&a, &b, total, m1, m2, zero);
-    i = n - n % 3;
-    a -= i;
-    b -= i;
-  }
-#elif EBNN_MCU_USADA8
-  for (; i + 3 <= n; i += 3) {
-    uint32_t s = ebnn__mcu_nibbles((uint32_t)a[i] ^ (uint32_t)b[i]);
-    s += ebnn__mcu_nibbles((uint32_t)a[i + 1] ^ (uint32_t)b[i + 1]);
-    s += ebnn__mcu_nibbles((uint32_t)a[i + 2] ^ (uint32_t)b[i + 2]);
-    total = ebnn__mcu_hadd(total, ebnn__mcu_bytes(s));
-  }
-#else
-  while (i + 3 <= n) {
-    uint32_t lanes = 0u;
-    int32_t g;
-    for (g = 0; g < 10 && i + 3 <= n; ++g, i += 3) {
-      uint32_t s = ebnn__mcu_nibbles((uint32_t)a[i] ^ (uint32_t)b[i]);
-      s += ebnn__mcu_nibbles((uint32_t)a[i + 1] ^ (uint32_t)b[i + 1]);
-      s += ebnn__mcu_nibbles((uint32_t)a[i + 2] ^ (uint32_t)b[i + 2]);
-      lanes += ebnn__mcu_bytes(s);
-    }
-    total = ebnn__mcu_hadd(total, lanes);
-  }
-#endif
-  if (i < n) {
-    uint32_t s = ebnn__mcu_nibbles((uint32_t)a[i] ^ (uint32_t)b[i]);
-    if (i + 1 < n) s += ebnn__mcu_nibbles((uint32_t)a[i + 1] ^ (uint32_t)b[i + 1]);
-    total = ebnn__mcu_hadd(total, ebnn__mcu_bytes(s));
-  }
-  return (int32_t)total;
-}
-
-/* popcount(w[i]) summed over i < n (the all-+1 input of padded taps). */
-EBNN_INLINE int32_t ebnn__mcu_popcount(const int32_t *w, int32_t n) {
-  int32_t i, count = 0;
-  for (i = 0; i < n; ++i) count += EBNN_POPCOUNT32((uint32_t)w[i]);
-  return count;
-}
+/* popcount(a[i] ^ b[i]) summed over i < n (ebnn_bconv_mcu.c). */
+int32_t ebnn__mcu_xor_popcount(const int32_t *a, const int32_t *b, int32_t n);
 
 /* Output channels per block whose fused multiplier/bias (LCE's m', b',
  * double arithmetic: soft-float on every Cortex-M) are computed once per
