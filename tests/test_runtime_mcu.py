@@ -115,6 +115,16 @@ def grid(seed=20261202):
               stage_kind=[1, 0, 0, 0]),
         _case("fconv_rgb_5x5_ref_path", "fconv", in_h=9, in_w=9, in_c=3, out_c=8, fh=5, fw=5,
               padding=0, has_pool=1, pfh=2, pfw=2, psh=2, psw=2, n_stages=1),
+        _case("fbconv_11x11_same_pool_mul_add", "fbconv", in_h=11, in_w=11, in_c=32, out_c=64, fh=3,
+              fw=3, padding=0, has_pool=1, pfh=2, pfw=2, psh=2, psw=2, ppad=0, n_stages=2,
+              stage_kind=[0, 1, 0, 0]),
+        _case("fbconv_10x9_valid_pool_mul_add", "fbconv", in_h=10, in_w=9, in_c=64, out_c=70, fh=3,
+              fw=3, has_pool=1, pfh=2, pfw=2, psh=2, psw=2, n_stages=2, stage_kind=[0, 1, 0, 0]),
+        _case("fconv_stem_same_pool_same_mul_add", "fconv", in_h=13, in_w=11, out_c=20, fh=3, fw=3,
+              padding=0, has_pool=1, pfh=2, pfw=2, psh=2, psw=2, ppad=0, n_stages=2,
+              stage_kind=[0, 1, 0, 0], zeros=1),
+        _case("fconv_stem_valid_odd_mul_add_hwio", "fconv", in_h=15, in_w=12, out_c=9, fh=3, fw=3,
+              layout=1, has_pool=1, pfh=2, pfw=2, psh=2, psw=2, n_stages=2, stage_kind=[0, 1, 0, 0]),
         _case("fconv_stem_nopool", "fconv", in_h=7, in_w=7, out_c=8, fh=3, fw=3, n_stages=1),
     ]
     while len(cases) < 90:

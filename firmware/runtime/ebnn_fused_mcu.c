@@ -78,6 +78,10 @@ static EBNN_MCU_NOINLINE void mcu_fused_bconv(const ebnn_fused_params_t *p,
   const ebnn_bconv2d_params_t *bp = p->bconv;
   const ebnn__bgeom_t *g = &pl->bconv_g;
   const int32_t words = EBNN_PACKED_WORDS(pl->channels);
+  const int mul_add = pl->pool.activation == EBNN_ACT_NONE && p->n_stages == 2 &&
+                      p->stages[0].kind == EBNN_STAGE_MUL && p->stages[1].kind == EBNN_STAGE_ADD &&
+                      p->stages[0].activation == EBNN_ACT_NONE &&
+                      p->stages[1].activation == EBNN_ACT_NONE;
   int32_t xlo, xhi, unused, o0, oy, ox, j, r, y, x;
   /* producer columns read by some pool window */
   ebnn__window(0, pl->pool.stride_w, pl->pool_g.pad_left, pl->pool.filter_w,
@@ -106,6 +110,23 @@ static EBNN_MCU_NOINLINE void mcu_fused_bconv(const ebnn_fused_params_t *p,
           const uint32_t bit = (uint32_t)1u << ((o0 + j) % 32);
           int32_t *dst = row + (o0 + j) / 32;
           mcu_finish_init(p, o0 + j, &f);
+          if (mul_add && y1 - y0 == 2 && pl->pool.filter_w == 2 && pl->pool.stride_w == 2 &&
+              pl->pool_g.pad_left == 0 && 2 * pl->out_w <= pl->pool.in_w) {
+            /* 2x2 windows of stride 2 from column 0, then MUL and ADD */
+            const float sm = f.value[0], sa = f.value[1];
+            const float *r0 = buf + (size_t)j, *r1 = r0 + row_floats;
+            const size_t step = (size_t)nb;
+            for (ox = 0; ox < pl->out_w; ++ox, dst += words, r0 += 2 * step, r1 += 2 * step) {
+              float v = mcu_max(-FLT_MAX, r0[0]);
+              v = mcu_max(v, r0[step]);
+              v = mcu_max(v, r1[0]);
+              v = mcu_max(v, r1[step]);
+              v = v * sm;
+              v = v + sa;
+              if (v < 0.0f) *dst = (int32_t)((uint32_t)*dst | bit);
+            }
+            continue;
+          }
           for (ox = 0; ox < pl->out_w; ++ox, dst += words) {
             int32_t x0, x1;
             float v = -FLT_MAX;
