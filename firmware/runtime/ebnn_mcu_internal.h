@@ -8,10 +8,13 @@
  *              ((x >> 2) & 0x33..)          -> 8 nibbles, each 0..4
  *   3 words    nibble sums added            -> each nibble 0..12
  *              bytes = (s & 0x0F..) + ((s >> 4) & 0x0F..) -> each byte 0..24
- *   horizontal with the DSP extension (M4, M7, M33, M55): USADA8 adds the
- *              four bytes to the accumulator in one instruction; without it
- *              (M0, M3, RISC-V) byte lanes collect up to 10 groups (<= 240
- *              per byte) and are folded through 16-bit lanes once.
+ *   horizontal (plain C: M0, RISC-V, hosts) a multiply by 0x01010101, as
+ *              the _ref kernels do.
+ * On Thumb-2 cores (M3, M4, M7, M33, M55) inline assembly does better:
+ * carry-save adders first (3 words -> ones + 2 twos; 9 words -> ones, twos,
+ * fours, eights, Harley-Seal style), so fewer words go through the nibble
+ * steps, with the masks in registers for the shifted-operand forms, and
+ * USADA8 for the horizontal sum where the DSP extension has it.
  * Every step is exact integer arithmetic: the result is the popcount, the
  * same number as EBNN_POPCOUNT32 summed word by word.
  */
@@ -38,28 +41,34 @@ EBNN_INLINE uint32_t ebnn__mcu_bytes(uint32_t s) {
   return (s & 0x0F0F0F0Fu) + ((s >> 4) & 0x0F0F0F0Fu);
 }
 
-/* acc + the sum of the four bytes of b. */
-EBNN_INLINE uint32_t ebnn__mcu_hadd(uint32_t acc, uint32_t b) {
+#if defined(__thumb2__) && defined(__GNUC__)
+/* The accumulator of the asm blocks: with the DSP extension (M4, M7, M33,
+ * M55) USADA8 adds the four bytes of the block's sum to it; without (M3) the
+ * bytes go into two 16-bit lanes (<= 240 per block, so 256 blocks fit) that
+ * ebnn__mcu_acc_total folds once. */
 #if EBNN_MCU_USADA8
-  uint32_t r;
-  __asm__("usada8 %0, %1, %2, %3" : "=r"(r) : "r"(b), "r"(0u), "r"(acc));
-  return r;
+#define EBNN_MCU_ACC_ASM(sum, tmp) \
+  "mov %[" tmp "], #0\n\t" "usada8 %[acc], %[" sum "], %[" tmp "], %[acc]"
+EBNN_INLINE uint32_t ebnn__mcu_acc_total(uint32_t acc) { return acc; }
 #else
-  b = (b & 0x00FF00FFu) + ((b >> 8) & 0x00FF00FFu);
-  return acc + ((b + (b >> 16)) & 0xFFFFu);
-#endif
+#define EBNN_MCU_ACC_ASM(sum, tmp)                                  \
+  "bic %[" tmp "], %[" sum "], #0xFF00FF00\n\t"                  \
+  "and %[" sum "], %[" sum "], #0xFF00FF00\n\t"                  \
+  "add %[acc], %[acc], %[" tmp "]\n\t"                           \
+  "add %[acc], %[acc], %[" sum "], lsr #8"
+EBNN_INLINE uint32_t ebnn__mcu_acc_total(uint32_t acc) {
+  return (acc & 0xFFFFu) + (acc >> 16);
 }
-
-#if EBNN_MCU_USADA8 && defined(__thumb2__)
-/* Three words of a run on ARMv7E-M / ARMv8-M Mainline, in Thumb-2 with the
+#endif
+/* Three words of a run on a Thumb-2 core (ARMv7-M, ARMv8-M Mainline), with the
  * masks in registers (GCC otherwise emits a separate shift for every
  * masked shift): a full adder turns the three XOR words into ones + 2 *
  * twos, whose nibble sums give ones + 2 * twos <= 12 per nibble, then bytes
- * and USADA8. 27 instructions for 3 words (GCC's code for the C below: 44). */
-#define EBNN_MCU_GROUP3_ASM 1
+ * and the accumulator. 27 instructions for 3 words with USADA8 (GCC's code
+ * for the plain C: 44). */
+#define EBNN_MCU_THUMB2_ASM 1
 EBNN_INLINE uint32_t ebnn__mcu_group3(const int32_t **pa, const int32_t **pb,
-                                      uint32_t acc, uint32_t m1, uint32_t m2,
-                                      uint32_t zero) {
+                                      uint32_t acc, uint32_t m1, uint32_t m2) {
   uint32_t x0, x1, x2, y0, y1, y2;
   const int32_t *a = *pa, *b = *pb;
   __asm__(
@@ -89,10 +98,10 @@ EBNN_INLINE uint32_t ebnn__mcu_group3(const int32_t **pa, const int32_t **pb,
       "and %[x0], %[y0], #0x0F0F0F0F\n\t"
       "and %[y0], %[y0], #0xF0F0F0F0\n\t"
       "add %[x0], %[x0], %[y0], lsr #4\n\t"
-      "usada8 %[acc], %[x0], %[zero], %[acc]"
+      EBNN_MCU_ACC_ASM("x0", "y0")
       : [x0] "=&r"(x0), [x1] "=&r"(x1), [x2] "=&r"(x2), [y0] "=&r"(y0),
         [y1] "=&r"(y1), [y2] "=&r"(y2), [a] "+r"(a), [b] "+r"(b), [acc] "+r"(acc)
-      : [m1] "r"(m1), [m2] "r"(m2), [zero] "r"(zero)
+      : [m1] "r"(m1), [m2] "r"(m2)
       : "memory");
   *pa = a;
   *pb = b;
@@ -103,7 +112,8 @@ EBNN_INLINE uint32_t ebnn__mcu_group3(const int32_t **pa, const int32_t **pb,
  * into ones + 2 * (four twos words), a full adder and two half adders fold
  * those into twos, fours and eights, so only four words go through the
  * nibble sums: (ones + 2 twos) + 4 (fours + 2 eights), <= 120 per byte,
- * then USADA8. 79 instructions for 9 words (three groups of 3: 81 + loop). */
+ * then the accumulator. 79 instructions for 9 words with USADA8 (three
+ * groups of 3: 81 + loop). */
 EBNN_INLINE uint32_t ebnn__mcu_block9(const int32_t **pa, const int32_t **pb,
                                       uint32_t acc, uint32_t m1, uint32_t m2) {
   uint32_t t0, t1, t2, t3, t4, t5, t6;
@@ -193,8 +203,7 @@ EBNN_INLINE uint32_t ebnn__mcu_block9(const int32_t **pa, const int32_t **pb,
       "and %[t5], %[t5], #0xF0F0F0F0\n\t"
       "add %[t5], %[t1], %[t5], lsr #4\n\t"
       "add %[t3], %[t3], %[t5], lsl #2\n\t"
-      "mov %[t1], #0\n\t"
-      "usada8 %[acc], %[t3], %[t1], %[acc]"
+      EBNN_MCU_ACC_ASM("t3", "t1")
       : [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3),
         [t4] "=&r"(t4), [t5] "=&r"(t5), [t6] "=&r"(t6), [a] "+r"(a), [b] "+r"(b),
         [acc] "+r"(acc)
@@ -205,7 +214,7 @@ EBNN_INLINE uint32_t ebnn__mcu_block9(const int32_t **pa, const int32_t **pb,
   return acc;
 }
 #else
-#define EBNN_MCU_GROUP3_ASM 0
+#define EBNN_MCU_THUMB2_ASM 0
 #endif
 
 /* popcount(a[i] ^ b[i]) summed over i < n (ebnn_bconv_mcu.c). */
