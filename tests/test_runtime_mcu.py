@@ -29,7 +29,7 @@ import ebnn_ctypes as E  # noqa: E402
 DRIVER = E.REPO / "tests" / "runtime" / "mcu_driver.c"
 PAD = {"same": 0, "valid": 1}
 ACTS = {"none": 0, "relu": 1, "n1to1": 2, "relu6": 3}
-KINDS = {"bconv": 0, "fbconv": 1, "fconv": 2, "bdense": 3}
+KINDS = {"bconv": 0, "fbconv": 1, "fconv": 2, "bdense": 3, "i8conv": 4}
 FIELDS = ("kind", "in_h", "in_w", "in_c", "out_c", "fh", "fw", "sh", "sw", "dh", "dw", "padding",
           "pad_value", "act", "packed", "has_pool", "pfh", "pfw", "psh", "psw", "ppad", "pact",
           "n_stages", "stage_kind", "stage_scalar", "stage_act", "bias_mode", "zeros", "layout", "seed")
@@ -63,6 +63,10 @@ def _fits(c):
     if c["has_pool"] and (_out(oh, c["pfh"], c["psh"], 1, c["ppad"]) <= 0
                           or _out(ow, c["pfw"], c["psw"], 1, c["ppad"]) <= 0):
         return False
+    if c["kind"] == KINDS["i8conv"]:  # bytes, in the driver's word buffers
+        return (c["in_h"] * c["in_w"] * c["in_c"] <= 4 * MAX_IN
+                and c["out_c"] * c["fh"] * c["fw"] * c["in_c"] <= 4 * MAX_FILT
+                and oh * ow * c["out_c"] <= 4 * MAX_OUT)
     per_in = c["in_c"] if c["kind"] == KINDS["fconv"] else words
     return (c["in_h"] * c["in_w"] * per_in <= MAX_IN
             and c["out_c"] * c["fh"] * c["fw"] * per_in <= MAX_FILT
@@ -125,16 +129,30 @@ def grid(seed=20261202):
               stage_kind=[0, 1, 0, 0], zeros=1),
         _case("fconv_stem_valid_odd_mul_add_hwio", "fconv", in_h=15, in_w=12, out_c=9, fh=3, fw=3,
               layout=1, has_pool=1, pfh=2, pfw=2, psh=2, psw=2, n_stages=2, stage_kind=[0, 1, 0, 0]),
+        # the int8 twin's convs (bcnn float twin, converted --int8)
+        _case("mnist_i8_conv1", "i8conv", in_h=28, in_w=28, in_c=1, out_c=32, fh=3, fw=3),
+        _case("mnist_i8_conv2", "i8conv", in_h=13, in_w=13, in_c=32, out_c=64, fh=3, fw=3),
+        _case("i8conv_long_window_ref_path", "i8conv", in_h=5, in_w=5, in_c=70, out_c=5, fh=3,
+              fw=3, padding=0),
         _case("fconv_stem_nopool", "fconv", in_h=7, in_w=7, out_c=8, fh=3, fw=3, n_stages=1),
     ]
-    while len(cases) < 90:
-        kind = ["bconv", "bconv", "fbconv", "fconv", "bdense"][int(rng.integers(5))]
+    while len(cases) < 120:
+        kind = ["bconv", "bconv", "fbconv", "fconv", "bdense", "i8conv"][int(rng.integers(6))]
         c = _case("", kind, seed=int(rng.integers(1 << 30)))
         if kind == "bdense":
             c.update(in_h=int(rng.integers(1, 4)), in_c=int(rng.choice([1, 31, 32, 33, 64, 95, 96, 576, 1000])),
                      out_c=int(rng.choice([1, 10, 33])), act=int(rng.integers(4)),
                      bias_mode=int(rng.integers(3)))
             cid = f"bdense_r{c['in_h']}_f{c['in_c']}_o{c['out_c']}_a{c['act']}_b{c['bias_mode']}"
+        elif kind == "i8conv":
+            fh, fw = [(1, 1), (3, 3), (2, 3), (5, 5)][int(rng.integers(4))]
+            s, d = int(rng.choice([1, 1, 2])), int(rng.choice([1, 1, 2]))
+            c.update(in_h=int(rng.integers(3, 12)), in_w=int(rng.integers(3, 12)),
+                     in_c=int(rng.choice([1, 3, 4, 5, 8, 17, 32])), out_c=int(rng.choice([1, 2, 3, 8, 17])),
+                     fh=fh, fw=fw, sh=s, sw=s, dh=d, dw=d, padding=int(rng.integers(2)),
+                     act=int(rng.integers(2)), bias_mode=int(rng.integers(2)))
+            cid = (f"i8conv_{c['in_h']}x{c['in_w']}x{c['in_c']}_o{c['out_c']}_k{fh}{fw}_s{s}_d{d}_"
+                   f"{'same' if c['padding'] == 0 else 'valid'}_a{c['act']}_b{c['bias_mode']}")
         else:
             stem = kind == "fconv"
             fh, fw = (3, 3) if stem else [(1, 1), (3, 3), (2, 3), (3, 1), (5, 5)][int(rng.integers(5))]
@@ -214,6 +232,8 @@ def test_grid_is_seeded_and_covers_the_options():
     assert {c["padding"] for c in conv} == {0, 1} and {c["pad_value"] for c in conv} == {0, 1}
     assert {c["sh"] for c in conv} == {1, 2} and {c["dh"] for c in conv} == {1, 2}
     assert {c["packed"] for c in conv} == {0, 1} and {c["act"] for c in conv} == {0, 1, 2, 3}
+    i8 = [c for c in a if c["kind"] == 4]
+    assert len(i8) > 10 and {c["in_c"] % 4 != 0 for c in i8} == {True, False}
     stems = [c for c in a if c["kind"] == 2]
     assert {c["layout"] for c in stems} == {0, 1} and {c["bias_mode"] for c in stems} == {0, 1, 2}
 
@@ -266,5 +286,10 @@ def test_mcu_kernels_match_ref_under_qemu(grid_dir, core):
     mnist = {k: (v["ref"], v["mcu"]) for k, v in rows.items() if k.startswith("mnist_")}
     print(core, mnist)
     # the shapes the kernels were written for: fewer instructions than _ref
-    for k in ("mnist_bconv1_fused", "mnist_bconv1_float", "mnist_bconv2_packed", "mnist_stem_fused"):
+    faster = ["mnist_bconv1_fused", "mnist_bconv1_float", "mnist_bconv2_packed", "mnist_stem_fused"]
+    if core == "cortex-m0":  # no Thumb-2: bitpacked LceBconv2d is delegated to _ref there
+        faster.remove("mnist_bconv2_packed")
+    if core in ("cortex-m4", "cortex-m7"):  # SMLAD (DSP extension)
+        faster += ["mnist_i8_conv1", "mnist_i8_conv2"]
+    for k in faster:
         assert 0 < rows[k]["mcu"] < rows[k]["ref"], (core, k, rows[k])

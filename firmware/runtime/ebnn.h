@@ -657,6 +657,10 @@ typedef struct {
 
 ebnn_status_t ebnn_int8_conv2d_ref(const ebnn_int8_conv2d_params_t *params,
                                    const int8_t *input, int8_t *output);
+/* Kernel set "mcu" (ebnn_int8_conv_mcu.c): SXTB16 + SMLAD on DSP cores,
+ * the same output bytes as ebnn_int8_conv2d_ref (which it calls elsewhere). */
+ebnn_status_t ebnn_int8_conv2d_mcu(const ebnn_int8_conv2d_params_t *params,
+                                   const int8_t *input, int8_t *output);
 
 /* DEPTHWISE_CONV_2D, per channel: out channel o = ci * depth_multiplier + m,
  * filter [1][fh][fw][in_c * depth_multiplier], same arithmetic as CONV_2D. */

@@ -11,7 +11,7 @@
 
 #include "ebnn.h"
 
-enum { K_BCONV = 0, K_FUSED_BCONV = 1, K_FUSED_CONV = 2, K_BDENSE = 3 };
+enum { K_BCONV = 0, K_FUSED_BCONV = 1, K_FUSED_CONV = 2, K_BDENSE = 3, K_INT8_CONV = 4 };
 
 typedef struct {
   const char *id;
@@ -94,6 +94,8 @@ static int run_case(const tcase_t *c, int index) {
   ebnn_conv2d_params_t cp;
   ebnn_fused_params_t fp;
   ebnn_bdense_params_t dp;
+  ebnn_int8_conv2d_params_t ip;
+  static int32_t i8_bias[512], i8_mult[512], i8_shift[512];
   ebnn_status_t st_ref = EBNN_OK, st_mcu = EBNN_OK;
   unsigned long n_ref = 0ul, n_mcu = 0ul;
   size_t nbytes = 0, sbytes = 0, i;
@@ -104,6 +106,7 @@ static int run_case(const tcase_t *c, int index) {
   memset(&cp, 0, sizeof cp);
   memset(&fp, 0, sizeof fp);
   memset(&dp, 0, sizeof dp);
+  memset(&ip, 0, sizeof ip);
   for (i = 0; i < 512; ++i) {
     mul[i] = frand() * 0.5f;
     bias[i] = 8.0f * frand();
@@ -168,6 +171,29 @@ static int run_case(const tcase_t *c, int index) {
     dp.multiplier = c->bias_mode == 1 ? NULL : mul;
     dp.bias = c->bias_mode == 2 ? NULL : bias;
   }
+  if (c->kind == K_INT8_CONV) {
+    const long n_in = (long)c->in_h * c->in_w * c->in_c, n_w = (long)c->out_c * k * c->in_c;
+    int8_t *x = (int8_t *)(void *)bin_in, *w = (int8_t *)(void *)bfilt;
+    long j;
+    for (j = 0; j < n_in; ++j) x[j] = (int8_t)(next() >> 24);
+    for (j = 0; j < n_w; ++j) w[j] = (int8_t)(next() >> 24);
+    for (i = 0; i < 512; ++i) {
+      i8_bias[i] = (int32_t)(next() % 20001u) - 10000;
+      i8_mult[i] = (int32_t)(0x40000000u + (next() >> 2)); /* [2^30, 2^31) */
+      i8_shift[i] = -(int32_t)(4u + next() % 8u);
+    }
+    ip.in_h = c->in_h; ip.in_w = c->in_w; ip.in_c = c->in_c; ip.out_c = c->out_c;
+    ip.filter_h = c->fh; ip.filter_w = c->fw; ip.stride_h = c->sh; ip.stride_w = c->sw;
+    ip.dilation_h = c->dh; ip.dilation_w = c->dw; ip.padding = c->padding;
+    ip.input_zero_point = (int32_t)(next() % 256u) - 128;
+    ip.output_zero_point = (int32_t)(next() % 256u) - 128;
+    ip.act_min = c->act ? -100 : -128;
+    ip.act_max = c->act ? 90 : 127;
+    ip.filter = w;
+    ip.bias = c->bias_mode == 1 ? NULL : i8_bias;
+    ip.output_multiplier = i8_mult;
+    ip.output_shift = i8_shift;
+  }
   /* output bytes */
   if (c->kind == K_BCONV) {
     const int oh = ebnn_output_size(c->in_h, c->fh, c->sh, c->dh, c->padding);
@@ -175,6 +201,10 @@ static int run_case(const tcase_t *c, int index) {
     nbytes = (size_t)oh * (size_t)ow * (size_t)(c->packed ? EBNN_PACKED_WORDS(c->out_c) : c->out_c) * 4u;
   } else if (c->kind == K_BDENSE) {
     nbytes = (size_t)c->in_h * (size_t)c->out_c * 4u;
+  } else if (c->kind == K_INT8_CONV) {
+    const int oh = ebnn_output_size(c->in_h, c->fh, c->sh, c->dh, c->padding);
+    const int ow = ebnn_output_size(c->in_w, c->fw, c->sw, c->dw, c->padding);
+    nbytes = (size_t)oh * (size_t)ow * (size_t)c->out_c;
   } else {
     int32_t oh = 0, ow = 0, ch = 0;
     if (ebnn_fused_output_shape(&fp, &oh, &ow, &ch) == EBNN_OK)
@@ -195,6 +225,9 @@ static int run_case(const tcase_t *c, int index) {
     start();
     if (c->kind == K_BCONV)
       st = s == 0 ? ebnn_bconv2d_ref(&bp, bin_in, out) : ebnn_bconv2d_mcu(&bp, bin_in, out);
+    else if (c->kind == K_INT8_CONV)
+      st = s == 0 ? ebnn_int8_conv2d_ref(&ip, (const int8_t *)(const void *)bin_in, (int8_t *)out)
+                  : ebnn_int8_conv2d_mcu(&ip, (const int8_t *)(const void *)bin_in, (int8_t *)out);
     else if (c->kind == K_BDENSE)
       st = s == 0 ? ebnn_bdense_ref(&dp, bin_in, (float *)out) : ebnn_bdense_mcu(&dp, bin_in, (float *)out);
     else if (s == 0)
