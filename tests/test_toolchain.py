@@ -44,7 +44,7 @@ def test_a_target_cannot_turn_contraction_back_on(tmp_path):
 
 
 def test_an_unknown_kernel_set_in_a_target_file_is_an_error(tmp_path):
-    path = _target_file(tmp_path, **{'kernels = "ref"': 'kernels = "fastest"'})
+    path = _target_file(tmp_path, **{'kernels = "mcu"': 'kernels = "fastest"'})
     with pytest.raises(TargetError) as exc:
         load_target(path)
     msg = str(exc.value)
