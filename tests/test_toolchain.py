@@ -70,6 +70,21 @@ def test_a_kernel_set_calls_its_first_variant_the_runtime_defines():
     assert calls and all(k.endswith("_ref") for k in calls)
 
 
+def test_the_mcu_kernel_set_calls_the_mcu_kernels_where_they_exist():
+    defs = runtime_functions()
+    mcu = toolchain.KERNEL_SETS["mcu"]
+    for base in ("ebnn_bconv2d", "ebnn_bdense", "ebnn_fused_conv_pool_affine_quantize",
+                 "ebnn_int8_conv2d"):
+        assert mcu.pick(base, defs) == f"{base}_mcu"
+    assert mcu.pick("ebnn_softmax", defs) == "ebnn_softmax_ref"
+    calls = {c["kernel"] for c in generate(MODEL, kernels="mcu").ops if c["kernel"]}
+    assert "ebnn_fused_conv_pool_affine_quantize_mcu" in calls
+    # every M-profile target file asks for it
+    for name in ("cortex-m0", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55",
+                 "stm32f405", "nucleo-f411re", "rv32imc"):
+        assert toolchain.toolchain_for(name).kernels is mcu, name
+
+
 def test_compile_commands_kinds():
     objs = toolchain.compile_commands("cortex-m4", ["src/a.c", "b.c"], "objects", objdir="build",
                                       includes=["inc"], defines=["X=1"])
