@@ -12,10 +12,11 @@
  *   stem): channel-outer, the nine weights, the bias and the stage values
  *   stay in registers, and every conv output under a pool window is summed
  *   straight from the input in _ref's tap order (fy, fx), from +0.0f, then
- *   the bias. A 2x2 pool window over stride-1 convs reads its 4x4 input
- *   block once. The +0.0f start is dropped when a non-(-0.0f) bias follows:
- *   the two sums can differ only when every product is -0.0f (-0.0f against
- *   +0.0f), and adding such a bias gives the same bits either way.
+ *   the bias. In the common chain (no activations, a 2x2 pool of stride 2,
+ *   MUL then ADD, a bias) a pooled pixel reads its 4x4 input block once and
+ *   the +0.0f start is dropped when the bias is not -0.0f: the two sums can
+ *   differ only when every product is -0.0f (-0.0f against +0.0f), and
+ *   adding such a bias gives the same bits either way.
  *
  * Everything else (no pool, same-zero LceBconv2d, other conv shapes, longer
  * filters) is delegated to the _ref kernel.
@@ -72,17 +73,64 @@ EBNN_INLINE float mcu_max(float acc, float v) { return acc < v ? v : acc; }
 
 /* ------------------------------------------------------------ bconv producer */
 
-static EBNN_MCU_NOINLINE void mcu_fused_bconv(const ebnn_fused_params_t *p,
-                            const ebnn__fused_plan_t *pl, const int32_t *input,
-                            int32_t *output, float *buf) {
-  const ebnn_bconv2d_params_t *bp = p->bconv;
-  const ebnn__bgeom_t *g = &pl->bconv_g;
+/* Pool, stages and bits of one pooled row for channels o0 .. o0 + nb - 1,
+ * from n_rows producer rows in buf ([row][x - xlo][nb]). */
+static void mcu_bconv_pool_row(const ebnn_fused_params_t *p, const ebnn__fused_plan_t *pl,
+                               const float *buf, size_t row_floats, int32_t n_rows,
+                               int32_t xlo, int32_t o0, int32_t nb, int32_t *row) {
   const int32_t words = EBNN_PACKED_WORDS(pl->channels);
   const int mul_add = pl->pool.activation == EBNN_ACT_NONE && p->n_stages == 2 &&
                       p->stages[0].kind == EBNN_STAGE_MUL && p->stages[1].kind == EBNN_STAGE_ADD &&
                       p->stages[0].activation == EBNN_ACT_NONE &&
                       p->stages[1].activation == EBNN_ACT_NONE;
-  int32_t xlo, xhi, unused, o0, oy, ox, j, r, y, x;
+  /* 2x2 windows of stride 2 from column 0, whole in every row */
+  const int pool2 = n_rows == 2 && pl->pool.filter_w == 2 && pl->pool.stride_w == 2 &&
+                    pl->pool_g.pad_left == 0 && 2 * pl->out_w <= pl->pool.in_w;
+  const size_t step = (size_t)nb;
+  int32_t ox, j, y, x;
+  for (ox = 0; ox < pl->out_w; ++ox)
+    for (j = o0 / 32; j < (o0 + nb + 31) / 32; ++j) row[(size_t)ox * (size_t)words + (size_t)j] = 0;
+  for (j = 0; j < nb; ++j) {
+    mcu_finish_t f;
+    const uint32_t bit = (uint32_t)1u << ((o0 + j) % 32);
+    int32_t *dst = row + (o0 + j) / 32;
+    mcu_finish_init(p, o0 + j, &f);
+    if (mul_add && pool2) {
+      const float sm = f.value[0], sa = f.value[1];
+      const float *r0 = buf + (size_t)j, *r1 = r0 + row_floats;
+      for (ox = 0; ox < pl->out_w; ++ox, dst += words, r0 += 2 * step, r1 += 2 * step) {
+        float v = mcu_max(-FLT_MAX, r0[0]);
+        v = mcu_max(v, r0[step]);
+        v = mcu_max(v, r1[0]);
+        v = mcu_max(v, r1[step]);
+        v = v * sm;
+        v = v + sa;
+        if (v < 0.0f) *dst = (int32_t)((uint32_t)*dst | bit);
+      }
+      continue;
+    }
+    for (ox = 0; ox < pl->out_w; ++ox, dst += words) {
+      int32_t x0, x1;
+      float v = -FLT_MAX;
+      ebnn__window(ox, pl->pool.stride_w, pl->pool_g.pad_left, pl->pool.filter_w,
+                   pl->pool.in_w, &x0, &x1);
+      for (y = 0; y < n_rows; ++y) {
+        const float *src = buf + (size_t)y * row_floats + (size_t)j;
+        for (x = x0; x < x1; ++x) v = mcu_max(v, src[(size_t)(x - xlo) * step]);
+      }
+      if (mcu_finish(&f, v)) *dst = (int32_t)((uint32_t)*dst | bit);
+    }
+  }
+}
+
+static EBNN_MCU_NOINLINE void mcu_fused_bconv(const ebnn_fused_params_t *p,
+                                              const ebnn__fused_plan_t *pl,
+                                              const int32_t *input, int32_t *output,
+                                              float *buf) {
+  const ebnn_bconv2d_params_t *bp = p->bconv;
+  const ebnn__bgeom_t *g = &pl->bconv_g;
+  const int32_t words = EBNN_PACKED_WORDS(pl->channels);
+  int32_t xlo, xhi, unused, o0, oy, r;
   /* producer columns read by some pool window */
   ebnn__window(0, pl->pool.stride_w, pl->pool_g.pad_left, pl->pool.filter_w,
                pl->pool.in_w, &xlo, &unused);
@@ -101,45 +149,8 @@ static EBNN_MCU_NOINLINE void mcu_fused_bconv(const ebnn_fused_params_t *p,
       for (r = y0; r < y1; ++r)
         ebnn__bconv2d_row_float_mcu(bp, g, input, r, xlo, xhi, o0, nb, m, b,
                                     buf + (size_t)(r - y0) * row_floats, (size_t)nb);
-      {
-        int32_t *row = output + (size_t)oy * (size_t)pl->out_w * (size_t)words;
-        for (ox = 0; ox < pl->out_w; ++ox)
-          for (j = o0 / 32; j < (o0 + nb + 31) / 32; ++j) row[(size_t)ox * (size_t)words + (size_t)j] = 0;
-        for (j = 0; j < nb; ++j) {
-          mcu_finish_t f;
-          const uint32_t bit = (uint32_t)1u << ((o0 + j) % 32);
-          int32_t *dst = row + (o0 + j) / 32;
-          mcu_finish_init(p, o0 + j, &f);
-          if (mul_add && y1 - y0 == 2 && pl->pool.filter_w == 2 && pl->pool.stride_w == 2 &&
-              pl->pool_g.pad_left == 0 && 2 * pl->out_w <= pl->pool.in_w) {
-            /* 2x2 windows of stride 2 from column 0, then MUL and ADD */
-            const float sm = f.value[0], sa = f.value[1];
-            const float *r0 = buf + (size_t)j, *r1 = r0 + row_floats;
-            const size_t step = (size_t)nb;
-            for (ox = 0; ox < pl->out_w; ++ox, dst += words, r0 += 2 * step, r1 += 2 * step) {
-              float v = mcu_max(-FLT_MAX, r0[0]);
-              v = mcu_max(v, r0[step]);
-              v = mcu_max(v, r1[0]);
-              v = mcu_max(v, r1[step]);
-              v = v * sm;
-              v = v + sa;
-              if (v < 0.0f) *dst = (int32_t)((uint32_t)*dst | bit);
-            }
-            continue;
-          }
-          for (ox = 0; ox < pl->out_w; ++ox, dst += words) {
-            int32_t x0, x1;
-            float v = -FLT_MAX;
-            ebnn__window(ox, pl->pool.stride_w, pl->pool_g.pad_left, pl->pool.filter_w,
-                         pl->pool.in_w, &x0, &x1);
-            for (y = 0; y < y1 - y0; ++y) {
-              const float *src = buf + (size_t)y * row_floats + (size_t)j;
-              for (x = x0; x < x1; ++x) v = mcu_max(v, src[(size_t)(x - xlo) * (size_t)nb]);
-            }
-            if (mcu_finish(&f, v)) *dst = (int32_t)((uint32_t)*dst | bit);
-          }
-        }
-      }
+      mcu_bconv_pool_row(p, pl, buf, row_floats, y1 - y0, xlo, o0, nb,
+                         output + (size_t)oy * (size_t)pl->out_w * (size_t)words);
     }
   }
 }
