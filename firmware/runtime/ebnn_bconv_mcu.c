@@ -130,7 +130,7 @@ static void mcu_counts(const ebnn_bconv2d_params_t *p, const int32_t *patch,
     }
     return;
   }
-  if (filt_words % 3 == 0) { /* every 3x3 filter: channels back to back */
+  if (filt_words % 3 == 0) { /* 3k words (3x1 filters, 96 channels...): channels back to back */
     const uint32_t m1 = 0x55555555u, m2 = 0x33333333u;
     const int32_t groups = filt_words / 3;
     for (j = 0; j < nb; ++j) {
