@@ -429,6 +429,16 @@ def _representative_fn(representative):
     return gen
 
 
+def _representative_array(representative):
+    """The representative inputs as one array (a callable's batches concatenated)."""
+    if callable(representative):
+        batches = [np.asarray(b[0], dtype=np.float32) for b in representative()]
+        if not batches:
+            raise ConversionError("the representative dataset yielded no batches")
+        return np.concatenate(batches)
+    return np.asarray(representative, dtype=np.float32)
+
+
 def convert_model(model, *, target="arm64", int8=False, representative=None, rewrite_dense=True) -> Conversion:
     """Convert ``model`` and say how (see :func:`convert`)."""
     flavour = check_target(target)
@@ -436,24 +446,31 @@ def convert_model(model, *, target="arm64", int8=False, representative=None, rew
 
     tf, _, _ = import_tf()
     if is_larq_model(model):
-        if int8:
-            raise ConversionError(
-                f"--int8 applies to float models only; model '{model.name}' has larq quantized "
-                "layers and converts through LCE (binary layers stay bit-packed)"
-            )
         from edgebnn._tf import import_lce
 
         lce = import_lce()
         rw = rewrite_binary_dense(model) if rewrite_dense else RewriteResult(model=model)
+        kwargs = {}
+        to_convert = rw.model
+        if int8:
+            if representative is None:
+                raise ConversionError(
+                    f"full int8 conversion of model '{model.name}' needs a representative dataset "
+                    "(a batch of typical inputs) to calibrate activation ranges"
+                )
+            from edgebnn.int8bnn import prepare_int8
+
+            to_convert = prepare_int8(rw.model, _representative_array(representative)).model
+            kwargs = {"inference_input_type": tf.int8, "inference_output_type": tf.int8}
         try:
-            data = lce.convert_keras_model(rw.model, target=flavour)
+            data = lce.convert_keras_model(to_convert, target=flavour, **kwargs)
         except Exception as exc:  # LCE/MLIR raise bare errors
             raise ConversionError(f"LCE could not convert model '{model.name}': {exc}") from exc
         return Conversion(
             tflite=bytes(data),
             target=target,
             converter="lce",
-            int8=False,
+            int8=bool(int8),
             rewritten=rw.rewritten,
             fused_batchnorm=rw.fused_batchnorm,
             skipped=rw.skipped,
@@ -495,7 +512,9 @@ def convert(model, *, target="arm64", int8=False, representative=None, rewrite_d
     Args:
         model: a built tf-keras model.
         target: one of :data:`TARGETS`.
-        int8: full-integer conversion (float models only).
+        int8: full-integer conversion: int8 input, output and float layers.
+            A Larq model is calibrated on ``representative`` and given int8
+            ranges (:mod:`edgebnn.int8bnn`); its binary layers stay bitpacked.
         representative: inputs ``(N, ...)`` as stored (raw pixels), or a
             callable yielding ``[batch]`` lists, for int8 calibration.
         rewrite_dense: rewrite binary ``QuantDense`` layers as 1x1 binary
@@ -506,8 +525,8 @@ def convert(model, *, target="arm64", int8=False, representative=None, rewrite_d
 
     Raises:
         TargetError: unknown target.
-        ConversionError: the converter failed, ``int8`` on a larq model, or
-            ``int8`` without a representative dataset.
+        ConversionError: the converter failed, or ``int8`` without a
+            representative dataset.
     """
     return convert_model(
         model, target=target, int8=int8, representative=representative, rewrite_dense=rewrite_dense

@@ -67,6 +67,16 @@ def _dequantize_output(y, detail):
     return y.astype(np.float32)
 
 
+def _graph_detail(graph, index):
+    """An interpreter-style ``{"dtype", "quantization"}`` of a flatbuffer tensor
+    (LCE's interpreter takes and returns arrays without such details)."""
+    t = graph.tensor(index)
+    q = t.quantization
+    scale = float(q.scale[0]) if q is not None and q.scale is not None and len(q.scale) == 1 else 0.0
+    zero = int(q.zero_point[0]) if scale and q.zero_point is not None and len(q.zero_point) else 0
+    return {"dtype": np.dtype(t.dtype).type, "quantization": (scale, zero)}
+
+
 def predict_tflite(model, x, *, num_threads: int = 1, batch_size: int = 256) -> np.ndarray:
     """Return the model's float outputs for the float inputs ``x``.
 
@@ -99,7 +109,10 @@ def predict_tflite(model, x, *, num_threads: int = 1, batch_size: int = 256) -> 
         from larq_compute_engine.tflite.python.interpreter import Interpreter
 
         interp = Interpreter(data, num_threads=num_threads)
-        outs = [interp.predict(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+        in_detail = _graph_detail(graph, graph.inputs[0])
+        out_detail = _graph_detail(graph, graph.outputs[0])
+        outs = [_dequantize_output(interp.predict(_quantize_input(x[i : i + batch_size], in_detail)), out_detail)
+                for i in range(0, len(x), batch_size)]
         return np.concatenate(outs).astype(np.float32)
 
     cls = stock_interpreter_class()

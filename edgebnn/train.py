@@ -290,13 +290,20 @@ def worker_role(strategy: str, tf_config=None) -> WorkerRole:
                       chief=rank == 0, task=f"{kind}:{index}")
 
 
-def make_strategy(name: str):
+def make_strategy(name: str, *, role: WorkerRole | None = None):
     """Return the ``tf.distribute`` strategy named ``name``.
 
     ``default`` trains on one device; ``mirrored`` keeps one replica per local
-    GPU (or, without GPUs, per logical CPU device); ``multi_worker`` starts this process's collective server and waits for
-    the other workers in ``TF_CONFIG``; it has to be created before
-    TensorFlow runs its first operation in the process.
+    GPU (or, without GPUs, per logical CPU device); ``multi_worker`` starts
+    this process's collective server and waits for the other workers in
+    ``TF_CONFIG``; it has to be created before TensorFlow runs its first
+    operation in the process.
+
+    Args:
+        name: ``default``, ``mirrored`` or ``multi_worker``.
+        role: this process's role, when the caller has already read it with
+            :func:`worker_role`; otherwise ``multi_worker`` reads ``TF_CONFIG``
+            here to check it before TensorFlow does.
 
     Raises:
         ConfigError: ``multi_worker`` without a usable ``TF_CONFIG``, or after
@@ -313,7 +320,8 @@ def make_strategy(name: str):
         devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
         return tf.distribute.MirroredStrategy([d.name for d in devices])
     if name == "multi_worker":
-        worker_role(name)  # check TF_CONFIG before TensorFlow reads it
+        if role is None:
+            worker_role(name)  # check TF_CONFIG before TensorFlow reads it
         try:
             return tf.distribute.MultiWorkerMirroredStrategy()
         except RuntimeError as exc:
@@ -736,6 +744,10 @@ def train(config, run_dir, *, resume=False, force=False, callbacks=(), data_dir=
           dataset=None, deterministic=False) -> TrainResult:
     """Train ``config.model`` on ``config.dataset`` and write ``run_dir``.
 
+    The phases, each a function below: set up (the run directory, this
+    process's role, TensorFlow and the data), compile, restore, one epoch
+    at a time (each checkpointed), final metrics, write outputs.
+
     Args:
         config: a :class:`~edgebnn.config.TrainConfig`; may be ``None`` with
             ``resume=True`` (the run's ``config.yml`` is used).
@@ -758,29 +770,119 @@ def train(config, run_dir, *, resume=False, force=False, callbacks=(), data_dir=
             cannot be resumed.
         ConfigError, ModelError, DatasetError: bad configuration or data.
     """
-    from edgebnn._tf import import_tf
-    from edgebnn.datasets import canonical_name, load_dataset
-    from edgebnn.zoo import build_model, model_profile
-
     t_start = time.perf_counter()
     run_dir = Path(run_dir)
+    config, role = _resolve_config(config, run_dir, resume, force)
+    strategy = _start_tensorflow(config, role, deterministic)
+    run = _plan_run(config, role, strategy, run_dir, _load_split(config, dataset, data_dir))
+    model = _compile(run)
+    progress = _restore(run, model, resume)
+    _train_epochs(run, model, progress, callbacks)
+    done = {"epochs done": len(progress.history)}
+    if not role.chief:
+        # wait for the chief to write RUN_DIR, so that no worker leaves early
+        _check_workers_agree(strategy, role, done)
+        metrics = {"epochs": len(progress.history), "distribution": _distribution(run)}
+        return _result(run, model, progress, metrics)
+    _keep_best_weights(run, model, progress)
+    metrics = _final_metrics(run, model, progress, t_start)
+    _write_outputs(run_dir, model.local_model, progress.history, metrics, run.data)
+    _check_workers_agree(strategy, role, done)
+    return _result(run, model, progress, metrics)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What every phase of one :func:`train` call shares, fixed before the first step."""
+
+    config: TrainConfig
+    role: WorkerRole
+    strategy: object = field(repr=False)
+    run_dir: Path
+    data: Split = field(repr=False)
+    global_batch: int
+    steps_per_epoch: int
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.run_dir / rundir.CHECKPOINTS
+
+
+@dataclass(frozen=True)
+class _Model:
+    """The compiled model and what training and evaluation use beside it."""
+
+    net: object  # the distributed model's logits, compiled
+    optimizer: object
+    schedule: object
+    loss_fn: object  # the hard-label loss on logits (also the validation loss)
+    teacher: object  # the distillation teacher, or None
+    local_model: object  # a plain copy outside the strategy (ends in the softmax)
+    local_net: object  # its logits
+    steps: object  # the callback counting this process's training steps
+
+
+@dataclass
+class _Progress:
+    """Training's state across epochs: what a checkpoint saves and a resume restores."""
+
+    checkpoint: object = field(repr=False)  # tf.train.Checkpoint of net and optimizer
+    write_dir: Path  # where this process writes its checkpoints
+    history: list = field(default_factory=list)
+    resumed_from: int = 0  # epochs done before this call
+    best: dict | None = None
+    stopped: bool = False
+    elapsed_before: float = 0.0  # training wall time of the earlier sessions
+    t_session: float = 0.0  # perf_counter() when this session's epochs began
+
+    def wall_time(self) -> float:
+        """Training wall time so far, over every session."""
+        return self.elapsed_before + time.perf_counter() - self.t_session
+
+
+def _resolve_config(config, run_dir: Path, resume: bool, force: bool):
+    """Return ``(config, role)``: the configuration to train with and this process's role.
+
+    ``TF_CONFIG`` is read here, once (:func:`worker_role`); the chief
+    creates or checks ``run_dir`` (:func:`_prepare_run_dir`).
+    """
     if config is None:  # --resume with RUN_DIR/config.yml as it is (reading only)
         config = _prepare_run_dir(None, run_dir, resume, force, write=False)
     role = worker_role(config.strategy)
-    config = _prepare_run_dir(config, run_dir, resume, force, write=role.chief)
-    tf, tf_keras, larq = import_tf()
+    return _prepare_run_dir(config, run_dir, resume, force, write=role.chief), role
+
+
+def _start_tensorflow(config: TrainConfig, role: WorkerRole, deterministic: bool):
+    """Create the strategy, then seed TensorFlow; return the strategy."""
+    from edgebnn._tf import import_tf
+
+    tf, tf_keras, _ = import_tf()
     # first: multi_worker configures the collective runtime, which has to
     # happen before TensorFlow runs any operation in this process
-    strategy = make_strategy(config.strategy)
+    strategy = make_strategy(config.strategy, role=role)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
     tf_keras.utils.set_random_seed(config.seed)
+    return strategy
+
+
+def _load_split(config: TrainConfig, dataset, data_dir) -> Split:
+    """Load ``config.dataset`` (or check the given one) and split it (:func:`split_dataset`)."""
+    from edgebnn.datasets import canonical_name, load_dataset
 
     if dataset is None:
         dataset = load_dataset(config.dataset, data_dir=data_dir)
     elif canonical_name(dataset.name) != canonical_name(config.dataset):
         raise ConfigError(f"dataset '{dataset.name}' was given for a run on '{config.dataset}'")
-    data = split_dataset(dataset, config)
+    return split_dataset(dataset, config)
+
+
+def _plan_run(config, role, strategy, run_dir: Path, data: Split) -> _Run:
+    """Fix the global batch and the steps per epoch.
+
+    Raises:
+        ConfigError: the training images make no step of the global batch.
+    """
     n_train = len(data.y_train)
     global_batch = config.batch_size * strategy.num_replicas_in_sync
     steps_per_epoch = epoch_steps(n_train, global_batch, role.workers)
@@ -790,13 +892,23 @@ def train(config, run_dir, *, resume=False, force=False, callbacks=(), data_dir=
             f"({config.batch_size} per replica x {strategy.num_replicas_in_sync} replicas); "
             "lower --batch-size or raise --limit"
         )
+    return _Run(config=config, role=role, strategy=strategy, run_dir=run_dir, data=data,
+                global_batch=global_batch, steps_per_epoch=steps_per_epoch)
 
-    with strategy.scope():
+
+def _compile(run: _Run) -> _Model:
+    """Build and compile the model inside the strategy, and its plain copy for evaluation."""
+    from edgebnn._tf import import_tf
+    from edgebnn.zoo import build_model
+
+    _, tf_keras, _ = import_tf()
+    config, data = run.config, run.data
+    with run.strategy.scope():
         model = build_model(config.model, precision=config.precision,
                             input_shape=data.input_shape, num_classes=data.num_classes,
                             normalization=_normalization(config, data))
         net = logits_model(model)
-        schedule = lr_schedule(config, steps_per_epoch)
+        schedule = lr_schedule(config, run.steps_per_epoch)
         optimizer = make_optimizer(config, schedule)
         loss_fn = make_loss(config.loss)
         teacher = None
@@ -822,133 +934,185 @@ def train(config, run_dir, *, resume=False, force=False, callbacks=(), data_dir=
     # an all-reduce every worker has to join, so it happens once per epoch,
     # on every worker, in net.get_weights().
     local_model = tf_keras.models.clone_model(model)
-    local_net = logits_model(local_model)
+    return _Model(net=net, optimizer=optimizer, schedule=schedule, loss_fn=loss_fn,
+                  teacher=teacher, local_model=local_model,
+                  local_net=logits_model(local_model), steps=_step_counter(tf_keras))
 
-    ckpt_dir = run_dir / rundir.CHECKPOINTS
+
+def _restore(run: _Run, model: _Model, resume: bool) -> _Progress:
+    """Set up checkpointing; on ``resume``, restore the last finished epoch.
+
+    Ends with every worker checking that all start from the same
+    configuration, data and epoch.
+
+    Raises:
+        RunDirError: the state is unreadable, or the run was trained with
+            another global batch.
+    """
+    from edgebnn._tf import import_tf
+
+    tf = import_tf()[0]
+    config, role, ckpt_dir = run.config, run.role, run.ckpt_dir
     if role.chief:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         write_dir = ckpt_dir
     else:
         # saving is collective too: the others write where nobody reads
         write_dir = Path(tempfile.mkdtemp(prefix=f"edgebnn-worker{role.rank}-"))
-    checkpoint = tf.train.Checkpoint(model=net, optimizer=optimizer)
+    checkpoint = tf.train.Checkpoint(model=model.net, optimizer=model.optimizer)
     checkpoint.save_counter  # noqa: B018 -- create it so write() stores it and restore matches
+    progress = _Progress(checkpoint=checkpoint, write_dir=write_dir)
 
-    history, start_epoch, best, stopped = [], 0, None, False
-    elapsed_before = 0.0
     state = _read_state(ckpt_dir) if resume else None
     if state is not None:
-        trained_with = state.get("global_batch_size", global_batch)
-        if trained_with != global_batch:
+        trained_with = state.get("global_batch_size", run.global_batch)
+        if trained_with != run.global_batch:
             raise RunDirError(
-                f"cannot resume {run_dir}: it was trained with a global batch of {trained_with}, "
-                f"this cluster makes {global_batch} ({config.batch_size} per replica x "
-                f"{strategy.num_replicas_in_sync} replicas); resume with as many workers"
+                f"cannot resume {run.run_dir}: it was trained with a global batch of "
+                f"{trained_with}, this cluster makes {run.global_batch} ({config.batch_size} "
+                f"per replica x {run.strategy.num_replicas_in_sync} replicas); resume with as "
+                "many workers"
             )
         status = checkpoint.restore(str(ckpt_dir / state["checkpoint"]))
         status.assert_existing_objects_matched()
-        history = state["history"]
-        start_epoch = int(state["epoch"])
-        best = state.get("best")
-        stopped = bool(state.get("stopped_early", False))
-        elapsed_before = float(state.get("wall_time_s", 0.0))
-    resumed_from = start_epoch
+        progress.history = state["history"]
+        progress.resumed_from = int(state["epoch"])
+        progress.best = state.get("best")
+        progress.stopped = bool(state.get("stopped_early", False))
+        progress.elapsed_before = float(state.get("wall_time_s", 0.0))
     digest = int(hashlib.sha256(dump_config(config).encode()).hexdigest()[:5], 16)
-    _check_workers_agree(strategy, role, {"configuration": digest, "training images": n_train,
-                                          "epochs done": start_epoch})
+    _check_workers_agree(run.strategy, role, {"configuration": digest,
+                                              "training images": len(run.data.y_train),
+                                              "epochs done": progress.resumed_from})
+    return progress
 
-    y_val_1h = _one_hot(data.y_val, data.num_classes)
-    x_val = data.x_val.astype(np.float32)
-    steps = _step_counter(tf_keras)
-    t_session = time.perf_counter()
+
+def _train_epochs(run: _Run, model: _Model, progress: _Progress, callbacks) -> None:
+    """Train the epochs left, checkpointing each; a lost worker is a :class:`WorkerError`.
+
+    Stops before ``config.epochs`` when early stopping says so. A worker that
+    is not the chief removes its checkpoint directory at the end.
+    """
+    from edgebnn._tf import import_tf
+
+    tf = import_tf()[0]
+    data = run.data
+    val = (data.x_val.astype(np.float32), _one_hot(data.y_val, data.num_classes))
+    progress.t_session = time.perf_counter()
     try:
-        for epoch in range(start_epoch, config.epochs):
-            if stopped:
+        for epoch in range(progress.resumed_from, run.config.epochs):
+            if progress.stopped:
                 break
-            t0 = time.perf_counter()
-            xe, ye = epoch_data(data.x_train, data.y_train, seed=config.seed, epoch=epoch,
-                                augment_shift=config.augment_shift, as_float=config.augment == "none")
-            lr = _lr_at(schedule, epoch * steps_per_epoch)
-            inputs = _epoch_input(strategy, role, xe, _one_hot(ye, data.num_classes), global_batch,
-                                  augment=_augment_of(config, epoch, xe), teacher=teacher)
-            t_fit = time.perf_counter()
-            hist = net.fit(inputs, epochs=epoch + 1, initial_epoch=epoch,
-                           steps_per_epoch=steps_per_epoch, verbose=0,
-                           callbacks=[steps, *callbacks])
-            fit_s = time.perf_counter() - t_fit
-            del xe, inputs
-            local_net.set_weights(net.get_weights())
-            row = {"epoch": epoch + 1,
-                   "loss": float(hist.history["loss"][-1]),
-                   "accuracy": float(hist.history["accuracy"][-1])}
-            if len(data.y_val):
-                # every worker: the early-stopping decision has to be the same everywhere
-                logits = local_net.predict(x_val, batch_size=512, verbose=0)
-                row["val_loss"] = float(loss_fn(y_val_1h, logits))
-                pred = logits.argmax(axis=1)
-                row["val_accuracy"] = float((pred == data.y_val).mean())
-                row["val_macro_f1"] = macro_f1(data.y_val, pred, data.num_classes)
-            row["lr"] = lr
-            row["time_s"] = round(time.perf_counter() - t0, 3)
-            # training images this process stepped through per second of fit
-            # (the first epoch includes graph compilation)
-            row["images_per_s"] = round(steps_per_epoch * global_batch / role.workers / fit_s, 1)
-            history.append(row)
-
-            if config.early_stop and len(data.y_val):
-                best, improved, stopped = early_stop_update(best, row, config.early_stop)
-                if improved and role.chief:
-                    local_net.save_weights(str(ckpt_dir / BEST_WEIGHTS))
-
-            saved = checkpoint.write(str(write_dir / f"epoch-{epoch + 1:04d}"))
-            if role.chief:
-                _write_state(ckpt_dir, {
-                    "epoch": epoch + 1,
-                    "checkpoint": Path(saved).name,
-                    "history": history,
-                    "best": best,
-                    "stopped_early": stopped,
-                    "wall_time_s": elapsed_before + time.perf_counter() - t_session,
-                    "global_batch_size": global_batch,
-                })
-            _prune_checkpoints(write_dir, keep=Path(saved).name if role.chief else "")
+            row = _train_epoch(run, model, epoch, callbacks, val)
+            _end_epoch(run, model, progress, row)
     except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
             tf.errors.AbortedError) as exc:
-        if role.workers == 1:
+        if run.role.workers == 1:
             raise
+        done = len(progress.history)
         raise WorkerError(
-            f"worker {role.task}: another worker stopped during epoch {len(history) + 1} "
+            f"worker {run.role.task}: another worker stopped during epoch {done + 1} "
             f"({type(exc).__name__}: {_cause_line(str(exc))}); restart every worker with "
-            f"--resume to continue after epoch {len(history)}"
+            f"--resume to continue after epoch {done}"
         ) from exc
     finally:
-        if not role.chief:
-            shutil.rmtree(write_dir, ignore_errors=True)
+        if not run.role.chief:
+            shutil.rmtree(progress.write_dir, ignore_errors=True)
 
-    distribution = {
-        "strategy": config.strategy,
-        "workers": role.workers,
-        "replicas": int(strategy.num_replicas_in_sync),
-        "global_batch_size": global_batch,
-        "steps_per_epoch": steps_per_epoch,
+
+def _train_epoch(run: _Run, model: _Model, epoch: int, callbacks, val) -> dict:
+    """Train epoch ``epoch`` (0-based); return its history row.
+
+    ``val`` is ``(float images, one-hot labels)`` of the validation split.
+    Every worker computes the validation metrics: the early-stopping
+    decision has to be the same everywhere.
+    """
+    config, data, role = run.config, run.data, run.role
+    t0 = time.perf_counter()
+    xe, ye = epoch_data(data.x_train, data.y_train, seed=config.seed, epoch=epoch,
+                        augment_shift=config.augment_shift, as_float=config.augment == "none")
+    lr = _lr_at(model.schedule, epoch * run.steps_per_epoch)
+    inputs = _epoch_input(run.strategy, role, xe, _one_hot(ye, data.num_classes),
+                          run.global_batch, augment=_augment_of(config, epoch, xe),
+                          teacher=model.teacher)
+    t_fit = time.perf_counter()
+    hist = model.net.fit(inputs, epochs=epoch + 1, initial_epoch=epoch,
+                         steps_per_epoch=run.steps_per_epoch, verbose=0,
+                         callbacks=[model.steps, *callbacks])
+    fit_s = time.perf_counter() - t_fit
+    del xe, inputs
+    model.local_net.set_weights(model.net.get_weights())
+    row = {"epoch": epoch + 1,
+           "loss": float(hist.history["loss"][-1]),
+           "accuracy": float(hist.history["accuracy"][-1])}
+    if len(data.y_val):
+        x_val, y_val_1h = val
+        logits = model.local_net.predict(x_val, batch_size=512, verbose=0)
+        row["val_loss"] = float(model.loss_fn(y_val_1h, logits))
+        pred = logits.argmax(axis=1)
+        row["val_accuracy"] = float((pred == data.y_val).mean())
+        row["val_macro_f1"] = macro_f1(data.y_val, pred, data.num_classes)
+    row["lr"] = lr
+    row["time_s"] = round(time.perf_counter() - t0, 3)
+    # training images this process stepped through per second of fit
+    # (the first epoch includes graph compilation)
+    row["images_per_s"] = round(run.steps_per_epoch * run.global_batch / role.workers / fit_s, 1)
+    return row
+
+
+def _end_epoch(run: _Run, model: _Model, progress: _Progress, row: dict) -> None:
+    """Record a finished epoch: history, early stopping, checkpoint and (chief) state."""
+    config, role, ckpt_dir = run.config, run.role, run.ckpt_dir
+    progress.history.append(row)
+    if config.early_stop and len(run.data.y_val):
+        progress.best, improved, progress.stopped = early_stop_update(
+            progress.best, row, config.early_stop)
+        if improved and role.chief:
+            model.local_net.save_weights(str(ckpt_dir / BEST_WEIGHTS))
+    saved = progress.checkpoint.write(str(progress.write_dir / f"epoch-{row['epoch']:04d}"))
+    if role.chief:
+        _write_state(ckpt_dir, {
+            "epoch": row["epoch"],
+            "checkpoint": Path(saved).name,
+            "history": progress.history,
+            "best": progress.best,
+            "stopped_early": progress.stopped,
+            "wall_time_s": progress.wall_time(),
+            "global_batch_size": run.global_batch,
+        })
+    _prune_checkpoints(progress.write_dir, keep=Path(saved).name if role.chief else "")
+
+
+def _distribution(run: _Run) -> dict:
+    """The ``distribution`` entry of ``metrics.json``."""
+    return {
+        "strategy": run.config.strategy,
+        "workers": run.role.workers,
+        "replicas": int(run.strategy.num_replicas_in_sync),
+        "global_batch_size": run.global_batch,
+        "steps_per_epoch": run.steps_per_epoch,
     }
-    if not role.chief:
-        # wait for the chief to write RUN_DIR, so that no worker leaves early
-        _check_workers_agree(strategy, role, {"epochs done": len(history)})
-        return TrainResult(run_dir=run_dir, config=config, history=history,
-                           metrics={"epochs": len(history), "distribution": distribution},
-                           resumed_from=resumed_from, stopped_early=stopped,
-                           chief=False, steps=steps.count)
-    if config.early_stop and best is not None and (ckpt_dir / BEST_WEIGHTS).is_file():
-        local_net.load_weights(str(ckpt_dir / BEST_WEIGHTS))
 
-    # -- final evaluation on the full test set --------------------------------
-    logits = local_net.predict(data.x_test.astype(np.float32), batch_size=512, verbose=0)
+
+def _keep_best_weights(run: _Run, model: _Model, progress: _Progress) -> None:
+    """With early stopping, put the best epoch's weights back into the local copy."""
+    best_path = run.ckpt_dir / BEST_WEIGHTS
+    if run.config.early_stop and progress.best is not None and best_path.is_file():
+        model.local_net.load_weights(str(best_path))
+
+
+def _final_metrics(run: _Run, model: _Model, progress: _Progress, t_start: float) -> dict:
+    """The content of ``metrics.json``: test metrics on the full test set, profile, timings."""
+    from edgebnn._tf import import_tf
+    from edgebnn.zoo import model_profile
+
+    tf, tf_keras, larq = import_tf()
+    config, data, history, best = run.config, run.data, progress.history, progress.best
+    logits = model.local_net.predict(data.x_test.astype(np.float32), batch_size=512, verbose=0)
     report = classification_report(data.y_test, logits.argmax(axis=1), data.num_classes,
                                    data.class_names)
-    profile = model_profile(local_model)
-    wall = elapsed_before + time.perf_counter() - t_session
-    metrics = {
+    profile = model_profile(model.local_model)
+    return {
         "dataset": config.dataset,
         "model": config.model,
         "precision": config.precision,
@@ -964,23 +1128,26 @@ def train(config, run_dir, *, resume=False, force=False, callbacks=(), data_dir=
         "model_size_bytes": profile["size_bytes"],
         "epochs": len(history),
         "best_epoch": best["epoch"] if best else None,
-        "stopped_early": stopped,
-        "train_images": n_train,
+        "stopped_early": progress.stopped,
+        "train_images": len(data.y_train),
         "val_images": int(len(data.y_val)),
         "test_images": int(len(data.y_test)),
-        "wall_time_s": round(wall, 2),
+        "wall_time_s": round(progress.wall_time(), 2),
         "train_images_per_s": _images_per_s(history),
         "session_time_s": round(time.perf_counter() - t_start, 2),
-        "resumed_from_epoch": resumed_from,
+        "resumed_from_epoch": progress.resumed_from,
         "data_source": data.source,
-        "distribution": distribution,
+        "distribution": _distribution(run),
         "versions": {"tensorflow": tf.__version__, "tf_keras": tf_keras.__version__,
                      "larq": getattr(larq, "__version__", "?")},
     }
-    _write_outputs(run_dir, local_model, history, metrics, data)
-    _check_workers_agree(strategy, role, {"epochs done": len(history)})
-    return TrainResult(run_dir=run_dir, config=config, metrics=metrics, history=history,
-                       resumed_from=resumed_from, stopped_early=stopped, steps=steps.count)
+
+
+def _result(run: _Run, model: _Model, progress: _Progress, metrics: dict) -> TrainResult:
+    return TrainResult(run_dir=run.run_dir, config=run.config, metrics=metrics,
+                       history=progress.history, resumed_from=progress.resumed_from,
+                       stopped_early=progress.stopped, chief=run.role.chief,
+                       steps=model.steps.count)
 
 
 def _images_per_s(history: list):

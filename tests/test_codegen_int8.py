@@ -143,9 +143,10 @@ def test_float_model_keeps_float_api(repo_root):
 def bnn_int8(tmp_path_factory, repo_root):
     """The shipped mnist-bcnn-binary through LCE with int8 I/O and int8 non-binary layers.
 
-    LCE 0.16 calibrates nothing: tensors without recorded ranges take
-    ``experimental_default_int8_range`` (here [-3, 3]), which LCE says is for
-    latency tests. Accuracy is poor; the arithmetic is what is compared.
+    Converted here with LCE's ``experimental_default_int8_range`` (here
+    [-3, 3]) instead of edgebnn's calibration (tests/test_int8_bnn.py): every
+    tensor gets the same wide range, so saturating values are exercised.
+    Accuracy is poor; the arithmetic is what is compared.
     """
     from edgebnn._tf import import_lce, import_tf
     from edgebnn.convert import rewrite_binary_dense

@@ -358,7 +358,7 @@ def test_conversion_errors(tf_mods):
         convert(_float_cnn(K), target="riscv")
     with pytest.raises(ConversionError, match="representative dataset"):
         convert(_float_cnn(K), int8=True)
-    with pytest.raises(ConversionError, match="float models only"):
+    with pytest.raises(ConversionError, match="representative dataset"):
         convert(_build(tf_mods, seq_dense_last_no_bn, seed=0), int8=True)
 
 

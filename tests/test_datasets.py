@@ -36,6 +36,8 @@ from dataset_files import (
 )
 from edgebnn import datasets as D
 from edgebnn.cli import main
+from edgebnn.datasets import download as D_download
+from edgebnn.datasets import search as D_search
 from edgebnn.errors import DatasetError, MissingDependencyError
 
 # Published label histograms of MNIST (LeCun et al.) and Fashion-MNIST (balanced).
@@ -59,7 +61,7 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(home))
     for var in ("EDGEBNN_DATA", "KERAS_HOME", "EDGEBNN_DATA_MIRROR", "EDGEBNN_OFFLINE"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(D, "DEBIAN_ROOT", tmp_path / "debian")
+    monkeypatch.setattr(D_search, "DEBIAN_ROOT", tmp_path / "debian")
     return tmp_path
 
 
@@ -428,8 +430,8 @@ def mirror(isolated, monkeypatch):
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     monkeypatch.setenv("EDGEBNN_DATA_MIRROR", f"http://127.0.0.1:{server.server_address[1]}/")
-    monkeypatch.setattr(D, "_DOWNLOAD_TIMEOUT", 5.0)
-    monkeypatch.setattr(D, "_ONLINE_TIMEOUT", 1.0)
+    monkeypatch.setattr(D_download, "_DOWNLOAD_TIMEOUT", 5.0)
+    monkeypatch.setattr(D_download, "_ONLINE_TIMEOUT", 1.0)
     try:
         yield served, requests
     finally:
@@ -445,7 +447,7 @@ def _pin(monkeypatch, name, served):
     for r in spec.remotes:
         upstream = r.urls[0][0].rsplit("/", 1)[-1]
         digest = hashlib.md5((served / upstream).read_bytes()).hexdigest()
-        remotes.append(D._Remote(r.filename, ((r.urls[0][0], digest),)))
+        remotes.append(D_download._Remote(r.filename, ((r.urls[0][0], digest),)))
     monkeypatch.setattr(spec, "remotes", tuple(remotes))
 
 

@@ -20,7 +20,9 @@ _TARGETS = ("arm32", "arm64", "x86_64", "xcore")  # edgebnn.convert.TARGETS, kep
 @click.option("--lce-target", "target", type=click.Choice(_TARGETS), default="arm64", show_default=True,
               help="LCE's flatbuffer flavour (its 'arm' flatbuffer serves arm32, arm64 and x86_64). "
                    "Not a build target: those are `export`/`bench`/`firmware --target`.")
-@click.option("--int8", is_flag=True, help="Full int8 conversion of a float model (needs its dataset for calibration).")
+@click.option("--int8", is_flag=True,
+              help="Full int8: int8 input, output and float layers, calibrated on the dataset "
+                   "(BNNs keep their binary layers bitpacked).")
 @click.option("--no-rewrite-dense", "no_rewrite", is_flag=True,
               help="Keep binary QuantDense layers as LCE leaves them (float FULLY_CONNECTED).")
 @click.option("--dataset", help="Dataset for int8 calibration when the model's own is unknown.")

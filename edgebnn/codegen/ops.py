@@ -410,6 +410,9 @@ class LceBconv2d(OpKernel):
     min_inputs = 2
     max_inputs = 5
     out_dtypes = ("float32", "int32")
+    #: Output dtypes written through the multiplier/bias transform (the int8
+    #: handler in ops_int8 adds int8).
+    affine_out_dtypes = ("float32",)
 
     def parse(self):
         x, w = self.tensor(0), self.tensor(1)
@@ -431,22 +434,23 @@ class LceBconv2d(OpKernel):
             self.require_dtype(thr, ("int32",), "output_threshold")
             self.require_size(thr, out_c, "output_threshold")
             self.ctx.packed_channels[self.op.outputs[0]] = out_c
-        elif y.dtype == "float32":
+        elif y.dtype in self.affine_out_dtypes:
             if thr is not None:
-                raise self.fail("float output with an output_threshold tensor")
+                raise self.fail(f"{y.dtype} output with an output_threshold tensor")
             for t, role in ((mult, "post_activation_multiplier"), (bias, "post_activation_bias")):
                 self.require_const(t, role)
                 self.require_dtype(t, ("float32",), role)
                 if _prod(t.shape) != out_c:
                     raise self.fail(f"{role} has {_prod(t.shape)} values, expected {out_c}")
         else:
-            raise self.fail(f"output dtype {y.dtype} is not supported (float32 or bitpacked int32)")
+            raise self.fail(f"output dtype {y.dtype} is not supported "
+                            f"({' or '.join(self.affine_out_dtypes)} or bitpacked int32)")
         pad_value = self.int_option("pad_values", 0)
         if pad_value not in (0, 1):
             raise self.fail(f"pad_values={pad_value} (expected 0 or 1)")
         padding = self.padding()
         act = self.activation()
-        if padding == "SAME" and pad_value == 0 and (y.dtype == "int32" or act != 0):
+        if padding == "SAME" and pad_value == 0 and (y.dtype != "float32" or act != 0):
             raise self.fail("SAME padding with pad_values=0 is only valid with float output and no fused activation")
         stride_h, stride_w = self.int_option("stride_height", 1), self.int_option("stride_width", 1)
         dil_h = self.int_option("dilation_height_factor", 1)
@@ -457,8 +461,8 @@ class LceBconv2d(OpKernel):
             stride_h=stride_h, stride_w=stride_w, dilation_h=dil_h, dilation_w=dil_w,
             padding=padding, pad_value=pad_value, activation=act,
             filter=self.op.inputs[1],
-            multiplier=mult.index if (mult is not None and y.dtype == "float32") else -1,
-            bias=bias.index if (bias is not None and y.dtype == "float32") else -1,
+            multiplier=mult.index if (mult is not None and y.dtype != "int32") else -1,
+            bias=bias.index if (bias is not None and y.dtype != "int32") else -1,
             thresholds=thr.index if (thr is not None and y.dtype == "int32") else -1,
         )
 

@@ -12,13 +12,14 @@ Example:
     ['ADD', 'AVERAGE_POOL_2D', 'CONCATENATION']
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
 from edgebnn.codegen import quant as Q
 from edgebnn.codegen.ops import (
-    ACTIVATIONS, MAX_CONCAT_INPUTS, PADDING_MACROS, OpKernel, Params, _broadcast, _prod, output_size,
+    ACTIVATIONS, MAX_CONCAT_INPUTS, PADDING_MACROS, BConv2DParams, LceBconv2d, OpKernel, Params, _broadcast,
+    _prod, output_size,
 )
 
 _INT8 = {}
@@ -543,3 +544,36 @@ class LceQuantizeInt8(Int8Op):
 
     def emit(self, em):
         self.io_call(em, self.params.c_fields(), out_type="int32_t")
+
+
+@dataclass(frozen=True)
+class Int8BConv2DParams(BConv2DParams):
+    output_scale: float = 1.0
+    output_zero_point: int = 0
+
+
+@register_int8("LceBconv2d")
+class LceBconv2dInt8(Int8Op, LceBconv2d):
+    """LceBconv2d writing int8: the float output transform with LCE's fused
+    output scale and zero point, rounded and saturated (ebnn_binary.c)."""
+
+    c_params_type = "ebnn_int8_lce_bconv2d_params_t"
+    c_function = "ebnn_int8_lce_bconv2d"
+    affine_out_dtypes = ("int8",)
+
+    def parse(self):
+        p = super().parse()
+        scale, zp = self.qparams(self.out_tensor(), "output")
+        if not (np.isfinite(scale) and scale > 0):
+            raise self.fail(f"output scale {scale}, expected a positive finite number")
+        return Int8BConv2DParams(**{f.name: getattr(p, f.name) for f in fields(p)},
+                                 output_scale=scale, output_zero_point=zp)
+
+    def emit(self, em):
+        p = self.params
+        inner = em.params(self, "ebnn_bconv2d_params_t", self.c_struct(em), suffix="bconv")
+        name = em.params(self, self.c_params_type, [
+            ("bconv", f"&{inner}"), ("output_scale", float(p.output_scale)),
+            ("output_zero_point", p.output_zero_point)])
+        em.call(self, self.c_function, [f"&{name}", em.ptr(self.op.inputs[0], "int32_t", const=True),
+                                        em.ptr(self.op.outputs[0], "int8_t")])

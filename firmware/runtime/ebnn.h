@@ -847,6 +847,22 @@ typedef struct {
 ebnn_status_t ebnn_int8_pad_ref(const ebnn_int8_pad_params_t *params,
                                 const int8_t *input, int8_t *output);
 
+/* LceBconv2d with int8 output (ebnn_binary.c): the popcount, clamp and
+ * float multiply-add of the float output, with LCE's one-time fusion of the
+ * output scale and zero point into the multiplier and bias (double
+ * arithmetic), then round half away from zero and saturate to int8.
+ * bconv: multiplier/bias are the op's post_activation_* inputs, thresholds
+ * NULL; SAME padding with pad_value 0 is refused (LCE: float output only). */
+typedef struct {
+  const ebnn_bconv2d_params_t *bconv;
+  float output_scale;
+  int32_t output_zero_point;
+} ebnn_int8_lce_bconv2d_params_t;
+
+ebnn_status_t ebnn_int8_lce_bconv2d_ref(
+    const ebnn_int8_lce_bconv2d_params_t *params, const int32_t *input,
+    int8_t *output);
+
 /* LceQuantize of int8 [n_pixels][channels] (ebnn_int8_lce.c): bit = (q <
  * zero_point), i.e. the real value scale * (q - zero_point) is negative;
  * bitpacked as ebnn_quantize_ref. */

@@ -348,9 +348,31 @@ static void bconv_block_counts(const ebnn_bconv2d_params_t *p, const int32_t *pa
  * once per row (double arithmetic is soft-float on Cortex-M). */
 #define EBNN_BCONV_BLOCK 32
 
-void ebnn__bconv2d_row_float(const ebnn_bconv2d_params_t *p,
-                             const ebnn__bgeom_t *g, const int32_t *input,
-                             int32_t oy, float *out_row) {
+/* LCE's int8 output transform: saturate(round(y)), round half away from
+ * zero as TfLiteRound on the x86 interpreter (vcvtr on Arm hard-float LCE
+ * builds rounds halves to even; the x86 interpreter is the reference here).
+ * Clamping in float first keeps the int conversion defined; no libm. */
+static int8_t bconv_saturate_round(float y) {
+  int32_t t;
+  float frac;
+  if (y != y) return 0; /* NaN: undefined in LCE, defined here */
+  if (y >= 127.0f) return 127;
+  if (y <= -128.0f) return -128;
+  t = (int32_t)y;       /* toward zero, |t| <= 127 */
+  frac = y - (float)t;  /* exact: the fraction bits of y */
+  if (frac >= 0.5f) t += 1;
+  if (frac <= -0.5f) t -= 1;
+  return (int8_t)t;
+}
+
+/* One output row of the float or int8 transform. q == NULL: float output,
+ * m' and b' as above. q != NULL: int8 output with LCE's fused
+ *   m' = (float)(-(double)mul / scale),
+ *   b' = (float)(((double)bias + K * (double)mul) / scale + zero_point). */
+static void bconv2d_row_affine(const ebnn_bconv2d_params_t *p,
+                               const ebnn__bgeom_t *g, const int32_t *input,
+                               int32_t oy, float *out_row, int8_t *q_row,
+                               const ebnn_int8_lce_bconv2d_params_t *q) {
   float m[EBNN_BCONV_BLOCK], b[EBNN_BCONV_BLOCK], neg_mul[EBNN_BCONV_BLOCK];
   int32_t patch[EBNN_BCONV_PATCH_WORDS];
   int32_t o0, j, ox;
@@ -363,14 +385,21 @@ void ebnn__bconv2d_row_float(const ebnn_bconv2d_params_t *p,
         p->out_c - o0 < EBNN_BCONV_BLOCK ? p->out_c - o0 : EBNN_BCONV_BLOCK;
     for (j = 0; j < nb; ++j) {
       const float mul = p->multiplier[o0 + j];
-      m[j] = (float)(-1.0 * (double)mul);
-      b[j] = (float)((double)p->bias[o0 + j] + (double)g->k * (double)mul);
+      if (q == NULL) {
+        m[j] = (float)(-1.0 * (double)mul);
+        b[j] = (float)((double)p->bias[o0 + j] + (double)g->k * (double)mul);
+      } else {
+        const double scale = (double)q->output_scale;
+        m[j] = (float)(-1.0 * (double)mul / scale);
+        b[j] = (float)(((double)p->bias[o0 + j] + (double)g->k * (double)mul) / scale +
+                       (double)q->output_zero_point);
+      }
       neg_mul[j] = -1.0f * mul;
     }
     for (ox = 0; ox < g->g.out_w; ++ox) {
       const int32_t x_origin = ox * p->stride_w - g->g.pad_left;
       const int inside = bconv_inside(p, g, y_origin, x_origin);
-      float *out = out_row + (size_t)ox * (size_t)p->out_c + (size_t)o0;
+      const size_t at = (size_t)ox * (size_t)p->out_c + (size_t)o0;
       int32_t counts[EBNN_BCONV_BLOCK];
       if (use_patch) {
         bconv_gather(p, g, input, y_origin, x_origin, patch);
@@ -397,10 +426,43 @@ void ebnn__bconv2d_row_float(const ebnn_bconv2d_params_t *p,
           const float corr = neg_mul[j] * (float)oob_sum;
           y = y + corr;
         }
-        out[j] = y;
+        if (q_row == NULL) {
+          out_row[at + (size_t)j] = y;
+        } else {
+          q_row[at + (size_t)j] = bconv_saturate_round(y);
+        }
       }
     }
   }
+}
+
+void ebnn__bconv2d_row_float(const ebnn_bconv2d_params_t *p,
+                             const ebnn__bgeom_t *g, const int32_t *input,
+                             int32_t oy, float *out_row) {
+  bconv2d_row_affine(p, g, input, oy, out_row, NULL, NULL);
+}
+
+ebnn_status_t ebnn_int8_lce_bconv2d_ref(
+    const ebnn_int8_lce_bconv2d_params_t *params, const int32_t *input,
+    int8_t *output) {
+  ebnn__bgeom_t g;
+  int32_t oy;
+  ebnn_status_t st;
+  if (params == NULL || params->bconv == NULL || input == NULL || output == NULL)
+    return EBNN_ERROR_NULL_POINTER;
+  if (params->bconv->thresholds != NULL) return EBNN_ERROR_UNSUPPORTED;
+  if (!(params->output_scale > 0.0f) || params->output_zero_point < -128 ||
+      params->output_zero_point > 127)
+    return EBNN_ERROR_UNSUPPORTED;
+  st = ebnn__bconv2d_check(params->bconv, &g);
+  if (st != EBNN_OK) return st;
+  if (g.same_zero) return EBNN_ERROR_UNSUPPORTED; /* float output only in LCE */
+  for (oy = 0; oy < g.g.out_h; ++oy) {
+    bconv2d_row_affine(params->bconv, &g, input, oy, NULL,
+                       output + (size_t)oy * (size_t)g.g.out_w * (size_t)params->bconv->out_c,
+                       params);
+  }
+  return EBNN_OK;
 }
 
 static void bconv2d_row_packed(const ebnn_bconv2d_params_t *p,
