@@ -101,7 +101,7 @@ BAD_EDITS = {
     "missing_cc": (('cc = "arm-none-eabi-gcc"\n', ""), "toolchain.cc"),
     "flash_not_int": (("flash_bytes = 524288", 'flash_bytes = "512K"'), "memory.flash_bytes"),
     "bad_kind": (('kind = "mcu"', 'kind = "fpga"'), "kind"),
-    "unknown_field": (('kernels = "ref"', 'kernels = "ref"\nkernel = "x"'), "kernel"),
+    "unknown_field": (('kernels = "mcu"', 'kernels = "mcu"\nkernel = "x"'), "kernel"),
     "cflags_not_list": (('cflags = ["-mcpu=cortex-m4",', 'cflags = "-O2"\nold = ["-mcpu=cortex-m4",'),
                         "toolchain.cflags"),
     "unknown_placeholder": (('"-kernel", "{elf}"', '"-kernel", "{image}"'), "{image}"),

@@ -44,7 +44,7 @@ def test_a_target_cannot_turn_contraction_back_on(tmp_path):
 
 
 def test_an_unknown_kernel_set_in_a_target_file_is_an_error(tmp_path):
-    path = _target_file(tmp_path, **{'kernels = "ref"': 'kernels = "fastest"'})
+    path = _target_file(tmp_path, **{'kernels = "mcu"': 'kernels = "fastest"'})
     with pytest.raises(TargetError) as exc:
         load_target(path)
     msg = str(exc.value)
@@ -68,6 +68,21 @@ def test_a_kernel_set_calls_its_first_variant_the_runtime_defines():
     assert toolchain.KERNEL_SETS["ref"].pick("ebnn_bconv2d", defs) == "ebnn_bconv2d_ref"
     calls = {c["kernel"] for c in generate(MODEL, kernels="ref").ops if c["kernel"]}
     assert calls and all(k.endswith("_ref") for k in calls)
+
+
+def test_the_mcu_kernel_set_calls_the_mcu_kernels_where_they_exist():
+    defs = runtime_functions()
+    mcu = toolchain.KERNEL_SETS["mcu"]
+    for base in ("ebnn_bconv2d", "ebnn_bdense", "ebnn_fused_conv_pool_affine_quantize",
+                 "ebnn_int8_conv2d"):
+        assert mcu.pick(base, defs) == f"{base}_mcu"
+    assert mcu.pick("ebnn_softmax", defs) == "ebnn_softmax_ref"
+    calls = {c["kernel"] for c in generate(MODEL, kernels="mcu").ops if c["kernel"]}
+    assert "ebnn_fused_conv_pool_affine_quantize_mcu" in calls
+    # every M-profile target file asks for it
+    for name in ("cortex-m0", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55",
+                 "stm32f405", "nucleo-f411re", "rv32imc"):
+        assert toolchain.toolchain_for(name).kernels is mcu, name
 
 
 def test_compile_commands_kinds():

@@ -578,6 +578,24 @@ ebnn_status_t ebnn_add_opt(const ebnn_binary_params_t *params, const float *a,
 ebnn_status_t ebnn_mul_opt(const ebnn_binary_params_t *params, const float *a,
                            const float *b, float *output);
 
+/* ------------------------------------------------------------------------ */
+/* Kernel set "mcu" (M-profile cores; ebnn_bconv_mcu.c, ebnn_bdense_mcu.c,   */
+/* ebnn_fused_mcu.c)                                                         */
+/* ------------------------------------------------------------------------ */
+
+/* Same params, results (bit for bit) and statuses as the _ref kernels:
+ * popcount without a popcount instruction (SWAR with shared folding, USADA8
+ * on DSP cores), LCE's fused multiplier/bias computed once per call, the
+ * image stem's conv summed from registers. About 2 KiB of stack at most;
+ * cases outside their fast paths are delegated to the _ref kernels. */
+ebnn_status_t ebnn_bconv2d_mcu(const ebnn_bconv2d_params_t *params,
+                               const int32_t *input, void *output);
+ebnn_status_t ebnn_bdense_mcu(const ebnn_bdense_params_t *params,
+                              const int32_t *input, float *output);
+ebnn_status_t ebnn_fused_conv_pool_affine_quantize_mcu(
+    const ebnn_fused_params_t *params, const void *input, int32_t *output,
+    void *scratch, size_t scratch_bytes);
+
 /* ======================================================================== */
 /* Int8 kernels (TFLite's integer arithmetic, reference semantics)           */
 /* ======================================================================== */
@@ -638,6 +656,10 @@ typedef struct {
 } ebnn_int8_conv2d_params_t;
 
 ebnn_status_t ebnn_int8_conv2d_ref(const ebnn_int8_conv2d_params_t *params,
+                                   const int8_t *input, int8_t *output);
+/* Kernel set "mcu" (ebnn_int8_conv_mcu.c): SXTB16 + SMLAD on DSP cores,
+ * the same output bytes as ebnn_int8_conv2d_ref (which it calls elsewhere). */
+ebnn_status_t ebnn_int8_conv2d_mcu(const ebnn_int8_conv2d_params_t *params,
                                    const int8_t *input, int8_t *output);
 
 /* DEPTHWISE_CONV_2D, per channel: out channel o = ci * depth_multiplier + m,
