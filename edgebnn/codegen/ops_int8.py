@@ -636,7 +636,10 @@ class Int8FusedChain(OpKernel):
             ref = ("producer", "EBNN_PRODUCER_BCONV2D"), ("conv", "NULL"), ("bconv", f"&{prod.int8_struct(em, suffix='producer')}")
         else:
             inner = em.params(prod, prod.c_params_type, prod.c_struct(em), suffix="producer")
-            ref = ("producer", "EBNN_PRODUCER_CONV2D"), ("conv", f"&{inner}"), ("bconv", "NULL")
+            conv_fn = em.kernel_set.pick(prod.c_function, em.defs)
+            em.called.add(conv_fn)  # linked: the chain calls it through the pointer
+            ref = (("producer", "EBNN_PRODUCER_CONV2D"), ("conv", f"&{inner}"), ("conv_fn", conv_fn),
+                   ("bconv", "NULL"))
         affine = "NULL"
         if self.affine is not None:
             affine = "&" + em.params(self.affine, self.affine.c_params_type, self.affine.c_struct(em),

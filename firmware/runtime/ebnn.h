@@ -882,9 +882,13 @@ ebnn_status_t ebnn_int8_lce_quantize_ref(
  * one pooled row at a time from the pool window's producer rows. Equal byte
  * for byte to the unfused _ref calls. Scratch: ebnn_int8_fused_scratch_bytes()
  * bytes (pool.filter_h producer rows and two pooled rows, int8). */
+typedef ebnn_status_t (*ebnn_int8_conv2d_fn)(const ebnn_int8_conv2d_params_t *params,
+                                             const int8_t *input, int8_t *output);
+
 typedef struct {
   int32_t producer; /* EBNN_PRODUCER_CONV2D or EBNN_PRODUCER_BCONV2D */
   const ebnn_int8_conv2d_params_t *conv;       /* producer CONV2D, else NULL */
+  ebnn_int8_conv2d_fn conv_fn;  /* the kernel set's int8 conv; NULL: _ref */
   const ebnn_int8_lce_bconv2d_params_t *bconv; /* producer BCONV2D, else NULL */
   ebnn_int8_pool2d_params_t pool;              /* in_h/in_w: the producer's output */
   const ebnn_int8_depthwise_conv2d_params_t *affine; /* or NULL */

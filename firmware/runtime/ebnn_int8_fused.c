@@ -8,7 +8,8 @@
  * rows and two pooled rows instead. Every step is the unfused _ref kernel
  * called on a slice (a VALID producer's output rows r0..r0+n-1 read input
  * rows r0*stride .. (r0+n-1)*stride + (fh-1)*dilation only), so the result
- * is the unfused result byte for byte.
+ * is the unfused result byte for byte. The conv is the kernel set's
+ * (conv_fn, e.g. ebnn_int8_conv2d_mcu), the other steps _ref.
  */
 #include "ebnn.h"
 
@@ -95,7 +96,7 @@ ebnn_status_t ebnn_int8_fused_ref(const ebnn_int8_fused_params_t *p,
     if (p->producer == EBNN_PRODUCER_CONV2D) {
       ebnn_int8_conv2d_params_t conv = *p->conv;
       conv.in_h = fused_in_rows(n, conv.stride_h, conv.filter_h, conv.dilation_h);
-      st = ebnn_int8_conv2d_ref(
+      st = (p->conv_fn != NULL ? p->conv_fn : ebnn_int8_conv2d_ref)(
           &conv,
           (const int8_t *)input + (size_t)r0 * (size_t)conv.stride_h *
                                       (size_t)conv.in_w * (size_t)conv.in_c,
