@@ -87,7 +87,13 @@ def test_bconv_opt_is_bit_identical_to_ref(pair, case):
 # in_hwc, out_c, k, stride, dilation, padding, act
 CONV = [((9, 10, 3), 32, 3, 2, 1, "SAME", "RELU"), ((12, 11, 64), 128, 1, 1, 1, "VALID", "NONE"),
         ((8, 8, 5), 13, 3, 1, 2, "SAME", "RELU6"), ((15, 15, 3), 64, 7, 2, 1, "SAME", "NONE"),
-        ((7, 9, 256), 512, 1, 2, 1, "VALID", "RELU_N1_TO_1"), ((6, 6, 70), 9, 3, 1, 1, "SAME", "NONE")]
+        ((7, 9, 256), 512, 1, 2, 1, "VALID", "RELU_N1_TO_1"), ((6, 6, 70), 9, 3, 1, 1, "SAME", "NONE"),
+        # the blocked GEMM path (ebnn_conv_opt.c): chunks across row ends, 8-channel tails, tiles
+        # padded past the last pixel, patches on borders and with dilation
+        ((7, 7, 256), 512, 1, 1, 1, "VALID", "NONE"), ((14, 13, 128), 256, 1, 1, 1, "VALID", "RELU"),
+        ((23, 21, 3), 16, 3, 2, 1, "SAME", "RELU"), ((9, 11, 16), 24, 3, 1, 1, "SAME", "RELU6"),
+        ((10, 9, 8), 40, 3, 1, 2, "SAME", "NONE"), ((5, 5, 56), 8, 3, 2, 1, "VALID", "RELU_N1_TO_1"),
+        ((11, 3, 5), 16, 5, 1, 1, "SAME", "NONE"), ((6, 7, 64), 32, 2, 2, 1, "SAME", "RELU")]
 
 
 @pytest.mark.parametrize("case", CONV, ids=[f"{'x'.join(map(str, c[0]))}_o{c[1]}_k{c[2]}_s{c[3]}_d{c[4]}_"

@@ -105,6 +105,12 @@ ebnn_status_t ebnn__conv2d_check(const ebnn_conv2d_params_t *p,
 void ebnn__conv2d_row(const ebnn_conv2d_params_t *p, const ebnn__geom_t *g,
                       const float *input, int32_t oy, float *out_row);
 
+/* CONV_2D (HWIO filter) as a cache-blocked GEMM (ebnn_conv_opt.c): 1 when
+ * it computed the whole output, 0 when the shape is outside its fast path
+ * (nothing written). Bit-identical to ebnn__conv2d_row. */
+int ebnn__conv2d_blocked_opt(const ebnn_conv2d_params_t *p, const ebnn__geom_t *g,
+                             const float *input, float *output);
+
 /* LceBconv2d output transform, resolved once per call. */
 typedef struct {
   ebnn__geom_t g;
