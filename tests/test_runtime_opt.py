@@ -46,7 +46,18 @@ BCONV = [
     ((11, 5), 33, 17, 3, 1, 2, "VALID", 1, "RELU_N1_TO_1", False),
     ((6, 13), 3, 7, 5, 1, 1, "SAME", 1, "RELU6", True),
     ((12, 12), 256, 48, 1, 2, 1, "VALID", 1, "NONE", False),
-    ((10, 11), 96, 40, 3, 1, 1, "SAME", 0, "NONE", False),  # same-zero: delegated to ref
+    ((10, 11), 96, 40, 3, 1, 1, "SAME", 0, "NONE", False),  # same-zero: the reference's correction
+    ((7, 7), 512, 512, 3, 1, 1, "SAME", 0, "NONE", False),
+    ((9, 8), 64, 64, 3, 2, 1, "SAME", 0, "NONE", False),
+    ((6, 9), 70, 24, 5, 1, 2, "SAME", 0, "NONE", False),
+    ((3, 4), 40, 16, 5, 1, 1, "SAME", 0, "NONE", False),  # window larger than the input
+    # AVX2 nibble-split path: chunks across row ends, channel tails past 16, split windows up to
+    # 256 words (9 * 28) and above them the unsplit tile (9 * 29 words)
+    ((56, 5), 64, 64, 3, 1, 1, "SAME", 1, "RELU", False),
+    ((5, 6), 896, 24, 3, 1, 1, "SAME", 1, "NONE", True),
+    ((5, 6), 928, 24, 3, 1, 1, "SAME", 1, "NONE", False),
+    ((13, 7), 160, 200, 3, 1, 1, "VALID", 1, "RELU6", False),
+    ((4, 4), 32, 2048, 1, 1, 1, "VALID", 1, "NONE", True),
     ((5, 23), 2048, 32, 3, 1, 1, "SAME", 1, "NONE", True),  # 1152 window words: delegated
     ((14, 14), 128, 256, 2, 2, 1, "VALID", 1, "NONE", True),
 ]

@@ -156,9 +156,9 @@ static int32_t bconv_popcount(const ebnn_bconv2d_params_t *p,
  * effective filter is larger than the input (it overflows on both sides)
  * LCE's cases do not cover it and it applies no correction, or a partial
  * one. Returns 1 and sets *sum when LCE applies a correction. */
-static int bconv_zero_pad_correction(const ebnn_bconv2d_params_t *p,
-                                     const ebnn__bgeom_t *g, int32_t oy,
-                                     int32_t ox, int32_t o, int32_t *sum) {
+int ebnn__bconv_zero_pad_correction(const ebnn_bconv2d_params_t *p,
+                                    const ebnn__bgeom_t *g, int32_t oy,
+                                    int32_t ox, int32_t o, int32_t *sum) {
   const int32_t eff_w = (p->filter_w - 1) * p->dilation_w + 1;
   const int32_t eff_h = (p->filter_h - 1) * p->dilation_h + 1;
   /* C99 division truncates toward zero, as C++'s does in LCE. */
@@ -393,7 +393,7 @@ void ebnn__bconv2d_row_float(const ebnn_bconv2d_params_t *p,
         y = (float)x * m[j];
         y = y + b[j];
         if (g->same_zero && !inside &&
-            bconv_zero_pad_correction(p, g, oy, ox, o0 + j, &oob_sum)) {
+            ebnn__bconv_zero_pad_correction(p, g, oy, ox, o0 + j, &oob_sum)) {
           const float corr = neg_mul[j] * (float)oob_sum;
           y = y + corr;
         }

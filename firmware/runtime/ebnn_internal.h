@@ -130,6 +130,13 @@ void ebnn__bconv2d_row_float(const ebnn_bconv2d_params_t *p,
                              const ebnn__bgeom_t *g, const int32_t *input,
                              int32_t oy, float *out_row);
 
+/* Same-zero padding: 1 and *sum (the +-1 filter values LCE counts as
+ * outside the input) when LCE corrects output (oy, ox) channel o, which is
+ * then y + (-1.0f * multiplier[o]) * (float)*sum; 0 when it does not. */
+int ebnn__bconv_zero_pad_correction(const ebnn_bconv2d_params_t *p,
+                                    const ebnn__bgeom_t *g, int32_t oy,
+                                    int32_t ox, int32_t o, int32_t *sum);
+
 ebnn_status_t ebnn__pool_geom(const ebnn_pool2d_params_t *p, ebnn__geom_t *g);
 
 /* The fused chain's geometry, resolved once per call (ebnn_fused.c); shared
