@@ -161,3 +161,25 @@ def test_add_mul_opt_are_bit_identical_to_ref(pair, op, b_size, act):
     want = _call_float(ref, f"ebnn_{op}_ref", p, a, b, out=np.full(a.shape, 5.0, np.float32))
     got = _call_float(opt, f"ebnn_{op}_opt", p, a, b, out=np.full(a.shape, 5.0, np.float32))
     assert checks.bitexact(got, want)
+
+
+# rows, in_features, out_features, bias, act: tails of the 8-output blocks, one output
+FC = [(1, 512, 1000, True, "NONE"), (3, 37, 13, True, "RELU"), (2, 5, 8, False, "RELU6"),
+      (1, 1, 1, True, "RELU_N1_TO_1"), (4, 300, 7, False, "NONE")]
+
+
+@pytest.mark.parametrize("case", FC, ids=[f"r{c[0]}_i{c[1]}_o{c[2]}_{'bias' if c[3] else 'nobias'}_{c[4].lower()}"
+                                          for c in FC])
+def test_fully_connected_opt_is_bit_identical_to_ref(pair, case):
+    ref, opt = pair
+    rows, n_in, n_out, bias, act = case
+    rng = np.random.default_rng(zlib.crc32(repr(case).encode()))
+    x = rng.normal(size=(rows, n_in)).astype(np.float32)
+    x.flat[:3] = [np.inf, -0.0, np.nan][:x.size]
+    w = rng.normal(size=(n_out, n_in)).astype(np.float32)
+    b = rng.normal(size=n_out).astype(np.float32) if bias else None
+    p = E.FullyConnectedParams(rows, n_in, n_out, E.ACT[act], w.ctypes.data_as(E.PF),
+                               b.ctypes.data_as(E.PF) if bias else None)
+    want = _call_float(ref, "ebnn_fully_connected_ref", p, x, out=np.full((rows, n_out), 5.0, np.float32))
+    got = _call_float(opt, "ebnn_fully_connected_opt", p, x, out=np.full((rows, n_out), 5.0, np.float32))
+    assert checks.bitexact(got, want)

@@ -36,10 +36,10 @@
 #define EBNN_BOPT_MAX_OC 2048
 #define EBNN_BOPT_PATCH_WORDS 1024
 #define EBNN_BOPT_MAX_FH 32
-#define EBNN_BOPT_CNT 8192 /* int32 counts per chunk */
+#define EBNN_BOPT_CNT 16384 /* int32 counts per chunk */
 #define EBNN_BOPT_FILTER_ELEMS 4096
 #define EBNN_BOPT_SPLIT_K 256      /* AVX2: windows up to this many words run nibble-split */
-#define EBNN_BOPT_SPLIT_WORDS 8192 /* AVX2: split window words per chunk (2 per word) */
+#define EBNN_BOPT_SPLIT_WORDS 16384 /* AVX2: split window words per chunk (2 per word) */
 
 #if !defined(EBNN_OPT_PLAIN_C) && defined(__AVX512VPOPCNTDQ__) && defined(__AVX512BW__)
 #include <immintrin.h>
@@ -453,6 +453,12 @@ static void bopt_rows(const bopt_ctx_t *c, const int32_t *input, int32_t oy0, in
       chunk = EBNN_BOPT_SPLIT_WORDS / (2 * k_words);
   }
 #endif
+  { /* balanced chunks: 49 pixels in chunks of at most 16 run as 13+12+12+12, not 16+16+16+1 */
+    const int32_t total = q1 - oy0 * ow;
+    const int32_t n_chunks = total > 0 ? (total + chunk - 1) / chunk : 1;
+    const int32_t even = (total + n_chunks - 1) / n_chunks;
+    chunk = even + (even & 1) <= chunk ? even + (even & 1) : even; /* whole 2-pixel tiles */
+  }
   for (q = oy0 * ow; q < q1; q += chunk) {
     const int32_t n = q1 - q < chunk ? q1 - q : chunk;
     bopt_chunk_counts(c, input, q, n, cnt);
