@@ -183,3 +183,23 @@ def test_fully_connected_opt_is_bit_identical_to_ref(pair, case):
     want = _call_float(ref, "ebnn_fully_connected_ref", p, x, out=np.full((rows, n_out), 5.0, np.float32))
     got = _call_float(opt, "ebnn_fully_connected_opt", p, x, out=np.full((rows, n_out), 5.0, np.float32))
     assert checks.bitexact(got, want)
+
+
+@pytest.mark.parametrize("channels", [32, 64, 96, 70, 5])
+def test_quantize_opt_is_bit_identical_to_ref(pair, channels):
+    ref, opt = pair
+    rng = np.random.default_rng(channels)
+    x = rng.normal(size=(7, channels)).astype(np.float32)
+    x.flat[:6] = [0.0, -0.0, np.nan, -np.nan, np.inf, -np.inf]  # -0.0 and -NaN pack as +1 (bit 0)
+    p = E.QuantizeParams(7, channels)
+    words = E.words(channels)
+    outs = []
+    for rt, name in ((ref, "ebnn_quantize_ref"), (opt, "ebnn_quantize_opt")):
+        out = np.full((7, words), 0x5A5A5A5A, np.int32)
+        rt._call(name, ctypes.byref(p), x.ctypes.data_as(E.PF), out.ctypes.data_as(E.PI))
+        outs.append(out)
+    assert checks.bitexact(outs[1], outs[0])
+    bits = np.zeros((7, words * 32), np.uint64)
+    bits[:, :channels] = x < 0  # numpy's x < 0: False for -0.0 and NaN
+    want = (bits.reshape(7, words, 32) << np.arange(32, dtype=np.uint64)).sum(-1).astype(np.uint32)
+    assert np.array_equal(outs[1].view(np.uint32), want)
