@@ -51,6 +51,7 @@ BCONV = [
     ((9, 8), 64, 64, 3, 2, 1, "SAME", 0, "NONE", False),
     ((6, 9), 70, 24, 5, 1, 2, "SAME", 0, "NONE", False),
     ((3, 4), 40, 16, 5, 1, 1, "SAME", 0, "NONE", False),  # window larger than the input
+    ((5, 6), 64, 1040, 3, 1, 1, "SAME", 0, "NONE", False),  # taps x channels over the precomputed sums
     # AVX2 nibble-split path: chunks across row ends, channel tails past 16, split windows up to
     # 256 words (9 * 28) and above them the unsplit tile (9 * 29 words)
     ((56, 5), 64, 64, 3, 1, 1, "SAME", 1, "RELU", False),

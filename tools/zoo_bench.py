@@ -10,9 +10,9 @@ with edgebnn's C generator ("opt" kernels, -O3 -march=native), check it
 against LCE's interpreter on 2 seeded inputs, then time both on one thread
 and the C engine on two (medians of --runs invokes, in the same run). Prints one table: binary and
 float MACs, top-1 agreement, max |c - lce|, c and lce medians (wall
-clock), their ratio, the same ratio in CPU time (the calling thread's CPU
-time of each invoke, which on a shared machine leaves out the time other
-jobs held the core), achieved G binary MAC/s and G float MAC/s, the
+clock), their ratio, the same ratio in CPU time (the C program's calling
+thread, LCE's whole process, per invoke: on a shared machine CPU time
+leaves out the time other jobs held the core), achieved G binary MAC/s and G float MAC/s, the
 roofline fraction (ceiling time / c median, ceiling time = binary MACs /
 binary ceiling + float MACs / float ceiling) on wall and on CPU time, arena
 bytes and peak RSS of the C program.
@@ -114,9 +114,9 @@ def bench_model(name, *, size, seed, cache, runs):
     interp.predict(one)
     times, cpu = [], []
     for _ in range(runs):
-        c0, t0 = time.thread_time(), time.perf_counter()
-        interp.predict(one)  # num_threads=1: runs on this thread
-        t1, c1 = time.perf_counter(), time.thread_time()
+        c0, t0 = time.process_time(), time.perf_counter()
+        interp.predict(one)  # num_threads=1; process CPU time in case work runs off this thread
+        t1, c1 = time.perf_counter(), time.process_time()
         times.append(t1 - t0)
         cpu.append(c1 - c0)
     row["lce_ms"] = statistics.median(times) * 1e3

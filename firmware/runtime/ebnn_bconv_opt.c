@@ -7,25 +7,34 @@
  * Register tiling: EBNN_BOPT_P output pixels x one block of output
  * channels share every load: for each filter word k, the P input words are
  * broadcast and XORed with the block's weights, the popcounts accumulate
- * per (pixel, channel) lane. Cache blocking: a row is cut into chunks of
- * pixels whose counts fit a stack buffer; the channel block is the outer
- * loop of a chunk, so its weights ([K words][block] of the [K][out_c]
- * filter_t) stay in L1 while the chunk's pixels stream past.
+ * per (pixel, channel) lane. Cache blocking: the output pixels of a
+ * thread's rows are cut into chunks (across row ends, balanced in size)
+ * whose counts fit a stack buffer; the channel block is the outer loop of
+ * a chunk, so its weights ([K words][block] of the [K][out_c] filter_t)
+ * stay in L1 while the chunk's pixels stream past.
  *
  * Vector code, chosen by the build's -march / -mcpu flags:
  *   AVX-512 VPOPCNTDQ + BW: VPOPCNTD on 16 channels per zmm, 32 per block;
- *   AVX2: popcount by the nibble table (VPSHUFB) into byte counters,
- *     widened to 32 bits (VPMADDUBSW + VPMADDWD) every 31 words, before a
- *     byte can overflow (31 * 8 = 248), 16 channels per block;
+ *   AVX2, windows up to EBNN_BOPT_SPLIT_K words: operands split into
+ *     nibbles once per chunk (bopt_tile_split), so a word costs 2 XOR +
+ *     2 VPSHUFB + 2 byte adds per 8 channels; 2 pixels x 32 channels
+ *     (16 for the last block) per tile; byte counters widened to 32 bits
+ *     (VPMADDUBSW + VPMADDWD) every 31 words, before a byte can overflow
+ *     (31 * 8 = 248). Larger windows: the plain nibble-table loop (XOR,
+ *     mask, shift, 2 VPSHUFB), 4 pixels x 16 channels;
  *   NEON: VCNT into byte counters, widened (VPADDL) every 31 words,
  *     16 channels per block;
  *   else (or -DEBNN_OPT_PLAIN_C): plain C loops over 16 channels.
  * Channels past the last full block run as plain scalar loops.
  *
- * Delegated to ebnn_bconv2d_ref: SAME padding with pad_value 0 (the
- * reference's border correction), windows over EBNN_BOPT_PATCH_WORDS words,
+ * SAME padding with pad_value 0 (Bi-Real Net) is counted as same-one, then
+ * border pixels get the reference's correction (the same float operations:
+ * ebnn__bconv_zero_pad_correction).
+ *
+ * Delegated to ebnn_bconv2d_ref: windows over EBNN_BOPT_PATCH_WORDS words,
  * more than EBNN_BOPT_MAX_OC channels, no filter_t with a filter over the
- * stack buffer. Stack: about 48 KiB (hosts only, like ebnn_opt.c).
+ * stack buffer. Stack: about 240 KiB (hosts only, like ebnn_opt.c; glibc
+ * threads get the stack rlimit, usually 8 MiB).
  */
 #include <string.h>
 
@@ -38,6 +47,7 @@
 #define EBNN_BOPT_MAX_FH 32
 #define EBNN_BOPT_CNT 16384 /* int32 counts per chunk */
 #define EBNN_BOPT_FILTER_ELEMS 4096
+#define EBNN_BOPT_ZSUM 8192 /* same-zero: taps x out_c filter sums precomputed */
 #define EBNN_BOPT_SPLIT_K 256      /* AVX2: windows up to this many words run nibble-split */
 #define EBNN_BOPT_SPLIT_WORDS 16384 /* AVX2: split window words per chunk (2 per word) */
 
@@ -63,6 +73,8 @@ typedef struct {
   const uint32_t *wt; /* [k_words][out_c] */
   size_t row_len;     /* filter_w * words_in: contiguous words per filter row */
   float m[EBNN_BOPT_MAX_OC], b[EBNN_BOPT_MAX_OC]; /* float output transform */
+  int32_t zsum_ok;                /* same-zero: zsum holds every tap's sums */
+  int32_t zsum[EBNN_BOPT_ZSUM];   /* [tap][out_c]: ebnn__bconv_tap_sum */
 } bopt_ctx_t;
 
 /* Counts of EBNN_BOPT_P pixels (rows[i * fh + fy]: row fy of pixel i's
@@ -399,7 +411,8 @@ static void bopt_chunk_counts(const bopt_ctx_t *c, const int32_t *input, int32_t
 }
 
 /* The reference's output transform of pixel q (oy, ox) from its counts. */
-static void bopt_transform(const bopt_ctx_t *c, const int32_t *ct, int32_t q, void *output) {
+static void bopt_transform(const bopt_ctx_t *c, const int32_t *ct, int32_t q, void *output,
+                           int32_t *zacc) {
   const ebnn_bconv2d_params_t *p = c->p;
   const int32_t oc = p->out_c;
   int32_t o, w, j;
@@ -417,14 +430,32 @@ static void bopt_transform(const bopt_ctx_t *c, const int32_t *ct, int32_t q, vo
     if (c->g.same_zero) { /* border windows: the reference's correction */
       const int32_t oy = q / c->g.g.out_w, ox = q % c->g.g.out_w;
       const int32_t y0 = oy * p->stride_h - c->g.g.pad_top, x0 = ox * p->stride_w - c->g.g.pad_left;
-      int32_t sum;
+      ebnn__zpad_case_t zc;
+      int32_t sum, fy, fx;
       if (!(y0 >= 0 && x0 >= 0 && y0 + (p->filter_h - 1) * p->dilation_h < p->in_h &&
-            x0 + (p->filter_w - 1) * p->dilation_w < p->in_w))
-        for (o = 0; o < oc; ++o)
-          if (ebnn__bconv_zero_pad_correction(p, &c->g, oy, ox, o, &sum)) {
-            const float corr = (-1.0f * p->multiplier[o]) * (float)sum;
-            out[o] = out[o] + corr;
+            x0 + (p->filter_w - 1) * p->dilation_w < p->in_w)) {
+        if (c->zsum_ok) { /* the counted taps once per pixel, their sums precomputed */
+          if (ebnn__bconv_zero_pad_case(p, &c->g, oy, ox, &zc)) {
+            for (o = 0; o < oc; ++o) zacc[o] = 0;
+            for (fy = 0; fy < p->filter_h; ++fy)
+              for (fx = 0; fx < p->filter_w; ++fx)
+                if (ebnn__bconv_zero_pad_counted(p, &zc, fy, fx)) {
+                  const int32_t *ts = c->zsum + (size_t)(fy * p->filter_w + fx) * (size_t)oc;
+                  for (o = 0; o < oc; ++o) zacc[o] += ts[o];
+                }
+            for (o = 0; o < oc; ++o) {
+              const float corr = (-1.0f * p->multiplier[o]) * (float)zacc[o];
+              out[o] = out[o] + corr;
+            }
           }
+        } else {
+          for (o = 0; o < oc; ++o)
+            if (ebnn__bconv_zero_pad_correction(p, &c->g, oy, ox, o, &sum)) {
+              const float corr = (-1.0f * p->multiplier[o]) * (float)sum;
+              out[o] = out[o] + corr;
+            }
+        }
+      }
     }
   } else {
     const int32_t words_out = EBNN_PACKED_WORDS(oc);
@@ -443,6 +474,7 @@ static void bopt_transform(const bopt_ctx_t *c, const int32_t *ct, int32_t q, vo
 static void bopt_rows(const bopt_ctx_t *c, const int32_t *input, int32_t oy0, int32_t oy1,
                       void *output) {
   int32_t cnt[EBNN_BOPT_CNT];
+  int32_t zacc[EBNN_BOPT_MAX_OC]; /* same-zero sums of one pixel */
   const int32_t oc = c->p->out_c, ow = c->g.g.out_w;
   const int32_t q1 = oy1 * ow;
   int32_t chunk = EBNN_BOPT_CNT / oc, q, i;
@@ -462,7 +494,7 @@ static void bopt_rows(const bopt_ctx_t *c, const int32_t *input, int32_t oy0, in
   for (q = oy0 * ow; q < q1; q += chunk) {
     const int32_t n = q1 - q < chunk ? q1 - q : chunk;
     bopt_chunk_counts(c, input, q, n, cnt);
-    for (i = 0; i < n; ++i) bopt_transform(c, cnt + (size_t)i * (size_t)oc, q + i, output);
+    for (i = 0; i < n; ++i) bopt_transform(c, cnt + (size_t)i * (size_t)oc, q + i, output, zacc);
   }
 }
 
@@ -503,6 +535,13 @@ ebnn_status_t ebnn_bconv2d_opt(const ebnn_bconv2d_params_t *params,
   }
   c.p = p;
   c.row_len = (size_t)p->filter_w * (size_t)c.g.words_in;
+  c.zsum_ok = c.g.same_zero && (size_t)p->filter_h * (size_t)p->filter_w * (size_t)p->out_c <= EBNN_BOPT_ZSUM;
+  if (c.zsum_ok) {
+    const int32_t taps = p->filter_h * p->filter_w;
+    int32_t tap, oo;
+    for (tap = 0; tap < taps; ++tap)
+      for (oo = 0; oo < p->out_c; ++oo) c.zsum[(size_t)tap * (size_t)p->out_c + (size_t)oo] = ebnn__bconv_tap_sum(p, &c.g, oo, tap);
+  }
   if (p->thresholds == NULL) {
     for (o = 0; o < (size_t)p->out_c; ++o) { /* as the reference rounds them */
       const float mul = p->multiplier[o];
