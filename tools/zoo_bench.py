@@ -2,13 +2,15 @@
 """larq-zoo models: edgebnn's C engine against LCE's interpreter, with a roofline.
 
     PYTHONPATH=. python tools/zoo_bench.py [--models QuickNet,BiRealNet] [--size 224]
-                                           [--runs 10] [--cache DIR] [--json]
+                                           [--runs 10] [--rounds 3] [--cache DIR] [--json]
 
 For each model: build it (seeded random weights, calibrated batch norms) and
 convert it with LCE (cached in --cache, as tools/zoo_check.py), export it
 with edgebnn's C generator ("opt" kernels, -O3 -march=native), check it
 against LCE's interpreter on 2 seeded inputs, then time both on one thread
-and the C engine on two (medians of --runs invokes, in the same run). Prints one table: binary and
+and the C engine on two, in the same run: --rounds rounds in which the
+engines take turns, --runs invokes each per round, medians over all rounds
+(a change of machine load during the run then hits both engines alike). Prints one table: binary and
 float MACs, top-1 agreement, max |c - lce|, c and lce medians (wall
 clock), their ratio, the same ratio in CPU time (the C program's calling
 thread, LCE's whole process, per invoke: on a shared machine CPU time
@@ -80,7 +82,7 @@ def cpu_mhz():
     return 2000.0
 
 
-def bench_model(name, *, size, seed, cache, runs):
+def bench_model(name, *, size, seed, cache, runs, rounds=3):
     from edgebnn.hostprog import build_bench_program, predict_c
     from edgebnn.graph import load_graph
     from edgebnn.predict import predict_tflite
@@ -96,31 +98,35 @@ def bench_model(name, *, size, seed, cache, runs):
     c = predict_c(path, x)
     row["top1_agree"] = bool(np.array_equal(lce.argmax(-1), c.argmax(-1)))
     row["max_abs_diff"] = float(np.max(np.abs(lce - c)))
-    with tempfile.TemporaryDirectory(prefix="zoo-bench-") as wd:
-        exe = build_bench_program(path, wd)
-        for threads in (1, 2):  # $EBNN_NUM_THREADS: threads of the _opt kernels
-            proc = subprocess.run(["env", f"EBNN_NUM_THREADS={threads}", str(exe), "2", str(runs)],
-                                  input=np.ascontiguousarray(x[0], "<f4").tobytes(), capture_output=True, check=True)
-            obj = json.loads(proc.stdout)
-            row[f"c{threads}_ms"] = statistics.median(obj["times_ns"]) / 1e6
-            if threads == 1:  # the calling thread's CPU time: all of it on one thread
-                row["c_cpu_ms"] = statistics.median(obj["cpu_times_ns"]) / 1e6
-    row["c_ms"] = row["c1_ms"]
-    row["arena_bytes"] = obj.get("arena_bytes")
-    row["peak_rss_bytes"] = obj.get("peak_rss_bytes")
     from larq_compute_engine.tflite.python.interpreter import Interpreter
     interp = Interpreter(Path(path).read_bytes(), num_threads=1)
     one = x[:1]
     interp.predict(one)
-    times, cpu = [], []
-    for _ in range(runs):
-        c0, t0 = time.process_time(), time.perf_counter()
-        interp.predict(one)  # num_threads=1; process CPU time in case work runs off this thread
-        t1, c1 = time.perf_counter(), time.process_time()
-        times.append(t1 - t0)
-        cpu.append(c1 - c0)
-    row["lce_ms"] = statistics.median(times) * 1e3
-    row["lce_cpu_ms"] = statistics.median(cpu) * 1e3
+    samples = {"c1": [], "c1_cpu": [], "c2": [], "lce": [], "lce_cpu": []}
+    with tempfile.TemporaryDirectory(prefix="zoo-bench-") as wd:
+        exe = build_bench_program(path, wd)
+        for _ in range(rounds):  # engines take turns, so a change of machine load hits both alike
+            for threads in (1, 2):  # $EBNN_NUM_THREADS: threads of the _opt kernels
+                proc = subprocess.run(["env", f"EBNN_NUM_THREADS={threads}", str(exe), "2", str(runs)],
+                                      input=np.ascontiguousarray(x[0], "<f4").tobytes(), capture_output=True,
+                                      check=True)
+                obj = json.loads(proc.stdout)
+                samples[f"c{threads}"] += [t / 1e6 for t in obj["times_ns"]]
+                if threads == 1:  # the calling thread's CPU time: all of it on one thread
+                    samples["c1_cpu"] += [t / 1e6 for t in obj["cpu_times_ns"]]
+            for _ in range(runs):
+                c0, t0 = time.process_time(), time.perf_counter()
+                interp.predict(one)  # num_threads=1; process CPU time in case work runs off this thread
+                t1, c1 = time.perf_counter(), time.process_time()
+                samples["lce"].append((t1 - t0) * 1e3)
+                samples["lce_cpu"].append((c1 - c0) * 1e3)
+    med = {k: statistics.median(v) for k, v in samples.items()}
+    row["c1_ms"], row["c2_ms"], row["c_cpu_ms"] = med["c1"], med["c2"], med["c1_cpu"]
+    row["c_ms"] = row["c1_ms"]
+    row["arena_bytes"] = obj.get("arena_bytes")
+    row["peak_rss_bytes"] = obj.get("peak_rss_bytes")
+    row["lce_ms"], row["lce_cpu_ms"] = med["lce"], med["lce_cpu"]
+    row["samples"] = len(samples["c1"])
     row["ratio"] = row["c_ms"] / row["lce_ms"]
     row["cpu_ratio"] = row["c_cpu_ms"] / row["lce_cpu_ms"]
     return row
@@ -169,7 +175,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default=",".join(n for n in zoo_model_names() if n not in SKIP))
     ap.add_argument("--size", type=int, help="override every model's input size")
-    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--runs", type=int, default=10, help="timed invokes per engine and round")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds in which C (1 and 2 threads) and LCE take turns; medians over all rounds")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache", default="/tmp/edgebnn-zoo")
     ap.add_argument("--binary-ceiling", type=float, default=None,
@@ -193,7 +201,7 @@ def main(argv=None) -> int:
     for name in args.models.split(","):
         size = args.size or zoo_model(name).input_size
         try:
-            r = bench_model(name, size=size, seed=args.seed, cache=args.cache, runs=args.runs)
+            r = bench_model(name, size=size, seed=args.seed, cache=args.cache, runs=args.runs, rounds=args.rounds)
             r["g_binary"] = r["binary_macs"] / (r["c_ms"] * 1e6)
             r["g_float"] = r["float_macs"] / (r["c_ms"] * 1e6)
             ideal_ms = (r["binary_macs"] / bceil + r["float_macs"] / fceil) / 1e6
