@@ -197,8 +197,8 @@ static void cb_float_4x16(const float *w, float *out) {
 static double cb_clock_ghz(void) {
   double best = 0.0;
   int32_t trial;
-  for (trial = 0; trial < 20; ++trial) {
-    const long n = 20000000L;
+  for (trial = 0; trial < 200; ++trial) { /* many short trials: some run undisturbed */
+    const long n = 2000000L;
     uint64_t a = 1;
     long i;
     double t0 = cb_now(), dt;
@@ -238,7 +238,7 @@ int main(void) {
   for (i = 0; i < sizeof cb_fw / sizeof cb_fw[0]; ++i) cb_fw[i] = (float)(i % 7) * 0.25f - 0.5f;
   for (i = 0; i < 4 * CB_K; ++i) cb_fx[i / CB_K][i % CB_K] = (float)(i % 5) * 0.125f;
   ghz = cb_clock_ghz();
-  printf("{\"clock_ghz\": %.3f, \"binary\": {", ghz);
+  printf("{\"binary\": {");
 #if defined(__AVX2__)
   CB_MEASURE(g, 2.0 * 32 * CB_K * 32, 32, cb_split_2x32(cb_x[0], cb_x[1], cb_w + (size_t)o * CB_K * 2, cb_cnt));
   printf("%s\"avx2_split_2x32\": %.1f", sep, g);
@@ -263,7 +263,9 @@ int main(void) {
   CB_MEASURE(g, 4.0 * 16 * CB_K, 16, cb_float_4x16(cb_fw + o, cb_fout));
   printf("\"float_v8_4x16\": %.1f, ", g);
 #endif
-  printf("\"float_peak\": %.1f}}\n", 16.0 * ghz);
+  g = cb_clock_ghz(); /* again after the loops: the first trials may run before the clock ramps up */
+  if (g > ghz) ghz = g;
+  printf("\"float_peak\": %.1f}, \"clock_ghz\": %.3f}\n", 16.0 * ghz, ghz);
   for (k = 0; k < 4 * CB_OC; ++k) cb_sink += (uint64_t)cb_cnt[k] + (uint64_t)(cb_fout[k] != 0.0f);
   return 0;
 }
