@@ -8,8 +8,8 @@ target's flags from edgebnn.toolchain), wraps every kernel call of the
 invoke function in a timer (the calling thread's CPU time,
 CLOCK_THREAD_CPUTIME_ID, so time other jobs hold the core is left out;
 one thread), runs one warm-up invoke and --runs timed ones on a seeded
-input, and prints each op's minimum over the runs, then the sum per
-kernel. The minimum is the figure least disturbed by a shared machine;
+input, and prints each op's minimum and mean over the runs, then the sums
+per kernel. The minimum is the figure least disturbed by a shared machine;
 the sum of minima is a lower bound of one invoke, not a median.
 
 The timers are added to a copy of the generated model.c: each line
@@ -50,20 +50,22 @@ extern const char *ebnn_prof_kernel[4096];
 extern int ebnn_prof_n;
 static float in[%(prefix)s_INPUT_SIZE], out[%(prefix)s_OUTPUT_SIZE];
 int main(int argc, char **argv) {
-  static double best[4096];
+  static double best[4096], total[4096];
   int runs = argc > 1 ? atoi(argv[1]) : 40, r, i;
   if (fread(in, sizeof(float), %(prefix)s_INPUT_SIZE, stdin) != (size_t)%(prefix)s_INPUT_SIZE) return 2;
   if (%(name)s_invoke(in, out) != 0) return 3;
   for (r = 0; r < runs; ++r) {
     for (i = 0; i < ebnn_prof_n; ++i) ebnn_prof_ns[i] = 0.0;
     if (%(name)s_invoke(in, out) != 0) return 3;
-    for (i = 0; i < ebnn_prof_n; ++i)
+    for (i = 0; i < ebnn_prof_n; ++i) {
       if (r == 0 || ebnn_prof_ns[i] < best[i]) best[i] = ebnn_prof_ns[i];
+      total[i] += ebnn_prof_ns[i];
+    }
   }
   printf("[");
   for (i = 0; i < ebnn_prof_n; ++i)
-    printf("%%s{\\"op\\": %%d, \\"kernel\\": \\"%%s\\", \\"ms\\": %%.4f}", i ? ", " : "", i,
-           ebnn_prof_kernel[i] ? ebnn_prof_kernel[i] : "", best[i] / 1e6);
+    printf("%%s{\\"op\\": %%d, \\"kernel\\": \\"%%s\\", \\"ms\\": %%.4f, \\"mean_ms\\": %%.4f}", i ? ", " : "", i,
+           ebnn_prof_kernel[i] ? ebnn_prof_kernel[i] : "", best[i] / 1e6, total[i] / runs / 1e6);
   printf("]\\n");
   return 0;
 }
@@ -121,14 +123,16 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(rows))
         return 0
-    per = {}
+    per, mean = {}, {}
+    print("  op kernel                                   min ms  mean ms")
     for r in rows:
-        print(f"{r['op']:4d} {r['kernel']:40s} {r['ms']:8.3f} ms")
+        print(f"{r['op']:4d} {r['kernel']:40s} {r['ms']:7.3f} {r['mean_ms']:8.3f}")
         per[r["kernel"]] = per.get(r["kernel"], 0.0) + r["ms"]
-    print("per kernel:")
+        mean[r["kernel"]] = mean.get(r["kernel"], 0.0) + r["mean_ms"]
+    print("per kernel:                                   min ms  mean ms")
     for k, v in sorted(per.items(), key=lambda kv: -kv[1]):
-        print(f"     {k:40s} {v:8.3f} ms")
-    print(f"sum of per-op minima: {sum(per.values()):.3f} ms")
+        print(f"     {k:40s} {v:7.3f} {mean[k]:8.3f}")
+    print(f"sum of per-op minima: {sum(per.values()):.3f} ms, of means: {sum(mean.values()):.3f} ms")
     return 0
 
 
