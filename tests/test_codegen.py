@@ -318,9 +318,10 @@ def test_invoke_twice_gives_same_output_and_bench_protocol(tmp_path):
     exe = build_bench_program(fixture("tiny_bcnn"), tmp_path)
     proc = subprocess.run([str(exe), "2", "5"], input=x[3].astype("<f4").tobytes(), capture_output=True, check=True)
     result = json.loads(proc.stdout)
-    assert set(result) == {"times_ns", "output", "arena_bytes", "weights_bytes", "peak_rss_bytes"}
+    assert set(result) == {"times_ns", "cpu_times_ns", "output", "arena_bytes", "weights_bytes", "peak_rss_bytes"}
     assert result["peak_rss_bytes"] is None or result["peak_rss_bytes"] > 0  # VmHWM (Linux)
     assert len(result["times_ns"]) == 5 and all(t > 0 for t in result["times_ns"])
+    assert len(result["cpu_times_ns"]) == 5 and all(t > 0 for t in result["cpu_times_ns"])
     np.testing.assert_allclose(result["output"], y_lce[3].ravel(), rtol=1e-4, atol=1e-6)
     gen = generate(fixture("tiny_bcnn"), kernels=toolchain_for("native").kernels)  # the bench program's
     assert (result["arena_bytes"], result["weights_bytes"]) == (gen.arena_bytes, gen.weights_bytes)

@@ -46,7 +46,19 @@ BCONV = [
     ((11, 5), 33, 17, 3, 1, 2, "VALID", 1, "RELU_N1_TO_1", False),
     ((6, 13), 3, 7, 5, 1, 1, "SAME", 1, "RELU6", True),
     ((12, 12), 256, 48, 1, 2, 1, "VALID", 1, "NONE", False),
-    ((10, 11), 96, 40, 3, 1, 1, "SAME", 0, "NONE", False),  # same-zero: delegated to ref
+    ((10, 11), 96, 40, 3, 1, 1, "SAME", 0, "NONE", False),  # same-zero: the reference's correction
+    ((7, 7), 512, 512, 3, 1, 1, "SAME", 0, "NONE", False),
+    ((9, 8), 64, 64, 3, 2, 1, "SAME", 0, "NONE", False),
+    ((6, 9), 70, 24, 5, 1, 2, "SAME", 0, "NONE", False),
+    ((3, 4), 40, 16, 5, 1, 1, "SAME", 0, "NONE", False),  # window larger than the input
+    ((5, 6), 64, 1040, 3, 1, 1, "SAME", 0, "NONE", False),  # taps x channels over the precomputed sums
+    # AVX2 nibble-split path: chunks across row ends, channel tails past 16, split windows up to
+    # 256 words (9 * 28) and above them the unsplit tile (9 * 29 words)
+    ((56, 5), 64, 64, 3, 1, 1, "SAME", 1, "RELU", False),
+    ((5, 6), 896, 24, 3, 1, 1, "SAME", 1, "NONE", True),
+    ((5, 6), 928, 24, 3, 1, 1, "SAME", 1, "NONE", False),
+    ((13, 7), 160, 200, 3, 1, 1, "VALID", 1, "RELU6", False),
+    ((4, 4), 32, 2048, 1, 1, 1, "VALID", 1, "NONE", True),
     ((5, 23), 2048, 32, 3, 1, 1, "SAME", 1, "NONE", True),  # 1152 window words: delegated
     ((14, 14), 128, 256, 2, 2, 1, "VALID", 1, "NONE", True),
 ]
@@ -87,7 +99,13 @@ def test_bconv_opt_is_bit_identical_to_ref(pair, case):
 # in_hwc, out_c, k, stride, dilation, padding, act
 CONV = [((9, 10, 3), 32, 3, 2, 1, "SAME", "RELU"), ((12, 11, 64), 128, 1, 1, 1, "VALID", "NONE"),
         ((8, 8, 5), 13, 3, 1, 2, "SAME", "RELU6"), ((15, 15, 3), 64, 7, 2, 1, "SAME", "NONE"),
-        ((7, 9, 256), 512, 1, 2, 1, "VALID", "RELU_N1_TO_1"), ((6, 6, 70), 9, 3, 1, 1, "SAME", "NONE")]
+        ((7, 9, 256), 512, 1, 2, 1, "VALID", "RELU_N1_TO_1"), ((6, 6, 70), 9, 3, 1, 1, "SAME", "NONE"),
+        # the blocked GEMM path (ebnn_conv_opt.c): chunks across row ends, 8-channel tails, tiles
+        # padded past the last pixel, patches on borders and with dilation
+        ((7, 7, 256), 512, 1, 1, 1, "VALID", "NONE"), ((14, 13, 128), 256, 1, 1, 1, "VALID", "RELU"),
+        ((23, 21, 3), 16, 3, 2, 1, "SAME", "RELU"), ((9, 11, 16), 24, 3, 1, 1, "SAME", "RELU6"),
+        ((10, 9, 8), 40, 3, 1, 2, "SAME", "NONE"), ((5, 5, 56), 8, 3, 2, 1, "VALID", "RELU_N1_TO_1"),
+        ((11, 3, 5), 16, 5, 1, 1, "SAME", "NONE"), ((6, 7, 64), 32, 2, 2, 1, "SAME", "RELU")]
 
 
 @pytest.mark.parametrize("case", CONV, ids=[f"{'x'.join(map(str, c[0]))}_o{c[1]}_k{c[2]}_s{c[3]}_d{c[4]}_"
@@ -144,3 +162,45 @@ def test_add_mul_opt_are_bit_identical_to_ref(pair, op, b_size, act):
     want = _call_float(ref, f"ebnn_{op}_ref", p, a, b, out=np.full(a.shape, 5.0, np.float32))
     got = _call_float(opt, f"ebnn_{op}_opt", p, a, b, out=np.full(a.shape, 5.0, np.float32))
     assert checks.bitexact(got, want)
+
+
+# rows, in_features, out_features, bias, act: tails of the 8-output blocks, one output
+FC = [(1, 512, 1000, True, "NONE"), (3, 37, 13, True, "RELU"), (2, 5, 8, False, "RELU6"),
+      (1, 1, 1, True, "RELU_N1_TO_1"), (4, 300, 7, False, "NONE")]
+
+
+@pytest.mark.parametrize("case", FC, ids=[f"r{c[0]}_i{c[1]}_o{c[2]}_{'bias' if c[3] else 'nobias'}_{c[4].lower()}"
+                                          for c in FC])
+def test_fully_connected_opt_is_bit_identical_to_ref(pair, case):
+    ref, opt = pair
+    rows, n_in, n_out, bias, act = case
+    rng = np.random.default_rng(zlib.crc32(repr(case).encode()))
+    x = rng.normal(size=(rows, n_in)).astype(np.float32)
+    x.flat[:3] = [np.inf, -0.0, np.nan][:x.size]
+    w = rng.normal(size=(n_out, n_in)).astype(np.float32)
+    b = rng.normal(size=n_out).astype(np.float32) if bias else None
+    p = E.FullyConnectedParams(rows, n_in, n_out, E.ACT[act], w.ctypes.data_as(E.PF),
+                               b.ctypes.data_as(E.PF) if bias else None)
+    want = _call_float(ref, "ebnn_fully_connected_ref", p, x, out=np.full((rows, n_out), 5.0, np.float32))
+    got = _call_float(opt, "ebnn_fully_connected_opt", p, x, out=np.full((rows, n_out), 5.0, np.float32))
+    assert checks.bitexact(got, want)
+
+
+@pytest.mark.parametrize("channels", [32, 64, 96, 70, 5])
+def test_quantize_opt_is_bit_identical_to_ref(pair, channels):
+    ref, opt = pair
+    rng = np.random.default_rng(channels)
+    x = rng.normal(size=(7, channels)).astype(np.float32)
+    x.flat[:6] = [0.0, -0.0, np.nan, -np.nan, np.inf, -np.inf]  # -0.0 and -NaN pack as +1 (bit 0)
+    p = E.QuantizeParams(7, channels)
+    words = E.words(channels)
+    outs = []
+    for rt, name in ((ref, "ebnn_quantize_ref"), (opt, "ebnn_quantize_opt")):
+        out = np.full((7, words), 0x5A5A5A5A, np.int32)
+        rt._call(name, ctypes.byref(p), x.ctypes.data_as(E.PF), out.ctypes.data_as(E.PI))
+        outs.append(out)
+    assert checks.bitexact(outs[1], outs[0])
+    bits = np.zeros((7, words * 32), np.uint64)
+    bits[:, :channels] = x < 0  # numpy's x < 0: False for -0.0 and NaN
+    want = (bits.reshape(7, words, 32) << np.arange(32, dtype=np.uint64)).sum(-1).astype(np.uint32)
+    assert np.array_equal(outs[1].view(np.uint32), want)

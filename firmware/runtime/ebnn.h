@@ -561,8 +561,10 @@ ebnn_status_t ebnn_bconv2d_opt(const ebnn_bconv2d_params_t *params,
 ebnn_status_t ebnn_fused_conv_pool_affine_quantize_opt(
     const ebnn_fused_params_t *params, const void *input, int32_t *output,
     void *scratch, size_t scratch_bytes);
-/* ebnn_opt.c: CONV_2D over an HWIO filter; ebnn_float_opt.c: depthwise
- * (depth_multiplier 1), ADD, MUL; ebnn_bconv_opt.c: LceBconv2d. */
+/* ebnn_opt.c: CONV_2D over an HWIO filter (ebnn_conv_opt.c: its blocked
+ * GEMM path); ebnn_float_opt.c: depthwise (depth_multiplier 1), ADD, MUL;
+ * ebnn_fc_opt.c: FULLY_CONNECTED; ebnn_quantize_opt.c: LceQuantize;
+ * ebnn_bconv_opt.c: LceBconv2d. */
 /* Threads for the _opt kernels (ebnn_threads.c; host builds with
  * -DEBNN_THREADS=1 -pthread, else always 1): n in [1, 64], else
  * EBNN_ERROR_BAD_SHAPE. Default: $EBNN_NUM_THREADS, else 1. Results are
@@ -577,6 +579,11 @@ ebnn_status_t ebnn_add_opt(const ebnn_binary_params_t *params, const float *a,
                            const float *b, float *output);
 ebnn_status_t ebnn_mul_opt(const ebnn_binary_params_t *params, const float *a,
                            const float *b, float *output);
+ebnn_status_t ebnn_quantize_opt(const ebnn_quantize_params_t *params,
+                                const float *input, int32_t *output);
+ebnn_status_t ebnn_fully_connected_opt(
+    const ebnn_fully_connected_params_t *params, const float *input,
+    float *output);
 
 /* ------------------------------------------------------------------------ */
 /* Kernel set "mcu" (M-profile cores; ebnn_bconv_mcu.c, ebnn_bdense_mcu.c,   */

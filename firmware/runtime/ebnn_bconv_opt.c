@@ -7,25 +7,34 @@
  * Register tiling: EBNN_BOPT_P output pixels x one block of output
  * channels share every load: for each filter word k, the P input words are
  * broadcast and XORed with the block's weights, the popcounts accumulate
- * per (pixel, channel) lane. Cache blocking: a row is cut into chunks of
- * pixels whose counts fit a stack buffer; the channel block is the outer
- * loop of a chunk, so its weights ([K words][block] of the [K][out_c]
- * filter_t) stay in L1 while the chunk's pixels stream past.
+ * per (pixel, channel) lane. Cache blocking: the output pixels of a
+ * thread's rows are cut into chunks (across row ends, balanced in size)
+ * whose counts fit a stack buffer; the channel block is the outer loop of
+ * a chunk, so its weights ([K words][block] of the [K][out_c] filter_t)
+ * stay in L1 while the chunk's pixels stream past.
  *
  * Vector code, chosen by the build's -march / -mcpu flags:
  *   AVX-512 VPOPCNTDQ + BW: VPOPCNTD on 16 channels per zmm, 32 per block;
- *   AVX2: popcount by the nibble table (VPSHUFB) into byte counters,
- *     widened to 32 bits (VPMADDUBSW + VPMADDWD) every 31 words, before a
- *     byte can overflow (31 * 8 = 248), 16 channels per block;
+ *   AVX2, windows up to EBNN_BOPT_SPLIT_K words: operands split into
+ *     nibbles once per chunk (bopt_tile_split), so a word costs 2 XOR +
+ *     2 VPSHUFB + 2 byte adds per 8 channels; 2 pixels x 32 channels
+ *     (16 for the last block) per tile; byte counters widened to 32 bits
+ *     (VPMADDUBSW + VPMADDWD) every 31 words, before a byte can overflow
+ *     (31 * 8 = 248). Larger windows: the plain nibble-table loop (XOR,
+ *     mask, shift, 2 VPSHUFB), 4 pixels x 16 channels;
  *   NEON: VCNT into byte counters, widened (VPADDL) every 31 words,
  *     16 channels per block;
  *   else (or -DEBNN_OPT_PLAIN_C): plain C loops over 16 channels.
  * Channels past the last full block run as plain scalar loops.
  *
- * Delegated to ebnn_bconv2d_ref: SAME padding with pad_value 0 (the
- * reference's border correction), windows over EBNN_BOPT_PATCH_WORDS words,
+ * SAME padding with pad_value 0 (Bi-Real Net) is counted as same-one, then
+ * border pixels get the reference's correction (the same float operations:
+ * ebnn__bconv_zero_pad_correction).
+ *
+ * Delegated to ebnn_bconv2d_ref: windows over EBNN_BOPT_PATCH_WORDS words,
  * more than EBNN_BOPT_MAX_OC channels, no filter_t with a filter over the
- * stack buffer. Stack: about 48 KiB (hosts only, like ebnn_opt.c).
+ * stack buffer. Stack: about 240 KiB (hosts only, like ebnn_opt.c; glibc
+ * threads get the stack rlimit, usually 8 MiB).
  */
 #include <string.h>
 
@@ -36,8 +45,11 @@
 #define EBNN_BOPT_MAX_OC 2048
 #define EBNN_BOPT_PATCH_WORDS 1024
 #define EBNN_BOPT_MAX_FH 32
-#define EBNN_BOPT_CNT 8192 /* int32 counts per chunk */
+#define EBNN_BOPT_CNT 16384 /* int32 counts per chunk */
 #define EBNN_BOPT_FILTER_ELEMS 4096
+#define EBNN_BOPT_ZSUM 8192 /* same-zero: taps x out_c filter sums precomputed */
+#define EBNN_BOPT_SPLIT_K 256      /* AVX2: windows up to this many words run nibble-split */
+#define EBNN_BOPT_SPLIT_WORDS 16384 /* AVX2: split window words per chunk (2 per word) */
 
 #if !defined(EBNN_OPT_PLAIN_C) && defined(__AVX512VPOPCNTDQ__) && defined(__AVX512BW__)
 #include <immintrin.h>
@@ -61,6 +73,8 @@ typedef struct {
   const uint32_t *wt; /* [k_words][out_c] */
   size_t row_len;     /* filter_w * words_in: contiguous words per filter row */
   float m[EBNN_BOPT_MAX_OC], b[EBNN_BOPT_MAX_OC]; /* float output transform */
+  int32_t zsum_ok;                /* same-zero: zsum holds every tap's sums */
+  int32_t zsum[EBNN_BOPT_ZSUM];   /* [tap][out_c]: ebnn__bconv_tap_sum */
 } bopt_ctx_t;
 
 /* Counts of EBNN_BOPT_P pixels (rows[i * fh + fy]: row fy of pixel i's
@@ -194,6 +208,81 @@ static void bopt_tile(const uint32_t *const *rows, int32_t fh, size_t row_len,
 #endif
 }
 
+#if defined(EBNN_BOPT_ISA_AVX2)
+/* The AVX2 tile on nibble-split operands, 2 pixels x (8 * nv) channels.
+ * x[i] holds pixel i's window as [k][2] words, (x & 0x0f0f0f0f) then
+ * ((x >> 4) & 0x0f0f0f0f); ws the block's filter as [k][2][8 * nv], low
+ * nibbles then high. Since (x ^ w) & m = (x & m) ^ (w & m), each (pixel,
+ * 8 channels) costs two XORs, two table lookups (VPSHUFB) and two byte
+ * adds per word, instead of also masking and shifting x ^ w (8
+ * operations); the split is done once per chunk for the pixels and once
+ * per chunk and block for the filter. 2 x 32 channels was the fastest
+ * tile shape measured on Zen 3 (8 accumulators, the filter as memory
+ * operands). Byte counters gain at most 8 per word and are widened every
+ * 31 words. */
+EBNN_INLINE void bopt_tile_split(const uint32_t *const *x, size_t k_words, const uint32_t *ws,
+                                 int32_t nv, int32_t *cnt, size_t cnt_stride) {
+  const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
+                                       0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+  const __m256i ones8 = _mm256_set1_epi8(1);
+  const __m256i ones16 = _mm256_set1_epi16(1);
+  const uint32_t *x0 = x[0], *x1 = x[1];
+  const size_t wstride = 16 * (size_t)nv;
+  __m256i bytes[2][4]; /* the 32-bit totals live in cnt: 8 more registers would spill */
+  int32_t i, j;
+  size_t t = 0, stop;
+  for (i = 0; i < 2; ++i)
+    for (j = 0; j < nv; ++j) _mm256_storeu_si256((__m256i *)(void *)(cnt + (size_t)i * cnt_stride + 8 * j),
+                                                 _mm256_setzero_si256());
+  while (t < k_words) {
+    stop = k_words - t < 31 ? k_words : t + 31; /* before a byte counter can pass 255 */
+    for (i = 0; i < 2; ++i)
+      for (j = 0; j < nv; ++j) bytes[i][j] = _mm256_setzero_si256();
+    for (; t < stop; ++t) {
+      const uint32_t *wt = ws + t * wstride;
+      const __m256i a0 = _mm256_set1_epi32((int)x0[2 * t]), b0 = _mm256_set1_epi32((int)x0[2 * t + 1]);
+      const __m256i a1 = _mm256_set1_epi32((int)x1[2 * t]), b1 = _mm256_set1_epi32((int)x1[2 * t + 1]);
+      for (j = 0; j < nv; ++j) {
+        const __m256i l = _mm256_loadu_si256((const __m256i *)(const void *)(wt + 8 * j));
+        const __m256i h = _mm256_loadu_si256((const __m256i *)(const void *)(wt + 8 * (nv + j)));
+        bytes[0][j] = _mm256_add_epi8(bytes[0][j], _mm256_add_epi8(_mm256_shuffle_epi8(lut, _mm256_xor_si256(a0, l)),
+                                                                   _mm256_shuffle_epi8(lut, _mm256_xor_si256(b0, h))));
+        bytes[1][j] = _mm256_add_epi8(bytes[1][j], _mm256_add_epi8(_mm256_shuffle_epi8(lut, _mm256_xor_si256(a1, l)),
+                                                                   _mm256_shuffle_epi8(lut, _mm256_xor_si256(b1, h))));
+        /* an empty asm that keeps the counters in registers: GCC 12 otherwise
+         * hoists every XOR of the step and spills counters to the stack */
+        __asm__("" : "+x"(bytes[0][j]), "+x"(bytes[1][j]));
+      }
+    }
+    for (i = 0; i < 2; ++i)
+      for (j = 0; j < nv; ++j) {
+        __m256i *dst = (__m256i *)(void *)(cnt + (size_t)i * cnt_stride + 8 * j);
+        const __m256i wide = _mm256_madd_epi16(_mm256_maddubs_epi16(bytes[i][j], ones8), ones16);
+        _mm256_storeu_si256(dst, _mm256_add_epi32(_mm256_loadu_si256(dst), wide));
+      }
+  }
+}
+
+static void bopt_tile_split32(const uint32_t *const *x, size_t k_words, const uint32_t *ws, int32_t *cnt,
+                              size_t cnt_stride) {
+  bopt_tile_split(x, k_words, ws, 4, cnt, cnt_stride);
+}
+
+static void bopt_tile_split16(const uint32_t *const *x, size_t k_words, const uint32_t *ws, int32_t *cnt,
+                              size_t cnt_stride) {
+  bopt_tile_split(x, k_words, ws, 2, cnt, cnt_stride);
+}
+
+/* dst[2 * i], dst[2 * i + 1]: the low and high nibbles of n words of src. */
+static void bopt_split(const uint32_t *src, size_t n, uint32_t *dst) {
+  size_t i;
+  for (i = 0; i < n; ++i) {
+    dst[2 * i] = src[i] & 0x0f0f0f0fu;
+    dst[2 * i + 1] = (src[i] >> 4) & 0x0f0f0f0fu;
+  }
+}
+#endif
+
 /* Row pointers of pixel (oy, ox)'s window: straight into the input when the
  * window is inside it, else gathered into patch (0 words = +1 outside, as
  * the reference, which only runs this without same-zero padding). */
@@ -227,23 +316,72 @@ static void bopt_window(const bopt_ctx_t *c, const int32_t *input, int32_t oy, i
   }
 }
 
-/* Counts of pixels [ox0, ox0 + n) of row oy: cnt[(ox - ox0) * oc + o]. */
-static void bopt_chunk_counts(const bopt_ctx_t *c, const int32_t *input, int32_t oy,
-                              int32_t ox0, int32_t n, int32_t *cnt) {
-  static const uint32_t zero_row[1] = {0u};
+/* Counts of output pixels [q0, q0 + n) (flattened oy * out_w + ox):
+ * cnt[(q - q0) * oc + o]. */
+static void bopt_chunk_counts(const bopt_ctx_t *c, const int32_t *input, int32_t q0, int32_t n,
+                              int32_t *cnt) {
   uint32_t patch[EBNN_BOPT_P][EBNN_BOPT_PATCH_WORDS];
   const uint32_t *rows[EBNN_BOPT_P * EBNN_BOPT_MAX_FH];
   int32_t dummy[EBNN_BOPT_P * EBNN_BOPT_BLOCK];
   const ebnn_bconv2d_params_t *p = c->p;
-  const int32_t fh = p->filter_h;
+  const int32_t fh = p->filter_h, ow = c->g.g.out_w;
   const size_t oc = (size_t)p->out_c;
-  const size_t k_words = (size_t)fh * c->row_len;
   int32_t tile, i, o, fy;
   size_t t;
-  (void)zero_row;
+#if defined(EBNN_BOPT_ISA_AVX2)
+  const size_t k_words = (size_t)fh * c->row_len;
+  if (k_words <= EBNN_BOPT_SPLIT_K) {
+    /* every pixel's window split once ([n][k][2]), then each block of 32
+     * (or 16) channels (its filter slice split into ws) against the chunk
+     * in tiles of 2 pixels */
+    uint32_t xs[EBNN_BOPT_SPLIT_WORDS];
+    uint32_t ws[EBNN_BOPT_SPLIT_K * 64];
+    const uint32_t *xt[2];
+    size_t j, k;
+    for (i = 0; i < n; ++i) {
+      const int32_t q = q0 + i;
+      bopt_window(c, input, q / ow, q % ow, patch[0], rows);
+      for (fy = 0; fy < fh; ++fy)
+        bopt_split(rows[fy], c->row_len, xs + 2 * ((size_t)i * k_words + (size_t)fy * c->row_len));
+    }
+    for (o = 0; o + 16 <= p->out_c;) {
+      const size_t nb = o + 32 <= p->out_c ? 32 : 16;
+      for (k = 0; k < k_words; ++k)
+        for (j = 0; j < nb; ++j) {
+          const uint32_t w = c->wt[k * oc + (size_t)o + j];
+          ws[k * 2 * nb + j] = w & 0x0f0f0f0fu;
+          ws[k * 2 * nb + nb + j] = (w >> 4) & 0x0f0f0f0fu;
+        }
+      for (tile = 0; tile < n; tile += 2) {
+        const int32_t np = n - tile < 2 ? n - tile : 2;
+        xt[0] = xs + 2 * (size_t)tile * k_words;
+        xt[1] = np == 2 ? xt[0] + 2 * k_words : xt[0]; /* pad the tile with the last pixel */
+        if (np == 2) {
+          (nb == 32 ? bopt_tile_split32 : bopt_tile_split16)(xt, k_words, ws, cnt + (size_t)tile * oc + (size_t)o, oc);
+        } else {
+          (nb == 32 ? bopt_tile_split32 : bopt_tile_split16)(xt, k_words, ws, dummy, 32);
+          for (j = 0; j < nb; ++j) cnt[(size_t)tile * oc + (size_t)o + j] = dummy[j];
+        }
+      }
+      o += (int32_t)nb;
+    }
+    for (; o < p->out_c; ++o) /* channels past the last block of 16 */
+      for (i = 0; i < n; ++i) {
+        int32_t total = 0;
+        const uint32_t *wk = c->wt + o;
+        const uint32_t *xa = xs + 2 * (size_t)i * k_words;
+        for (k = 0; k < k_words; ++k, wk += oc) total += EBNN_POPCOUNT32((xa[2 * k] | (xa[2 * k + 1] << 4)) ^ wk[0]);
+        cnt[(size_t)i * oc + (size_t)o] = total;
+      }
+    return;
+  }
+#endif
   for (tile = 0; tile < n; tile += EBNN_BOPT_P) {
     const int32_t np = n - tile < EBNN_BOPT_P ? n - tile : EBNN_BOPT_P;
-    for (i = 0; i < np; ++i) bopt_window(c, input, oy, ox0 + tile + i, patch[i], rows + i * fh);
+    for (i = 0; i < np; ++i) {
+      const int32_t q = q0 + tile + i;
+      bopt_window(c, input, q / ow, q % ow, patch[i], rows + i * fh);
+    }
     for (; i < EBNN_BOPT_P; ++i) /* pad the tile with the last pixel */
       for (fy = 0; fy < fh; ++fy) rows[i * fh + fy] = rows[(np - 1) * fh + fy];
     for (o = 0; o + EBNN_BOPT_BLOCK <= p->out_c; o += EBNN_BOPT_BLOCK) {
@@ -269,50 +407,94 @@ static void bopt_chunk_counts(const bopt_ctx_t *c, const int32_t *input, int32_t
         cnt[(size_t)(tile + i) * oc + (size_t)o] = total;
       }
     }
-    (void)k_words;
   }
 }
 
-/* Output rows [oy0, oy1): the reference's transforms on the counts. */
-static void bopt_rows(const bopt_ctx_t *c, const int32_t *input, int32_t oy0, int32_t oy1,
-                      void *output) {
-  int32_t cnt[EBNN_BOPT_CNT];
+/* The reference's output transform of pixel q (oy, ox) from its counts. */
+static void bopt_transform(const bopt_ctx_t *c, const int32_t *ct, int32_t q, void *output,
+                           int32_t *zacc) {
   const ebnn_bconv2d_params_t *p = c->p;
-  const int32_t oc = p->out_c, ow = c->g.g.out_w;
-  const int32_t chunk = EBNN_BOPT_CNT / oc < ow ? EBNN_BOPT_CNT / oc : ow;
-  const int32_t words_out = EBNN_PACKED_WORDS(oc);
-  int32_t oy, ox0, i, o, w, j;
-  for (oy = oy0; oy < oy1; ++oy) {
-    for (ox0 = 0; ox0 < ow; ox0 += chunk) {
-      const int32_t n = ow - ox0 < chunk ? ow - ox0 : chunk;
-      bopt_chunk_counts(c, input, oy, ox0, n, cnt);
-      for (i = 0; i < n; ++i) {
-        const int32_t *ct = cnt + (size_t)i * (size_t)oc;
-        const size_t pix = (size_t)oy * (size_t)ow + (size_t)(ox0 + i);
-        if (p->thresholds == NULL) {
-          float *out = (float *)output + pix * (size_t)oc;
-          for (o = 0; o < oc; ++o) {
-            int32_t x = 2 * ct[o];
-            float y;
-            x = x > c->g.clamp_max ? c->g.clamp_max : x;
-            x = x < c->g.clamp_min ? c->g.clamp_min : x;
-            y = (float)x * c->m[o];
-            y = y + c->b[o];
-            out[o] = y;
+  const int32_t oc = p->out_c;
+  int32_t o, w, j;
+  if (p->thresholds == NULL) {
+    float *out = (float *)output + (size_t)q * (size_t)oc;
+    for (o = 0; o < oc; ++o) {
+      int32_t x = 2 * ct[o];
+      float y;
+      x = x > c->g.clamp_max ? c->g.clamp_max : x;
+      x = x < c->g.clamp_min ? c->g.clamp_min : x;
+      y = (float)x * c->m[o];
+      y = y + c->b[o];
+      out[o] = y;
+    }
+    if (c->g.same_zero) { /* border windows: the reference's correction */
+      const int32_t oy = q / c->g.g.out_w, ox = q % c->g.g.out_w;
+      const int32_t y0 = oy * p->stride_h - c->g.g.pad_top, x0 = ox * p->stride_w - c->g.g.pad_left;
+      ebnn__zpad_case_t zc;
+      int32_t sum, fy, fx;
+      if (!(y0 >= 0 && x0 >= 0 && y0 + (p->filter_h - 1) * p->dilation_h < p->in_h &&
+            x0 + (p->filter_w - 1) * p->dilation_w < p->in_w)) {
+        if (c->zsum_ok) { /* the counted taps once per pixel, their sums precomputed */
+          if (ebnn__bconv_zero_pad_case(p, &c->g, oy, ox, &zc)) {
+            for (o = 0; o < oc; ++o) zacc[o] = 0;
+            for (fy = 0; fy < p->filter_h; ++fy)
+              for (fx = 0; fx < p->filter_w; ++fx)
+                if (ebnn__bconv_zero_pad_counted(p, &zc, fy, fx)) {
+                  const int32_t *ts = c->zsum + (size_t)(fy * p->filter_w + fx) * (size_t)oc;
+                  for (o = 0; o < oc; ++o) zacc[o] += ts[o];
+                }
+            for (o = 0; o < oc; ++o) {
+              const float corr = (-1.0f * p->multiplier[o]) * (float)zacc[o];
+              out[o] = out[o] + corr;
+            }
           }
         } else {
-          int32_t *px = (int32_t *)output + pix * (size_t)words_out;
-          for (w = 0; w < words_out; ++w) {
-            const int32_t base = w * 32;
-            const int32_t nb = oc - base < 32 ? oc - base : 32;
-            uint32_t word = 0u;
-            for (j = 0; j < nb; ++j)
-              word |= (uint32_t)(ct[base + j] > p->thresholds[base + j]) << j;
-            px[w] = (int32_t)word;
-          }
+          for (o = 0; o < oc; ++o)
+            if (ebnn__bconv_zero_pad_correction(p, &c->g, oy, ox, o, &sum)) {
+              const float corr = (-1.0f * p->multiplier[o]) * (float)sum;
+              out[o] = out[o] + corr;
+            }
         }
       }
     }
+  } else {
+    const int32_t words_out = EBNN_PACKED_WORDS(oc);
+    int32_t *px = (int32_t *)output + (size_t)q * (size_t)words_out;
+    for (w = 0; w < words_out; ++w) {
+      const int32_t base = w * 32;
+      const int32_t nb = oc - base < 32 ? oc - base : 32;
+      uint32_t word = 0u;
+      for (j = 0; j < nb; ++j) word |= (uint32_t)(ct[base + j] > p->thresholds[base + j]) << j;
+      px[w] = (int32_t)word;
+    }
+  }
+}
+
+/* Output rows [oy0, oy1), in chunks of pixels that run across row ends. */
+static void bopt_rows(const bopt_ctx_t *c, const int32_t *input, int32_t oy0, int32_t oy1,
+                      void *output) {
+  int32_t cnt[EBNN_BOPT_CNT];
+  int32_t zacc[EBNN_BOPT_MAX_OC]; /* same-zero sums of one pixel */
+  const int32_t oc = c->p->out_c, ow = c->g.g.out_w;
+  const int32_t q1 = oy1 * ow;
+  int32_t chunk = EBNN_BOPT_CNT / oc, q, i;
+#if defined(EBNN_BOPT_ISA_AVX2)
+  {
+    const int32_t k_words = c->p->filter_h * (int32_t)c->row_len;
+    if (k_words <= EBNN_BOPT_SPLIT_K && chunk > EBNN_BOPT_SPLIT_WORDS / (2 * k_words))
+      chunk = EBNN_BOPT_SPLIT_WORDS / (2 * k_words);
+  }
+#endif
+  { /* balanced chunks: 49 pixels in chunks of at most 16 run as 13+12+12+12, not 16+16+16+1 */
+    const int32_t total = q1 - oy0 * ow;
+    const int32_t n_chunks = total > 0 ? (total + chunk - 1) / chunk : 1;
+    const int32_t even = (total + n_chunks - 1) / n_chunks;
+    chunk = even + (even & 1) <= chunk ? even + (even & 1) : even; /* whole 2-pixel tiles */
+  }
+  for (q = oy0 * ow; q < q1; q += chunk) {
+    const int32_t n = q1 - q < chunk ? q1 - q : chunk;
+    bopt_chunk_counts(c, input, q, n, cnt);
+    for (i = 0; i < n; ++i) bopt_transform(c, cnt + (size_t)i * (size_t)oc, q + i, output, zacc);
   }
 }
 
@@ -340,8 +522,7 @@ ebnn_status_t ebnn_bconv2d_opt(const ebnn_bconv2d_params_t *params,
   st = ebnn__bconv2d_check(p, &c.g);
   if (st != EBNN_OK) return st;
   k_words = (size_t)p->filter_h * (size_t)p->filter_w * (size_t)c.g.words_in;
-  if (c.g.same_zero || (size_t)p->filter_h * (size_t)p->filter_w * (size_t)c.g.words_in >
-                           EBNN_BOPT_PATCH_WORDS ||
+  if ((size_t)p->filter_h * (size_t)p->filter_w * (size_t)c.g.words_in > EBNN_BOPT_PATCH_WORDS ||
       p->filter_h > EBNN_BOPT_MAX_FH || p->out_c > EBNN_BOPT_MAX_OC)
     return ebnn_bconv2d_ref(p, input, output);
   if (p->filter_t != NULL) {
@@ -354,6 +535,13 @@ ebnn_status_t ebnn_bconv2d_opt(const ebnn_bconv2d_params_t *params,
   }
   c.p = p;
   c.row_len = (size_t)p->filter_w * (size_t)c.g.words_in;
+  c.zsum_ok = c.g.same_zero && (size_t)p->filter_h * (size_t)p->filter_w * (size_t)p->out_c <= EBNN_BOPT_ZSUM;
+  if (c.zsum_ok) {
+    const int32_t taps = p->filter_h * p->filter_w;
+    int32_t tap, oo;
+    for (tap = 0; tap < taps; ++tap)
+      for (oo = 0; oo < p->out_c; ++oo) c.zsum[(size_t)tap * (size_t)p->out_c + (size_t)oo] = ebnn__bconv_tap_sum(p, &c.g, oo, tap);
+  }
   if (p->thresholds == NULL) {
     for (o = 0; o < (size_t)p->out_c; ++o) { /* as the reference rounds them */
       const float mul = p->multiplier[o];

@@ -156,9 +156,8 @@ static int32_t bconv_popcount(const ebnn_bconv2d_params_t *p,
  * effective filter is larger than the input (it overflows on both sides)
  * LCE's cases do not cover it and it applies no correction, or a partial
  * one. Returns 1 and sets *sum when LCE applies a correction. */
-static int bconv_zero_pad_correction(const ebnn_bconv2d_params_t *p,
-                                     const ebnn__bgeom_t *g, int32_t oy,
-                                     int32_t ox, int32_t o, int32_t *sum) {
+int ebnn__bconv_zero_pad_case(const ebnn_bconv2d_params_t *p, const ebnn__bgeom_t *g,
+                              int32_t oy, int32_t ox, ebnn__zpad_case_t *zc) {
   const int32_t eff_w = (p->filter_w - 1) * p->dilation_w + 1;
   const int32_t eff_h = (p->filter_h - 1) * p->dilation_h + 1;
   /* C99 division truncates toward zero, as C++'s does in LCE. */
@@ -168,43 +167,54 @@ static int bconv_zero_pad_correction(const ebnn_bconv2d_params_t *p,
   const int32_t bot = -top - p->in_h + eff_h;
   const int32_t left = left_off - ox * p->stride_w;
   const int32_t right = -left - p->in_w + eff_w;
-  const int32_t words = g->words_in;
-  const int32_t *filt;
-  int32_t kase, cx, cy, fy, fx, w, total = 0;
+  zc->eff_w = eff_w;
+  zc->eff_h = eff_h;
   if (left <= 0 && right <= 0 && top <= 0 && bot <= 0) return 0;
   if (right <= 0 && top > 0 && bot < 0) {
-    kase = 0; cx = left > 0 ? left : 0; cy = top;
+    zc->kase = 0; zc->cx = left > 0 ? left : 0; zc->cy = top;
   } else if (left < 0 && right > 0 && bot <= 0) {
-    kase = 1; cx = right; cy = top > 0 ? top : 0;
+    zc->kase = 1; zc->cx = right; zc->cy = top > 0 ? top : 0;
   } else if (left > 0 && right < 0 && top <= 0) {
-    kase = 2; cx = left; cy = bot > 0 ? bot : 0;
+    zc->kase = 2; zc->cx = left; zc->cy = bot > 0 ? bot : 0;
   } else if (left <= 0 && top < 0 && bot > 0) {
-    kase = 3; cx = right > 0 ? right : 0; cy = bot;
+    zc->kase = 3; zc->cx = right > 0 ? right : 0; zc->cy = bot;
   } else {
     return 0; /* LCE: "This cannot happen." -- no correction */
   }
-  filt = p->filter + (size_t)o * (size_t)p->filter_h * (size_t)p->filter_w *
-                         (size_t)words;
-  for (fy = 0; fy < p->filter_h; ++fy) {
-    const int32_t efy = p->dilation_h * fy;
-    for (fx = 0; fx < p->filter_w; ++fx) {
-      const int32_t efx = p->dilation_w * fx;
-      int counted;
-      switch (kase) {
-        case 0: counted = efy < cy || efx < cx; break;
-        case 1: counted = efy < cy || eff_w - efx <= cx; break;
-        case 2: counted = eff_h - efy <= cy || efx < cx; break;
-        default: counted = eff_h - efy <= cy || eff_w - efx <= cx; break;
-      }
-      if (counted) {
-        int32_t ones = 0;
-        const int32_t *wt =
-            filt + ((size_t)fy * (size_t)p->filter_w + (size_t)fx) * (size_t)words;
-        for (w = 0; w < words; ++w) ones += EBNN_POPCOUNT32((uint32_t)wt[w]);
-        total += p->in_c - 2 * ones;
-      }
-    }
+  return 1;
+}
+
+int ebnn__bconv_zero_pad_counted(const ebnn_bconv2d_params_t *p, const ebnn__zpad_case_t *zc,
+                                 int32_t fy, int32_t fx) {
+  const int32_t efy = p->dilation_h * fy, efx = p->dilation_w * fx;
+  switch (zc->kase) {
+    case 0: return efy < zc->cy || efx < zc->cx;
+    case 1: return efy < zc->cy || zc->eff_w - efx <= zc->cx;
+    case 2: return zc->eff_h - efy <= zc->cy || efx < zc->cx;
+    default: return zc->eff_h - efy <= zc->cy || zc->eff_w - efx <= zc->cx;
   }
+}
+
+int32_t ebnn__bconv_tap_sum(const ebnn_bconv2d_params_t *p, const ebnn__bgeom_t *g,
+                            int32_t o, int32_t tap) {
+  const int32_t words = g->words_in;
+  const int32_t *wt = p->filter + ((size_t)o * (size_t)p->filter_h * (size_t)p->filter_w +
+                                   (size_t)tap) * (size_t)words;
+  int32_t w, ones = 0;
+  for (w = 0; w < words; ++w) ones += EBNN_POPCOUNT32((uint32_t)wt[w]);
+  return p->in_c - 2 * ones;
+}
+
+int ebnn__bconv_zero_pad_correction(const ebnn_bconv2d_params_t *p,
+                                    const ebnn__bgeom_t *g, int32_t oy,
+                                    int32_t ox, int32_t o, int32_t *sum) {
+  ebnn__zpad_case_t zc;
+  int32_t fy, fx, total = 0;
+  if (!ebnn__bconv_zero_pad_case(p, g, oy, ox, &zc)) return 0;
+  for (fy = 0; fy < p->filter_h; ++fy)
+    for (fx = 0; fx < p->filter_w; ++fx)
+      if (ebnn__bconv_zero_pad_counted(p, &zc, fy, fx))
+        total += ebnn__bconv_tap_sum(p, g, o, fy * p->filter_w + fx);
   *sum = total;
   return 1;
 }
@@ -422,7 +432,7 @@ static void bconv2d_row_affine(const ebnn_bconv2d_params_t *p,
         y = (float)x * m[j];
         y = y + b[j];
         if (g->same_zero && !inside &&
-            bconv_zero_pad_correction(p, g, oy, ox, o0 + j, &oob_sum)) {
+            ebnn__bconv_zero_pad_correction(p, g, oy, ox, o0 + j, &oob_sum)) {
           const float corr = neg_mul[j] * (float)oob_sum;
           y = y + corr;
         }

@@ -105,6 +105,12 @@ ebnn_status_t ebnn__conv2d_check(const ebnn_conv2d_params_t *p,
 void ebnn__conv2d_row(const ebnn_conv2d_params_t *p, const ebnn__geom_t *g,
                       const float *input, int32_t oy, float *out_row);
 
+/* CONV_2D (HWIO filter) as a cache-blocked GEMM (ebnn_conv_opt.c): 1 when
+ * it computed the whole output, 0 when the shape is outside its fast path
+ * (nothing written). Bit-identical to ebnn__conv2d_row. */
+int ebnn__conv2d_blocked_opt(const ebnn_conv2d_params_t *p, const ebnn__geom_t *g,
+                             const float *input, float *output);
+
 /* LceBconv2d output transform, resolved once per call. */
 typedef struct {
   ebnn__geom_t g;
@@ -123,6 +129,25 @@ ebnn_status_t ebnn__bconv2d_check(const ebnn_bconv2d_params_t *p,
 void ebnn__bconv2d_row_float(const ebnn_bconv2d_params_t *p,
                              const ebnn__bgeom_t *g, const int32_t *input,
                              int32_t oy, float *out_row);
+
+/* Same-zero padding: 1 and *sum (the +-1 filter values LCE counts as
+ * outside the input) when LCE corrects output (oy, ox) channel o, which is
+ * then y + (-1.0f * multiplier[o]) * (float)*sum; 0 when it does not.
+ * Built from three parts the opt kernel shares: the case of pixel (oy, ox)
+ * (0: no correction), whether tap (fy, fx) counts in it, and a tap's sum
+ * of +-1 filter values for channel o (in_c - 2 * popcount). */
+typedef struct {
+  int32_t kase, cx, cy, eff_w, eff_h;
+} ebnn__zpad_case_t;
+int ebnn__bconv_zero_pad_case(const ebnn_bconv2d_params_t *p, const ebnn__bgeom_t *g,
+                              int32_t oy, int32_t ox, ebnn__zpad_case_t *zc);
+int ebnn__bconv_zero_pad_counted(const ebnn_bconv2d_params_t *p, const ebnn__zpad_case_t *zc,
+                                 int32_t fy, int32_t fx);
+int32_t ebnn__bconv_tap_sum(const ebnn_bconv2d_params_t *p, const ebnn__bgeom_t *g,
+                            int32_t o, int32_t tap);
+int ebnn__bconv_zero_pad_correction(const ebnn_bconv2d_params_t *p,
+                                    const ebnn__bgeom_t *g, int32_t oy,
+                                    int32_t ox, int32_t o, int32_t *sum);
 
 ebnn_status_t ebnn__pool_geom(const ebnn_pool2d_params_t *p, ebnn__geom_t *g);
 

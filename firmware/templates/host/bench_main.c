@@ -10,8 +10,12 @@
  * in-process engine it alternates with is already warm), then RUNS invokes
  * each timed alone with clock_gettime(CLOCK_MONOTONIC) around the invoke
  * only, and prints one JSON object on stdout:
- *   {"times_ns": [...], "output": [...], "arena_bytes": N, "weights_bytes": N,
- *    "peak_rss_bytes": N or null}
+ *   {"times_ns": [...], "cpu_times_ns": [...], "output": [...], "arena_bytes": N,
+ *    "weights_bytes": N, "peak_rss_bytes": N or null}
+ * cpu_times_ns: the calling thread's CPU time of each invoke
+ * (CLOCK_THREAD_CPUTIME_ID): on a machine shared with other jobs it leaves
+ * out the time the core ran something else; it does not count worker
+ * threads (with EBNN_NUM_THREADS > 1 it is only the calling thread's part).
  * peak_rss_bytes is this process's VmHWM from /proc/self/status (Linux), read
  * after the runs: unlike getrusage's ru_maxrss it does not inherit the
  * high-water mark of the process that spawned this one.
@@ -50,6 +54,12 @@ static int64_t now_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000 + (int64_t)ts.tv_nsec;
 }
 
+static int64_t cpu_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + (int64_t)ts.tv_nsec;
+}
+
 static long peak_rss_bytes(void) {
   char line[256];
   long kb = -1;
@@ -75,7 +85,7 @@ static int parse_count(const char *text, long *out) {
 
 int main(int argc, char **argv) {
   long warmup = 0, runs = 0, i, rss;
-  int64_t *times;
+  int64_t *times, *cpu_times;
   size_t got;
   if (argc != 3 || !parse_count(argv[1], &warmup) || !parse_count(argv[2], &runs) || runs < 1) {
     fprintf(stderr, "usage: %s WARMUP RUNS < input.f32 (RUNS >= 1)\n", argv[0]);
@@ -87,11 +97,12 @@ int main(int argc, char **argv) {
             EDGEBNN_MODEL_INPUT_SIZE, (unsigned long)got);
     return 2;
   }
-  times = (int64_t *)malloc(sizeof(int64_t) * (size_t)runs);
+  times = (int64_t *)malloc(sizeof(int64_t) * 2 * (size_t)runs);
   if (times == NULL) {
     fprintf(stderr, "out of memory for %ld timings\n", runs);
     return 2;
   }
+  cpu_times = times + runs;
   {
     const int64_t warm_start = now_ns();
     for (i = 0; i < warmup || (warmup > 0 && now_ns() - warm_start < EDGEBNN_BENCH_MIN_WARMUP_NS);
@@ -105,20 +116,23 @@ int main(int argc, char **argv) {
     }
   }
   /* touch every page of the timings array before the timed loop */
-  for (i = 0; i < runs; ++i) times[i] = 0;
+  for (i = 0; i < 2 * runs; ++i) times[i] = 0;
   for (i = 0; i < runs; ++i) {
-    int64_t t0 = now_ns();
+    int64_t c0 = cpu_ns(), t0 = now_ns();
     int st = EDGEBNN_MODEL_INVOKE(input_buf, output_buf);
-    int64_t t1 = now_ns();
+    int64_t t1 = now_ns(), c1 = cpu_ns();
     if (st != 0) {
       fprintf(stderr, "invoke failed with status %d\n", st);
       free(times);
       return 3;
     }
     times[i] = t1 - t0;
+    cpu_times[i] = c1 - c0;
   }
   printf("{\"times_ns\": [");
   for (i = 0; i < runs; ++i) printf("%s%lld", i ? ", " : "", (long long)times[i]);
+  printf("], \"cpu_times_ns\": [");
+  for (i = 0; i < runs; ++i) printf("%s%lld", i ? ", " : "", (long long)cpu_times[i]);
   printf("], \"output\": [");
   for (i = 0; i < EDGEBNN_MODEL_OUTPUT_SIZE; ++i) printf("%s%.9g", i ? ", " : "", (double)output_buf[i]);
   printf("], \"arena_bytes\": %ld, \"weights_bytes\": %ld, \"peak_rss_bytes\": ",
