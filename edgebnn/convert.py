@@ -570,6 +570,12 @@ def load_keras_model(path, *, trust_model_code=False, custom_objects=None):
     file is checked and loaded through the same open handle, so what is
     checked is what is loaded; ``.keras`` files load in Keras's safe mode.
     larq is imported first, so its layers and quantizers resolve.
+    larq-zoo's own Lambda layers (MeliusNet22, RealToBinaryNet) are
+    recognised by comparing their stored bytecode, read as data, with the
+    installed larq-zoo's, and replaced by built-in layers before the check
+    (:mod:`edgebnn.zoo_lambdas`); function-valued initializers, quantizers
+    and activations in a ``.h5`` are resolved by name as the ``.keras``
+    loader does.
 
     Example:
         >>> model = load_keras_model("run/model.h5")  # doctest: +SKIP
