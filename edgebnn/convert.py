@@ -589,6 +589,12 @@ def load_keras_model(path, *, trust_model_code=False, custom_objects=None):
     file is checked and loaded through the same open handle, so what is
     checked is what is loaded; ``.keras`` files load in Keras's safe mode.
     larq is imported first, so its layers and quantizers resolve.
+    larq-zoo's own Lambda layers (MeliusNet22, RealToBinaryNet) are
+    recognised by comparing their stored bytecode, read as data, with the
+    installed larq-zoo's, and replaced by built-in layers before the check
+    (:mod:`edgebnn.zoo_lambdas`); function-valued initializers, quantizers
+    and activations in a ``.h5`` are resolved by name as the ``.keras``
+    loader does.
 
     Example:
         >>> model = load_keras_model("run/model.h5")  # doctest: +SKIP
@@ -633,21 +639,95 @@ def load_keras_model(path, *, trust_model_code=False, custom_objects=None):
 
 
 def _load_checked(tf_keras, path: Path, objs: dict):
+    """Read the stored config, replace larq-zoo's known Lambda layers, check it, load from it.
+
+    A config that needed no replacement loads as before (``load_model`` on
+    the checked h5 handle, or in safe mode for a ``.keras``); a replaced one
+    is built from the checked config and the weights are read from the file.
+    """
     import h5py
 
     from edgebnn import modelcheck
+    from edgebnn.zoo_lambdas import replace_zoo_lambdas
 
     fmt = modelcheck.model_format(path)
-    if fmt != "h5":
-        modelcheck.check_model_file(path, custom_objects=objs)  # raises for a SavedModel
-        return tf_keras.models.load_model(str(path), custom_objects=objs, compile=False, safe_mode=True)
+    if fmt == "savedmodel":
+        modelcheck.check_model_file(path, custom_objects=objs)  # raises
+    if fmt == "keras":
+        rw = replace_zoo_lambdas(modelcheck.read_keras_zip_config(path), fmt)
+        modelcheck.check_config(rw.config, path, custom_objects=objs, notes=_lambda_notes(rw))
+        if not rw.replaced:
+            return tf_keras.models.load_model(str(path), custom_objects=objs, compile=False, safe_mode=True)
+        model = tf_keras.saving.deserialize_keras_object(rw.config, custom_objects=objs, safe_mode=True)
+        model.load_weights(str(path))
+        return model
     try:
         fh = h5py.File(path, "r")
     except OSError as exc:
         raise ModelError(f"cannot read {path} as an HDF5 file: {exc}") from exc
     with fh:
-        modelcheck.check_config(modelcheck.read_h5_config(fh, path), path, custom_objects=objs)
-        return tf_keras.models.load_model(fh, custom_objects=objs, compile=False)
+        rw = replace_zoo_lambdas(modelcheck.read_h5_config(fh, path), fmt)
+        modelcheck.check_config(rw.config, path, custom_objects=objs, notes=_lambda_notes(rw))
+        config, functions = _h5_functions_resolved(tf_keras, rw.config, objs)
+        if not rw.replaced and not functions:
+            return tf_keras.models.load_model(fh, custom_objects=objs, compile=False)
+        model = tf_keras.models.model_from_config(config, custom_objects=objs)
+        if "model_weights" not in fh:
+            raise ModelError(f"cannot load {path}: it has a model config but no 'model_weights' group")
+        _h5_load_weights(fh["model_weights"], model)
+        return model
+
+
+def _lambda_notes(rw) -> list:
+    return [f"Lambda layer '{name}' looks like larq-zoo's but was not replaced by a built-in layer: {why}"
+            for name, why in rw.unmatched]
+
+
+def _h5_functions_resolved(tf_keras, config: dict, objs: dict):
+    """``(config, names)``: the h5 config decoded as tf-keras's h5 loader does, with each
+    ``{"class_name": "function", ...}`` object replaced by the function it names.
+
+    tf-keras 2.16 writes a function-valued initializer, quantizer or
+    activation into a ``.h5`` in its new serialization format
+    (``{"module": "builtins", "class_name": "function", "config": "blurpool_initializer"}``)
+    and its h5 reader, which uses the old format, then looks for a class
+    called ``function``. Giving a layer the function itself is what the
+    ``.keras`` loader does: the name is looked up among ``objs`` and Keras's
+    built-in functions (the scan already allowed it), and nothing else runs.
+    """
+    import json
+
+    from tf_keras.src.saving.legacy.saved_model import json_utils  # what tf-keras's h5 loader decodes with
+
+    names = []
+
+    def resolve(value):
+        if isinstance(value, dict):
+            if value.get("class_name") == "function" and isinstance(value.get("config"), str):
+                try:
+                    fn = tf_keras.saving.deserialize_keras_object(value, custom_objects=objs, safe_mode=True)
+                except (TypeError, ValueError) as exc:
+                    raise ModelError(
+                        f"the model config names function '{value['config']}' (module "
+                        f"'{value.get('module')}'), which is neither a Keras built-in nor one of the custom "
+                        f"objects ({', '.join(sorted(objs)) or 'none'}); pass --custom-objects MODULE: {exc}"
+                    ) from exc
+                names.append(value["config"])
+                return fn
+            return {k: resolve(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [resolve(v) for v in value]
+        return value
+
+    decoded = json_utils.decode(json.dumps(config))
+    return resolve(decoded), names
+
+
+def _h5_load_weights(group, model) -> None:
+    """Weights of a whole-model .h5 (its ``model_weights`` group) into ``model``, as tf-keras's h5 loader does."""
+    from tf_keras.src.saving.legacy import hdf5_format
+
+    hdf5_format.load_weights_from_hdf5_group(group, model)
 
 
 # --------------------------------------------------------------------------

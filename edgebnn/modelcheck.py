@@ -68,8 +68,10 @@ _MODEL_CLASSES = frozenset({"Functional", "Sequential", "Model"})
 #: TensorFlow functions a ``TFOpLambda`` layer may name (tf-keras stores the
 #: API name, e.g. ``x + y`` on Keras tensors as ``__operators__.add``, and
 #: looks it up in TensorFlow's API on load: no code is stored). Only these
-#: arithmetic operators are allowed; any other name is refused.
-_TF_OP_FUNCTIONS = frozenset({"__operators__.add", "math.multiply", "math.add", "math.subtract"})
+#: arithmetic operators, and the split and pad that replace larq-zoo's
+#: Lambda layers (edgebnn/zoo_lambdas.py), are allowed; any other name is refused.
+_TF_OP_FUNCTIONS = frozenset({"__operators__.add", "math.multiply", "math.add", "math.subtract", "split", "pad",
+                              "compat.v1.pad"})
 _MODULE_PREFIXES = ("keras.", "tf_keras.", "larq.")
 _MODULE_NAMES = frozenset({"keras", "tf_keras", "larq"})
 
@@ -425,11 +427,18 @@ def _refusal(path: Path, findings, *, extra: str = "") -> UnsafeModelError:
     )
 
 
-def check_config(config, path, *, custom_objects=None) -> None:
-    """Raise :class:`UnsafeModelError` when a parsed config of ``path`` would run code."""
+def check_config(config, path, *, custom_objects=None, notes=()) -> None:
+    """Raise :class:`UnsafeModelError` when a parsed config of ``path`` would run code.
+
+    ``notes`` (e.g. why a Lambda was not recognised as larq-zoo's) are added
+    to the message when it raises.
+    """
     findings = scan_config(config, allowed_objects(custom_objects))
     if findings:
-        raise _refusal(Path(path), findings)
+        extra = "".join(f"; {n}" for n in list(notes)[:3])
+        if len(notes) > 3:
+            extra += f"; and {len(notes) - 3} more such notes"
+        raise _refusal(Path(path), findings, extra=extra)
 
 
 def check_model_file(path, *, custom_objects=None) -> str:

@@ -278,17 +278,15 @@ def larq_zoo_custom_objects() -> dict:
     so a loader passes this map instead (larq-zoo is imported here, with the
     tensorflow_datasets stand-in when needed).
 
-    This resolves the ``.keras`` files. The ``.h5`` files of QuickNet*,
-    XNORNet and DoReFaNet do not load even with it (nor with larq_zoo
-    imported): tf_keras 2.16 writes a function-valued initializer or
-    quantizer there as ``{"class_name": "function", "config": NAME}`` and
-    its h5 reader looks up ``"function"``.
-
-    Not resolvable by a map: MeliusNet22 (.h5 and .keras) and
-    RealToBinaryNet (.keras) hold Keras ``Lambda`` layers with Python
-    bytecode (loading them needs ``safe_mode=False``, i.e. running code
-    from the file; MeliusNet22's .h5 also stores the wrapped ``tf.split``
-    as a string and does not load at all).
+    With this map ``tf_keras.models.load_model`` reads the ``.keras``
+    files, but not the ``.h5`` files of QuickNet*, XNORNet and DoReFaNet:
+    tf_keras 2.16 writes a function-valued initializer, quantizer or
+    activation there as ``{"class_name": "function", "config": NAME}`` and
+    its h5 reader looks up a class called ``"function"``; nor the models with
+    ``Lambda`` layers (MeliusNet22, RealToBinaryNet), which hold Python
+    bytecode. :func:`edgebnn.convert.load_keras_model` loads all of them:
+    it hands such a layer the function itself, and replaces larq-zoo's own
+    Lambda layers by built-in layers (:mod:`edgebnn.zoo_lambdas`).
 
     Example:
         >>> objs = larq_zoo_custom_objects()  # doctest: +SKIP

@@ -70,8 +70,9 @@ def test_saved_zoo_model_loads_with_the_custom_objects(tmp_path, name, shape, ex
 
     Not the .h5 of QuickNet* / XNORNet / DoReFaNet: tf_keras 2.16 writes
     larq-zoo's function-valued initializers and quantizers there as
-    {"class_name": "function", "config": NAME} and does not read them back,
-    with or without the map (an open gap).
+    {"class_name": "function", "config": NAME} and its own loader does not
+    read them back, with or without the map; edgebnn's loader does
+    (tests/test_zoo_lambdas.py, tools/zoo_saved.py).
     """
     import subprocess
     import sys
