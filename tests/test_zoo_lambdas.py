@@ -295,8 +295,10 @@ def test_zoo_function_objects_convert_to_the_in_memory_flatbuffer(zoo_functions_
     got = out.read_bytes()
     if got != reference:
         # The bytes carry names the converter numbers per process (which
-        # other tests ran first in this worker): then the graph and LCE's
-        # outputs must still be the same.
+        # other tests ran first in this worker), and its constant folding may
+        # round BN folds differently (seen: 3e-7 apart under xdist): then the
+        # graph must be the same and LCE's outputs the same within float
+        # rounding, with the same top-1.
         from larq_compute_engine.tflite.python.interpreter import Interpreter
 
         from edgebnn.graph import load_graph
@@ -305,7 +307,8 @@ def test_zoo_function_objects_convert_to_the_in_memory_flatbuffer(zoo_functions_
         x = np.random.default_rng(0).uniform(-1, 1, (4, 16, 16, 3)).astype(np.float32)
         a = Interpreter(got, num_threads=1).predict(x)
         b = Interpreter(reference, num_threads=1).predict(x)
-        assert np.array_equal(a, b)
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+        assert np.array_equal(a.argmax(-1), b.argmax(-1))
 
 
 @pytest.mark.tf

@@ -83,10 +83,13 @@ def build(model, target, output, samples, dataset, data_dir, expected, console, 
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--timeout", default=300.0, show_default=True, type=float,
               help="Seconds before the emulator is stopped.")
+@click.option("--profile", is_flag=True,
+              help="Also rebuild a copy of the project with per-op hooks (-DEBNN_PROFILE), run it "
+                   "and print the instructions each kernel call takes per inference.")
 @click.option("--json", "json_", is_flag=True, help="Print JSON instead of text.")
 @click.pass_context
 @handle_errors
-def run(ctx, directory, timeout, json_):
+def run(ctx, directory, timeout, profile, json_):
     """Run a built firmware under its target's emulator (QEMU) and compare its
     predictions with the expected ones. Exit status 1 on any mismatch."""
     from edgebnn.firmware import read_metadata, run_firmware
@@ -99,6 +102,13 @@ def run(ctx, directory, timeout, json_):
         if result.stack_peak is not None:
             d["size"]["stack_peak"] = result.stack_peak
             d["size"]["arena_plus_stack_peak"] = meta["size"]["ram"].get("arena", 0) + result.stack_peak
+    prof = None
+    if profile:
+        from edgebnn.firmware.profile import profile_firmware
+
+        status("profiling: rebuilding a copy with -DEBNN_PROFILE ...")
+        prof = profile_firmware(directory, timeout=timeout)
+        d["profile"] = prof.to_dict()
     if json_:
         echo_json(d)
     else:
@@ -123,8 +133,25 @@ def run(ctx, directory, timeout, json_):
                 arena = meta["size"]["ram"].get("arena", 0)
                 line += f"; arena {arena} B + stack peak = {arena + result.stack_peak} B"
             click.echo(line)
-    if not result.ok:
+        if prof is not None:
+            click.echo(_profile_table(prof))
+    if not result.ok or (prof is not None and prof.mismatches):
         ctx.exit(1)
+
+
+def _profile_table(prof):
+    """The per-call table of ``run --profile``, heaviest calls easy to spot."""
+    rows = [(c.index, ",".join(str(o) for o in c.ops), c.type, c.kernel,
+             f"{c.per_inference:,.0f}", f"{100 * c.share:.1f}%") for c in prof.calls]
+    lines = [f"per-op profile ({prof.samples} samples, {prof.unit} per inference):",
+             render_table(("call", "ops", "type", "kernel", prof.unit, "share"), rows),
+             f"in kernel calls: {prof.in_calls:,.0f}; whole invoke in the profiling build: "
+             f"{prof.invoke_per_inference:,.0f} (unattributed: hooks and the invoke's own code, "
+             f"{prof.unattributed:,.0f})",
+             f"  [{prof.label}]"]
+    if prof.mismatches:
+        lines.append(f"the profiling build mispredicted {prof.mismatches} samples")
+    return "\n".join(lines)
 
 
 @firmware.command("flash")

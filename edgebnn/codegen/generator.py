@@ -366,11 +366,14 @@ class Emitter:
     def call(self, node, base, args):
         fn = self.kernel_set.pick(base, self.defs)
         self.called.add(fn)
+        profile_index = sum(1 for c in self.calls if c["kernel"])
         self.calls.append({"ops": list(node.ops), "type": node.op_type, "kernel": fn,
-                           "output": self.ctx.tensor(node.outputs[0]).name})
+                           "output": self.ctx.tensor(node.outputs[0]).name,
+                           "profile_index": profile_index})
         self.code.comment(self._header_comment(node))
         self.code.line(f"status = {fn}({', '.join(args)});")
         self.code.line("if (status != EBNN_OK) return (int)status;")
+        self.code.line(f"EBNN_PROFILE_OP({profile_index});")
 
     def alias_comment(self, node):
         src = self.ctx.tensor(node.inputs[0]).name
@@ -585,6 +588,8 @@ def generate(model, *, name="model", target=None, fuse=True, command=None, kerne
     h.line(f"#define {upper}_ARENA_BOUND_BYTES {plan.bound} /* no plan of these buffers is smaller */")
     h.line(f"#define {upper}_SCRATCH_BYTES {peak_scratch}")
     h.line(f"#define {upper}_WEIGHTS_BYTES {em.weights_bytes}")
+    h.line(f"#define {upper}_KERNEL_CALLS {sum(1 for k in em.calls if k['kernel'])} "
+           "/* ebnn_profile_op() indices 0.. in an EBNN_PROFILE build */")
     _shape_macros(h, upper, "INPUT", inp.shape)
     _shape_macros(h, upper, "OUTPUT", out.shape)
     what = "floats"
@@ -645,6 +650,7 @@ def generate(model, *, name="model", target=None, fuse=True, command=None, kerne
     with c.block(f"int {name}_invoke(const {io_ctype} *input, {io_ctype} *output)"):
         c.line("ebnn_status_t status;")
         c.line("if (input == NULL || output == NULL) return (int)EBNN_ERROR_NULL_POINTER;")
+        c.line("EBNN_PROFILE_OP(-1);")
         c.lines(em.code.text().rstrip("\n").split("\n"))
         c.line("(void)input;")
         c.line(f"(void){name}_arena; /* unused when no tensor lives in the arena */")

@@ -77,6 +77,8 @@ def model_sources(generated) -> ModelSources:
         arena_bytes=getattr(generated, "arena_bytes", None),
         weights_bytes=getattr(generated, "weights_bytes", None),
         sha256=getattr(generated, "sha256", ""),
+        kernel_calls=tuple({k: c[k] for k in ("ops", "type", "kernel", "output")}
+                           for c in getattr(generated, "ops", ()) if c.get("kernel")),
     )
 
 

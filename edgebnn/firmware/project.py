@@ -90,6 +90,9 @@ class ModelSources:
     arena_bytes: int | None = None
     weights_bytes: int | None = None
     sha256: str = ""
+    #: The model's kernel calls in call order (``{"ops", "type", "kernel",
+    #: "output"}`` each): what ``ebnn_profile_op(k)`` marks in a profiling build.
+    kernel_calls: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -199,6 +202,9 @@ def model_shim(model: ModelSources) -> str:
         f"#define FW_MODEL_INPUT_SIZE ({upper}_INPUT_SIZE)",
         f"#define FW_MODEL_OUTPUT_SIZE ({upper}_OUTPUT_SIZE)",
         f"#define FW_MODEL_INVOKE {model.name}_invoke",
+        f"#ifdef {upper}_KERNEL_CALLS",
+        f"#define FW_MODEL_KERNEL_CALLS ({upper}_KERNEL_CALLS)",
+        "#endif",
         f"#ifdef {upper}_IO_INT8",
         "#define FW_MODEL_IO_INT8 1",
         f"#define FW_MODEL_INPUT_SCALE ({upper}_INPUT_SCALE)",
@@ -262,14 +268,16 @@ def _model_dest(model: ModelSources, rel: str) -> str:
     return f"{base}/{rel}"
 
 
-def build_commands(target: Target, sources: list, includes: list, *, linker_script: bool) -> dict:
+def build_commands(target: Target, sources: list, includes: list, *, linker_script: bool,
+                   defines=()) -> dict:
     """Every command of a build: ``{"compile": [[...], ...], "link": [...], "objcopy": [[...]]}``.
 
-    The compile and link commands come from :func:`edgebnn.toolchain.compile_commands`.
+    The compile and link commands come from :func:`edgebnn.toolchain.compile_commands`;
+    ``defines`` are extra ``-D`` values (``EBNN_PROFILE`` for a profiling build).
     """
     link_flags = (["-T", "link.ld"] if linker_script else []) + [f"-Wl,-Map={MAP}"]
     cmds = compile_commands(target, sources, "program", output=IMAGE, includes=includes, objdir="build",
-                            link_flags=link_flags)
+                            link_flags=link_flags, defines=defines)
     objcopy = []
     if target.is_mcu and target.objcopy:
         objcopy = [[target.objcopy, "-O", "binary", IMAGE, "fw.bin"],
@@ -431,6 +439,7 @@ def write_project(out_dir, *, target, model: ModelSources, samples: SampleSet,
         "includes": includes,
         "linker_script": linker_script,
         "image": IMAGE,
+        "kernel_calls": [dict(c) for c in model.kernel_calls],
     }
     meta.update(metadata or {})
     atomic_write_text(out / METADATA, json.dumps(meta, indent=2, sort_keys=True) + "\n")
@@ -485,8 +494,11 @@ def _fail(what, cmd, proc):
 _OVERFLOW_RE = re.compile(r"region `?'?(\w+)'? overflowed|will not fit in region|overflowed by \d+ bytes")
 
 
-def build_project(directory) -> BuildResult:
+def build_project(directory, *, defines=()) -> BuildResult:
     """Compile and link a project written by :func:`write_project`.
+
+    ``defines`` are extra ``-D`` values for every compile (the profiling
+    build of :mod:`edgebnn.firmware.profile` passes ``EBNN_PROFILE``).
 
     The image is linked at the target's memory budget; when it does not fit,
     it is re-linked with oversized memories only to measure it, and the error
@@ -505,7 +517,7 @@ def build_project(directory) -> BuildResult:
         target.require(exe)
     sources, includes = meta["sources"], meta["includes"]
     linker_script = meta["linker_script"]
-    commands = build_commands(target, sources, includes, linker_script=linker_script)
+    commands = build_commands(target, sources, includes, linker_script=linker_script, defines=defines)
     ran = []
     for cmd in commands["compile"]:
         (d / Path(cmd[-1]).parent).mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,7 @@ _BEGIN = re.compile(r"^EBNN begin samples=(\d+) input=(\d+) output=(\d+) timer=(
 _SAMPLE = re.compile(r"^EBNN sample=(\d+) pred=(-?\d+) expected=(-?\d+) ticks=(\d+)")
 _END = re.compile(r"^EBNN end mismatches=(\d+) stack_peak=(\d+) stack_size=(\d+)(?: stack_peak_all=(\d+))?")
 _ERROR = re.compile(r"^EBNN error (.*)$")
+_PROFILE = re.compile(r"^EBNN profile call=(\d+) ticks=(\d+)")
 
 DEFAULT_TIMEOUT = 300.0
 #: Timers that count emulated instructions (``timer=`` in the firmware's
@@ -62,6 +63,9 @@ class FirmwareRun:
     expected_source: str
     wall_seconds: float
     output: str
+    #: Ticks per kernel call summed over the samples (a profiling build's
+    #: ``EBNN profile`` lines), else empty.
+    profile_ticks: tuple = ()
 
     @property
     def agreement(self) -> float:
@@ -113,6 +117,7 @@ def parse_output(text: str) -> dict:
     begin = None
     samples = []
     end = None
+    profile = {}
     for line in text.splitlines():
         line = line.strip()
         if m := _BEGIN.match(line):
@@ -123,6 +128,8 @@ def parse_output(text: str) -> dict:
         elif m := _END.match(line):
             end = {"mismatches": int(m.group(1)), "stack_peak": int(m.group(2)),
                    "stack_size": int(m.group(3)), "stack_peak_all": int(m.group(4) or m.group(2))}
+        elif m := _PROFILE.match(line):
+            profile[int(m.group(1))] = int(m.group(2))
         elif m := _ERROR.match(line):
             raise TargetError(f"the firmware reported an error: {m.group(1)}")
     if begin is None or end is None:
@@ -133,7 +140,10 @@ def parse_output(text: str) -> dict:
         )
     if len(samples) != begin["samples"]:
         raise TargetError(f"the firmware announced {begin['samples']} samples but reported {len(samples)}")
-    return {"begin": begin, "samples": samples, "end": end}
+    if profile and sorted(profile) != list(range(len(profile))):
+        raise TargetError(f"the firmware's profile lines skip calls: found {sorted(profile)}")
+    return {"begin": begin, "samples": samples, "end": end,
+            "profile": [profile[k] for k in range(len(profile))]}
 
 
 def run_firmware(directory, *, timeout: float = DEFAULT_TIMEOUT) -> FirmwareRun:
@@ -208,4 +218,5 @@ def run_firmware(directory, *, timeout: float = DEFAULT_TIMEOUT) -> FirmwareRun:
         expected_source=meta.get("expected_source", "unknown"),
         wall_seconds=wall,
         output=output,
+        profile_ticks=tuple(parsed["profile"]),
     )

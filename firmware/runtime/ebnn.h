@@ -75,6 +75,23 @@ typedef int32_t ebnn_status_t;
 #define EBNN_ERROR_SCRATCH_TOO_SMALL 5
 
 /* ------------------------------------------------------------------------ */
+/* Per-op profile hook                                                        */
+/* ------------------------------------------------------------------------ */
+
+/* In a build with -DEBNN_PROFILE the generated NAME_invoke calls
+ * ebnn_profile_op(-1) on entry and ebnn_profile_op(k) after its k-th kernel
+ * call (k = 0, 1, ... in call order, as listed in the generated header's
+ * comment). The application defines the function (the firmware's main.c reads
+ * its tick counter there: `edgebnn firmware run --profile`). In any other
+ * build the hook compiles to nothing. */
+#ifdef EBNN_PROFILE
+void ebnn_profile_op(int index);
+#define EBNN_PROFILE_OP(index) ebnn_profile_op(index)
+#else
+#define EBNN_PROFILE_OP(index) ((void)0)
+#endif
+
+/* ------------------------------------------------------------------------ */
 /* Helpers and enums                                                         */
 /* ------------------------------------------------------------------------ */
 

@@ -6,6 +6,9 @@
  *   EBNN begin samples=<n> input=<size> output=<size> timer=<kind>
  *   EBNN sample=<i> pred=<p> expected=<e> ticks=<t>
  *   EBNN end mismatches=<m> stack_peak=<bytes> stack_size=<bytes> stack_peak_all=<bytes>
+ * and, in a build with -DEBNN_PROFILE (`edgebnn firmware run --profile`),
+ * before the end line, one line per kernel call of the model:
+ *   EBNN profile call=<k> ticks=<total over all samples>
  *
  * stack_peak is the deepest stack use seen during the model's inferences
  * (the stack is repainted before each one), counted from the top of the
@@ -39,6 +42,44 @@ static fw_io_t fw_quantize(uint8_t p) {
 typedef float fw_io_t;
 
 static fw_io_t fw_quantize(uint8_t p) { return (float)p; }
+#endif
+
+#ifdef EBNN_PROFILE
+#ifndef FW_MODEL_KERNEL_CALLS
+#error "EBNN_PROFILE needs the generated model's KERNEL_CALLS macro (edgebnn export/firmware output)"
+#endif
+/* Ticks spent in each kernel call, summed over the samples. The clock is read
+ * again after the bookkeeping, so the hook's own work is mostly not counted
+ * (the run reports what is left as the difference to the unhooked total). */
+static uint64_t fw_profile_ticks[FW_MODEL_KERNEL_CALLS];
+static uint64_t fw_profile_last;
+
+void ebnn_profile_op(int index) {
+  uint64_t now = ebnn_platform_ticks();
+  if (index >= 0 && index < FW_MODEL_KERNEL_CALLS) {
+    fw_profile_ticks[index] += now - fw_profile_last;
+  }
+  fw_profile_last = ebnn_platform_ticks();
+}
+
+/* printf's %llu is missing from some small C libraries: decimal by hand. */
+static const char *fw_u64(uint64_t v, char buf[21]) {
+  char *p = buf + 20;
+  *p = '\0';
+  do {
+    *--p = (char)('0' + (int)(v % 10u));
+    v /= 10u;
+  } while (v != 0u);
+  return p;
+}
+
+static void fw_profile_report(void) {
+  char buf[21];
+  int k;
+  for (k = 0; k < FW_MODEL_KERNEL_CALLS; ++k) {
+    printf("EBNN profile call=%d ticks=%s\n", k, fw_u64(fw_profile_ticks[k], buf));
+  }
+}
 #endif
 
 static fw_io_t fw_input[FW_MODEL_INPUT_SIZE];
@@ -99,6 +140,9 @@ int main(void) {
   if (peak > peak_all) {
     peak_all = peak;
   }
+#ifdef EBNN_PROFILE
+  fw_profile_report();
+#endif
   printf("EBNN end mismatches=%d stack_peak=%lu stack_size=%lu stack_peak_all=%lu\n", mismatches,
          (unsigned long)peak, (unsigned long)ebnn_platform_stack_size(), (unsigned long)peak_all);
   return mismatches > 254 ? 254 : mismatches;
