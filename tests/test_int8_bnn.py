@@ -164,3 +164,57 @@ def test_int8_bnn_runs_on_cortex_m0(bnn_int8, shared_data, tmp_path):
     r = CliRunner().invoke(main, ["firmware", "run", str(out)])
     assert r.exit_code == 0, r.output
     assert "agreement with lce: 6/6" in r.output, r.output
+
+
+# (input h, w, stem filters, bconv filters): odd sizes, so SAME pads unevenly
+# and the last pool window drops a row; 40 bconv channels off the word size.
+SAME_CHAINS = [(12, 12, 8, 40), (11, 9, 5, 33)]
+
+
+@pytest.mark.parametrize("case", SAME_CHAINS, ids=lambda c: "x".join(map(str, c)))
+def test_int8_same_padded_chains_equal_unfused(tf_mods, case):
+    """SAME producers (the stem CONV_2D and a pad_value 1 LceBconv2d, as in
+    bcnn-mcu) are fused too, by a padded copy of the rows each pooled row
+    reads; the bytes are the unfused kernels'."""
+    import tempfile
+    from pathlib import Path
+
+    from edgebnn.convert import convert_model
+
+    _, K, lq = tf_mods
+    h, w, f1, f2 = case
+    K.utils.set_random_seed(3)
+    inp = K.Input((h, w, 1))
+    x = K.layers.Rescaling(1 / 127.5, -1.0)(inp)
+    x = K.layers.Conv2D(f1, 3, padding="same", use_bias=False)(x)
+    x = K.layers.MaxPooling2D(2)(x)
+    x = K.layers.BatchNormalization()(x)
+    x = lq.layers.QuantConv2D(f2, 3, padding="same", pad_values=1.0, use_bias=False,
+                              input_quantizer="ste_sign", kernel_quantizer="ste_sign",
+                              kernel_constraint="weight_clip")(x)
+    x = K.layers.MaxPooling2D(2)(x)
+    x = K.layers.BatchNormalization()(x)
+    x = K.layers.Flatten()(x)
+    x = lq.layers.QuantDense(10, use_bias=False, input_quantizer="ste_sign", kernel_quantizer="ste_sign",
+                             kernel_constraint="weight_clip")(x)
+    model = K.Model(inp, K.layers.Activation("softmax")(K.layers.BatchNormalization(scale=False)(x)))
+    rng = np.random.default_rng(1)
+    for layer in model.layers:
+        if isinstance(layer, K.layers.BatchNormalization):
+            n = layer.get_weights()[0].shape[0]
+            ws = [rng.uniform(0.5, 2, n), rng.uniform(-1, 1, n), rng.uniform(-1, 1, n), rng.uniform(0.5, 2, n)]
+            layer.set_weights([v.astype(np.float32) for v in ws[-len(layer.get_weights()):]])
+    images = rng.integers(0, 256, (64, h, w, 1)).astype(np.float32)
+    conv = convert_model(model, target="arm64", int8=True, representative=images[:32])
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "m.tflite"
+        path.write_bytes(conv.tflite)
+        fused, plain = generate(str(path), name="model"), generate(str(path), name="model", fuse=False)
+        chains = [o["type"] for o in fused.ops if "-> LceQuantize" in o["type"]]
+        assert any(c.startswith("CONV_2D") for c in chains) and any(c.startswith("LceBconv2d") for c in chains), chains
+        assert fused.arena_bytes < plain.arena_bytes, (fused.arena_bytes, plain.arena_bytes)
+        q = _int8_records(images[32:], fused.input_quantization, raw=False)
+        for kernels in ("ref", "mcu"):
+            a = predict_c(str(path), q, raw=True, kernels=kernels)
+            b = predict_c(str(path), q, raw=True, fuse=False, kernels=kernels)
+            assert np.array_equal(a, b), kernels

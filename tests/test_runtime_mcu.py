@@ -1,7 +1,7 @@
 """Kernel set "mcu" against the _ref kernels, bit for bit.
 
 tests/runtime/mcu_driver.c runs each case of a seeded random grid (LceBconv2d
-float and bitpacked output, the fused bconv and conv chains, binary dense;
+float, int8 and bitpacked output, the fused bconv and conv chains, binary dense;
 channel counts that are not multiples of 32, SAME/VALID, pad values 0/1,
 strides, dilations, activations, pools, stages, -0.0f biases) through
 ``*_ref`` and ``*_mcu`` on the same data and compares statuses and every
@@ -29,7 +29,7 @@ import ebnn_ctypes as E  # noqa: E402
 DRIVER = E.REPO / "tests" / "runtime" / "mcu_driver.c"
 PAD = {"same": 0, "valid": 1}
 ACTS = {"none": 0, "relu": 1, "n1to1": 2, "relu6": 3}
-KINDS = {"bconv": 0, "fbconv": 1, "fconv": 2, "bdense": 3, "i8conv": 4}
+KINDS = {"bconv": 0, "fbconv": 1, "fconv": 2, "bdense": 3, "i8conv": 4, "i8bconv": 5}
 FIELDS = ("kind", "in_h", "in_w", "in_c", "out_c", "fh", "fw", "sh", "sw", "dh", "dw", "padding",
           "pad_value", "act", "packed", "has_pool", "pfh", "pfw", "psh", "psw", "ppad", "pact",
           "n_stages", "stage_kind", "stage_scalar", "stage_act", "bias_mode", "zeros", "layout", "seed")
@@ -63,6 +63,9 @@ def _fits(c):
     if c["has_pool"] and (_out(oh, c["pfh"], c["psh"], 1, c["ppad"]) <= 0
                           or _out(ow, c["pfw"], c["psw"], 1, c["ppad"]) <= 0):
         return False
+    if c["kind"] == KINDS["i8bconv"]:  # int8 output bytes
+        return (c["in_h"] * c["in_w"] * words <= MAX_IN and c["out_c"] * c["fh"] * c["fw"] * words <= MAX_FILT
+                and oh * ow * c["out_c"] <= 4 * MAX_OUT)
     if c["kind"] == KINDS["i8conv"]:  # bytes, in the driver's word buffers
         return (c["in_h"] * c["in_w"] * c["in_c"] <= 4 * MAX_IN
                 and c["out_c"] * c["fh"] * c["fw"] * c["in_c"] <= 4 * MAX_FILT
@@ -135,9 +138,17 @@ def grid(seed=20261202):
         _case("i8conv_long_window_ref_path", "i8conv", in_h=5, in_w=5, in_c=70, out_c=5, fh=3,
               fw=3, padding=0),
         _case("fconv_stem_nopool", "fconv", in_h=7, in_w=7, out_c=8, fh=3, fw=3, n_stages=1),
+        # the full-integer mnist-bcnn-mcu-binary's int8-output bconvs (SAME, pad_value 1)
+        _case("mnist_i8_bconv1", "i8bconv", in_h=14, in_w=14, in_c=32, out_c=64, fh=3, fw=3,
+              padding=0),
+        _case("i8bconv_dense_10", "i8bconv", in_h=1, in_w=1, in_c=256, out_c=10),
+        _case("i8bconv_samezero_unsupported", "i8bconv", in_h=4, in_w=4, in_c=32, out_c=8, fh=3,
+              fw=3, padding=0, pad_value=0),
+        _case("i8bconv_long_filter_ref_path", "i8bconv", in_h=4, in_w=4, in_c=1024, out_c=4, fh=3,
+              fw=3),
     ]
-    while len(cases) < 120:
-        kind = ["bconv", "bconv", "fbconv", "fconv", "bdense", "i8conv"][int(rng.integers(6))]
+    while len(cases) < 140:
+        kind = ["bconv", "bconv", "fbconv", "fconv", "bdense", "i8conv", "i8bconv"][int(rng.integers(7))]
         c = _case("", kind, seed=int(rng.integers(1 << 30)))
         if kind == "bdense":
             c.update(in_h=int(rng.integers(1, 4)), in_c=int(rng.choice([1, 31, 32, 33, 64, 95, 96, 576, 1000])),
@@ -153,6 +164,15 @@ def grid(seed=20261202):
                      act=int(rng.integers(2)), bias_mode=int(rng.integers(2)))
             cid = (f"i8conv_{c['in_h']}x{c['in_w']}x{c['in_c']}_o{c['out_c']}_k{fh}{fw}_s{s}_d{d}_"
                    f"{'same' if c['padding'] == 0 else 'valid'}_a{c['act']}_b{c['bias_mode']}")
+        elif kind == "i8bconv":
+            fh, fw = [(1, 1), (3, 3), (2, 3), (3, 1), (5, 5)][int(rng.integers(5))]
+            s, d = int(rng.choice([1, 1, 2])), int(rng.choice([1, 1, 2]))
+            c.update(in_h=int(rng.integers(3, 14)), in_w=int(rng.integers(3, 14)),
+                     in_c=int(rng.choice([1, 5, 31, 32, 33, 64, 70, 96, 160])),
+                     out_c=int(rng.choice([1, 3, 17, 32, 33, 64, 70])), fh=fh, fw=fw, sh=s, sw=s,
+                     dh=d, dw=d, padding=int(rng.integers(2)))
+            cid = (f"i8bconv_{c['in_h']}x{c['in_w']}x{c['in_c']}_o{c['out_c']}_k{fh}{fw}_s{s}_d{d}_"
+                   f"{'same' if c['padding'] == 0 else 'valid'}")
         else:
             stem = kind == "fconv"
             fh, fw = (3, 3) if stem else [(1, 1), (3, 3), (2, 3), (3, 1), (5, 5)][int(rng.integers(5))]
@@ -210,8 +230,9 @@ def _check(rows, cases):
     bad = {k: v for k, v in rows.items() if not v["ok"]}
     assert not bad, bad
     ran = [v for v in rows.values() if v["status_ref"] == 0]
-    assert len(ran) == len(cases) - 1 and all(v["bytes"] > 0 for v in ran)
+    assert len(ran) == len(cases) - 2 and all(v["bytes"] > 0 for v in ran)
     assert rows["bconv_samezero_packed_unsupported"]["status_ref"] == 4  # EBNN_ERROR_UNSUPPORTED
+    assert rows["i8bconv_samezero_unsupported"]["status_ref"] == 4  # LCE: float output only
 
 
 @pytest.fixture(scope="module")
@@ -232,6 +253,8 @@ def test_grid_is_seeded_and_covers_the_options():
     assert {c["padding"] for c in conv} == {0, 1} and {c["pad_value"] for c in conv} == {0, 1}
     assert {c["sh"] for c in conv} == {1, 2} and {c["dh"] for c in conv} == {1, 2}
     assert {c["packed"] for c in conv} == {0, 1} and {c["act"] for c in conv} == {0, 1, 2, 3}
+    i8b = [c for c in a if c["kind"] == 5]
+    assert len(i8b) > 10 and {c["padding"] for c in i8b} == {0, 1} and {c["in_c"] % 32 != 0 for c in i8b} == {True, False}
     i8 = [c for c in a if c["kind"] == 4]
     assert len(i8) > 10 and {c["in_c"] % 4 != 0 for c in i8} == {True, False}
     stems = [c for c in a if c["kind"] == 2]
@@ -286,7 +309,8 @@ def test_mcu_kernels_match_ref_under_qemu(grid_dir, core):
     mnist = {k: (v["ref"], v["mcu"]) for k, v in rows.items() if k.startswith("mnist_")}
     print(core, mnist)
     # the shapes the kernels were written for: fewer instructions than _ref
-    faster = ["mnist_bconv1_fused", "mnist_bconv1_float", "mnist_bconv2_packed", "mnist_stem_fused"]
+    faster = ["mnist_bconv1_fused", "mnist_bconv1_float", "mnist_bconv2_packed", "mnist_stem_fused",
+              "mnist_i8_bconv1"]
     if core == "cortex-m0":  # no Thumb-2: bitpacked LceBconv2d is delegated to _ref there
         faster.remove("mnist_bconv2_packed")
     if core in ("cortex-m4", "cortex-m7"):  # SMLAD (DSP extension)

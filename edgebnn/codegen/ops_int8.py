@@ -610,14 +610,32 @@ class Int8FusedChain(OpKernel):
         pf = dict(pool.params.c_fields())
         c, ow = pf["channels"], pf["in_w"]
         pw = output_size(ow, pf["filter_w"], pf["stride_w"], 1, "VALID")
-        # As ebnn_int8_fused_scratch_bytes() computes it.
-        self.scratch_bytes = pf["filter_h"] * ow * c + 2 * pw * c
+        # As ebnn_int8_fused_scratch_bytes() computes it: a SAME producer also
+        # needs the padded copy of the input rows one pooled row reads.
+        slice_bytes = 0
+        if isinstance(producer, LceBconv2dInt8):
+            q = producer.params
+            same, fh, sh, dh, fw, sw, dw = (q.padding == "SAME", q.filter_h, q.stride_h, q.dilation_h,
+                                            q.filter_w, q.stride_w, q.dilation_w)
+            pixel = 4 * ((q.in_c + 31) // 32)
+        else:
+            f = dict(producer.params.c_fields())
+            same = f["padding"] == PADDING_MACROS["SAME"]
+            fh, sh, dh, fw, sw, dw = (f[k] for k in ("filter_h", "stride_h", "dilation_h",
+                                                    "filter_w", "stride_w", "dilation_w"))
+            pixel = f["in_c"]
+        if same:
+            rows = (pf["filter_h"] - 1) * sh + (fh - 1) * dh + 1
+            cols = (ow - 1) * sw + (fw - 1) * dw + 1
+            slice_bytes = -(-rows * cols * pixel // 4) * 4
+        self.scratch_bytes = slice_bytes + pf["filter_h"] * ow * c + 2 * pw * c
 
     @staticmethod
     def producer_ok(node) -> bool:
         if isinstance(node, LceBconv2dInt8):
-            return node.params.padding == "VALID"
-        return type(node) is Conv2DInt8 and node.field("padding") == PADDING_MACROS["VALID"]
+            # SAME only with LCE's +1 padding (same-zero bconv writes float only)
+            return node.params.padding == "VALID" or node.params.pad_value == 1
+        return type(node) is Conv2DInt8
 
     @staticmethod
     def pool_ok(node) -> bool:
@@ -633,7 +651,10 @@ class Int8FusedChain(OpKernel):
     def emit(self, em):
         prod = self.producer
         if isinstance(prod, LceBconv2dInt8):
-            ref = ("producer", "EBNN_PRODUCER_BCONV2D"), ("conv", "NULL"), ("bconv", f"&{prod.int8_struct(em, suffix='producer')}")
+            bconv_fn = em.kernel_set.pick(prod.c_function, em.defs)
+            em.called.add(bconv_fn)  # linked: the chain calls it through the pointer
+            ref = (("producer", "EBNN_PRODUCER_BCONV2D"), ("conv", "NULL"),
+                   ("bconv", f"&{prod.int8_struct(em, suffix='producer')}"), ("bconv_fn", bconv_fn))
         else:
             inner = em.params(prod, prod.c_params_type, prod.c_struct(em), suffix="producer")
             conv_fn = em.kernel_set.pick(prod.c_function, em.defs)

@@ -154,7 +154,8 @@ def fuse_chains(nodes, graph_outputs):
 
 def fuse_int8_chains(nodes, graph_outputs):
     """Replace int8 producer -> MAX_POOL_2D -> [1x1 DEPTHWISE] -> LceQuantize chains
-    by :class:`ops_int8.Int8FusedChain` (all VALID; see ebnn_int8_fused.c)."""
+    by :class:`ops_int8.Int8FusedChain` (VALID or SAME producers, VALID pool;
+    see ebnn_int8_fused.c)."""
     from edgebnn.codegen import ops_int8 as I
 
     cons = _consumers(nodes)

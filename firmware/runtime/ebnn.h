@@ -886,6 +886,10 @@ typedef struct {
 ebnn_status_t ebnn_int8_lce_bconv2d_ref(
     const ebnn_int8_lce_bconv2d_params_t *params, const int32_t *input,
     int8_t *output);
+/* Kernel set "mcu" (ebnn_bconv_mcu.c): the same bytes as _ref, counted with
+ * the mcu popcount runs; the cases that path does not take go to _ref. */
+ebnn_status_t ebnn_int8_lce_bconv2d_mcu(const ebnn_int8_lce_bconv2d_params_t *params,
+                                        const int32_t *input, int8_t *output);
 
 /* LceQuantize of int8 [n_pixels][channels] (ebnn_int8_lce.c): bit = (q <
  * zero_point), i.e. the real value scale * (q - zero_point) is negative;
@@ -901,19 +905,25 @@ ebnn_status_t ebnn_int8_lce_quantize_ref(
     int32_t *output);
 
 /* The int8 row-sliced chain (ebnn_int8_fused.c): [int8 CONV_2D | int8-output
- * LceBconv2d], both VALID -> int8 MAX_POOL_2D (VALID) -> [1x1 int8
- * DEPTHWISE_CONV_2D, depth multiplier 1] -> LceQuantize of int8, computed
- * one pooled row at a time from the pool window's producer rows. Equal byte
- * for byte to the unfused _ref calls. Scratch: ebnn_int8_fused_scratch_bytes()
- * bytes (pool.filter_h producer rows and two pooled rows, int8). */
+ * LceBconv2d], VALID or SAME (the bconv's SAME with pad_value 1 only) ->
+ * int8 MAX_POOL_2D (VALID) -> [1x1 int8 DEPTHWISE_CONV_2D, depth multiplier
+ * 1] -> LceQuantize of int8, computed one pooled row at a time from the pool
+ * window's producer rows. Equal byte for byte to the unfused _ref calls.
+ * Scratch: ebnn_int8_fused_scratch_bytes() bytes (for a SAME producer the
+ * padded copy of the input rows one pooled row reads, then pool.filter_h
+ * producer rows and two pooled rows, int8). */
 typedef ebnn_status_t (*ebnn_int8_conv2d_fn)(const ebnn_int8_conv2d_params_t *params,
                                              const int8_t *input, int8_t *output);
+
+typedef ebnn_status_t (*ebnn_int8_lce_bconv2d_fn)(const ebnn_int8_lce_bconv2d_params_t *params,
+                                                  const int32_t *input, int8_t *output);
 
 typedef struct {
   int32_t producer; /* EBNN_PRODUCER_CONV2D or EBNN_PRODUCER_BCONV2D */
   const ebnn_int8_conv2d_params_t *conv;       /* producer CONV2D, else NULL */
   ebnn_int8_conv2d_fn conv_fn;  /* the kernel set's int8 conv; NULL: _ref */
   const ebnn_int8_lce_bconv2d_params_t *bconv; /* producer BCONV2D, else NULL */
+  ebnn_int8_lce_bconv2d_fn bconv_fn; /* the kernel set's int8-output bconv; NULL: _ref */
   ebnn_int8_pool2d_params_t pool;              /* in_h/in_w: the producer's output */
   const ebnn_int8_depthwise_conv2d_params_t *affine; /* or NULL */
   int32_t quantize_zero_point;                 /* the LceQuantize input's */

@@ -289,3 +289,41 @@ ebnn_status_t ebnn_bconv2d_mcu(const ebnn_bconv2d_params_t *params,
   }
   return EBNN_OK;
 }
+
+/* LceBconv2d with int8 output on the mcu path: the same counts and float
+ * transform as ebnn_int8_lce_bconv2d_ref (m', b' with the output scale and
+ * zero point folded in, double arithmetic, once per block of channels), one
+ * pixel at a time through ebnn__bconv2d_row_float_mcu, then LCE's rounding. */
+ebnn_status_t ebnn_int8_lce_bconv2d_mcu(const ebnn_int8_lce_bconv2d_params_t *params,
+                                        const int32_t *input, int8_t *output) {
+  ebnn__bgeom_t g;
+  const ebnn_bconv2d_params_t *p;
+  int32_t oy, ox, o0, j;
+  if (params == NULL || params->bconv == NULL || input == NULL || output == NULL)
+    return EBNN_ERROR_NULL_POINTER;
+  p = params->bconv;
+  if (p->thresholds != NULL || !(params->output_scale > 0.0f) ||
+      params->output_zero_point < -128 || params->output_zero_point > 127 ||
+      ebnn__bconv2d_check(p, &g) != EBNN_OK || !ebnn__bconv2d_mcu_supported(p, &g))
+    return ebnn_int8_lce_bconv2d_ref(params, input, output); /* its checks, its errors */
+  for (o0 = 0; o0 < p->out_c; o0 += EBNN_MCU_BLOCK) {
+    float m[EBNN_MCU_BLOCK], b[EBNN_MCU_BLOCK], y[EBNN_MCU_BLOCK];
+    const int32_t nb = p->out_c - o0 < EBNN_MCU_BLOCK ? p->out_c - o0 : EBNN_MCU_BLOCK;
+    const double scale = (double)params->output_scale;
+    for (j = 0; j < nb; ++j) {
+      const float mul = p->multiplier[o0 + j];
+      m[j] = (float)(-1.0 * (double)mul / scale);
+      b[j] = (float)(((double)p->bias[o0 + j] + (double)g.k * (double)mul) / scale +
+                     (double)params->output_zero_point);
+    }
+    for (oy = 0; oy < g.g.out_h; ++oy) {
+      for (ox = 0; ox < g.g.out_w; ++ox) {
+        int8_t *o = output + ((size_t)oy * (size_t)g.g.out_w + (size_t)ox) * (size_t)p->out_c +
+                    (size_t)o0;
+        ebnn__bconv2d_row_float_mcu(p, &g, input, oy, ox, ox + 1, o0, nb, m, b, y, (size_t)nb);
+        for (j = 0; j < nb; ++j) o[j] = ebnn__bconv_saturate_round(y[j]);
+      }
+    }
+  }
+  return EBNN_OK;
+}

@@ -362,7 +362,7 @@ static void bconv_block_counts(const ebnn_bconv2d_params_t *p, const int32_t *pa
  * zero as TfLiteRound on the x86 interpreter (vcvtr on Arm hard-float LCE
  * builds rounds halves to even; the x86 interpreter is the reference here).
  * Clamping in float first keeps the int conversion defined; no libm. */
-static int8_t bconv_saturate_round(float y) {
+int8_t ebnn__bconv_saturate_round(float y) {
   int32_t t;
   float frac;
   if (y != y) return 0; /* NaN: undefined in LCE, defined here */
@@ -439,7 +439,7 @@ static void bconv2d_row_affine(const ebnn_bconv2d_params_t *p,
         if (q_row == NULL) {
           out_row[at + (size_t)j] = y;
         } else {
-          q_row[at + (size_t)j] = bconv_saturate_round(y);
+          q_row[at + (size_t)j] = ebnn__bconv_saturate_round(y);
         }
       }
     }

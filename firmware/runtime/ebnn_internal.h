@@ -126,6 +126,9 @@ ebnn_status_t ebnn__bconv2d_check(const ebnn_bconv2d_params_t *p,
 /* LceBconv2d float output of row oy (out_w * out_c floats). Channel-outer
  * so the fused multiplier/bias (double arithmetic, soft-float on Cortex-M)
  * are computed once per row and channel, not per pixel. */
+/* LceBconv2d's int8 output of one transformed value: LCE's rounding (half
+ * away from zero) and saturation to [-128, 127]; NaN gives 0. */
+int8_t ebnn__bconv_saturate_round(float y);
 void ebnn__bconv2d_row_float(const ebnn_bconv2d_params_t *p,
                              const ebnn__bgeom_t *g, const int32_t *input,
                              int32_t oy, float *out_row);

@@ -11,7 +11,8 @@
 
 #include "ebnn.h"
 
-enum { K_BCONV = 0, K_FUSED_BCONV = 1, K_FUSED_CONV = 2, K_BDENSE = 3, K_INT8_CONV = 4 };
+enum { K_BCONV = 0, K_FUSED_BCONV = 1, K_FUSED_CONV = 2, K_BDENSE = 3, K_INT8_CONV = 4,
+       K_INT8_BCONV = 5 };
 
 typedef struct {
   const char *id;
@@ -95,6 +96,7 @@ static int run_case(const tcase_t *c, int index) {
   ebnn_fused_params_t fp;
   ebnn_bdense_params_t dp;
   ebnn_int8_conv2d_params_t ip;
+  ebnn_int8_lce_bconv2d_params_t qp;
   static int32_t i8_bias[512], i8_mult[512], i8_shift[512];
   ebnn_status_t st_ref = EBNN_OK, st_mcu = EBNN_OK;
   unsigned long n_ref = 0ul, n_mcu = 0ul;
@@ -107,6 +109,7 @@ static int run_case(const tcase_t *c, int index) {
   memset(&fp, 0, sizeof fp);
   memset(&dp, 0, sizeof dp);
   memset(&ip, 0, sizeof ip);
+  memset(&qp, 0, sizeof qp);
   for (i = 0; i < 512; ++i) {
     mul[i] = frand() * 0.5f;
     bias[i] = 8.0f * frand();
@@ -117,7 +120,7 @@ static int run_case(const tcase_t *c, int index) {
     for (i = 0; i < 512; i += 2) bias[i] = (i % 4) ? 0.0f : -0.0f;
   thr[0] = INT32_MAX;
   thr[1] = -INT32_MAX;
-  if (c->kind == K_BCONV || c->kind == K_FUSED_BCONV) {
+  if (c->kind == K_BCONV || c->kind == K_FUSED_BCONV || c->kind == K_INT8_BCONV) {
     fill_packed(bin_in, (long)c->in_h * c->in_w, c->in_c);
     fill_packed(bfilt, (long)c->out_c * k, c->in_c);
     bp.in_h = c->in_h; bp.in_w = c->in_w; bp.in_c = c->in_c; bp.out_c = c->out_c;
@@ -130,6 +133,11 @@ static int run_case(const tcase_t *c, int index) {
       bp.multiplier = mul;
       bp.bias = bias;
     }
+  }
+  if (c->kind == K_INT8_BCONV) { /* int8 output: LCE's output scale and zero point */
+    qp.bconv = &bp;
+    qp.output_scale = 0.05f + (float)(next() % 1000u) / 250.0f;
+    qp.output_zero_point = (int32_t)(next() % 256u) - 128;
   }
   if (c->kind == K_FUSED_CONV) {
     fill_floats(fin, (long)c->in_h * c->in_w * c->in_c, c->zeros);
@@ -201,7 +209,7 @@ static int run_case(const tcase_t *c, int index) {
     nbytes = (size_t)oh * (size_t)ow * (size_t)(c->packed ? EBNN_PACKED_WORDS(c->out_c) : c->out_c) * 4u;
   } else if (c->kind == K_BDENSE) {
     nbytes = (size_t)c->in_h * (size_t)c->out_c * 4u;
-  } else if (c->kind == K_INT8_CONV) {
+  } else if (c->kind == K_INT8_CONV || c->kind == K_INT8_BCONV) {
     const int oh = ebnn_output_size(c->in_h, c->fh, c->sh, c->dh, c->padding);
     const int ow = ebnn_output_size(c->in_w, c->fw, c->sw, c->dw, c->padding);
     nbytes = (size_t)oh * (size_t)ow * (size_t)c->out_c;
@@ -228,6 +236,9 @@ static int run_case(const tcase_t *c, int index) {
     else if (c->kind == K_INT8_CONV)
       st = s == 0 ? ebnn_int8_conv2d_ref(&ip, (const int8_t *)(const void *)bin_in, (int8_t *)out)
                   : ebnn_int8_conv2d_mcu(&ip, (const int8_t *)(const void *)bin_in, (int8_t *)out);
+    else if (c->kind == K_INT8_BCONV)
+      st = s == 0 ? ebnn_int8_lce_bconv2d_ref(&qp, bin_in, (int8_t *)out)
+                  : ebnn_int8_lce_bconv2d_mcu(&qp, bin_in, (int8_t *)out);
     else if (c->kind == K_BDENSE)
       st = s == 0 ? ebnn_bdense_ref(&dp, bin_in, (float *)out) : ebnn_bdense_mcu(&dp, bin_in, (float *)out);
     else if (s == 0)
