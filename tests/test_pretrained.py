@@ -18,7 +18,7 @@ import edgebnn.pretrained as pretrained_mod
 from edgebnn.cli import main as cli
 
 REPO = Path(__file__).resolve().parent.parent
-FIELDS = {"name", "dataset", "model", "precision", "test_accuracy", "keras_path", "tflite_path"}
+FIELDS = {"name", "dataset", "model", "precision", "io", "test_accuracy", "keras_path", "tflite_path"}
 BIN = dict(input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint="weight_clip")
 
 
@@ -148,6 +148,27 @@ def test_pretrained_cli_real_index():
         assert set(r) == FIELDS
         assert Path(r["keras_path"]).is_file() and Path(r["tflite_path"]).is_file(), r["name"]
         assert 0.0 < r["test_accuracy"] <= 1.0
+        assert r["io"] == ("int8" if r["name"].endswith("-int8") else "float")
+
+
+def test_shipped_int8_forms_are_full_integer_and_recorded():
+    """Every -int8 form is the recorded file, int8 in and out, no float op,
+    and passed its verification on the full test set."""
+    from edgebnn.graph import load_graph
+
+    index = json.loads((REPO / "edgebnn" / "pretrained" / "index.json").read_text())
+    forms = [e for e in index if e.get("int8")]
+    assert forms, "no full-integer form is shipped"
+    for e in forms:
+        q = e["int8"]
+        data = (REPO / "edgebnn" / "pretrained" / q["tflite"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == q["tflite_sha256"] and len(data) == q["tflite_size"]
+        g = load_graph(data)
+        assert g.tensor(g.inputs[0]).dtype == "int8" and g.tensor(g.outputs[0]).dtype == "int8"
+        assert not {"DEQUANTIZE", "QUANTIZE"} & set(g.op_types()), g.op_types()
+        v = q["verify"]
+        assert v["passed"] and v["n"] == 10_000 and v["tflite_accuracy"] == q["test_accuracy"]
+        assert v["min_agreement"] == _tool().INT8_MIN_AGREEMENT
 
 
 def test_ship_tool_errors(tmp_path, capsys):
@@ -173,3 +194,37 @@ def test_update_index_replaces_same_name(tmp_path):
     tool.update_index(tmp_path, [{"name": "b", "v": 1}, {"name": "a", "v": 1}])
     tool.update_index(tmp_path, [{"name": "b", "v": 2}])
     assert json.loads((tmp_path / "index.json").read_text()) == [{"name": "a", "v": 1}, {"name": "b", "v": 2}]
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_ship_tool_adds_an_int8_form(shipped, tmp_path, monkeypatch, shared_data):
+    """`--int8 NAME` converts the shipped Keras model full-integer, verifies it
+    and records it; the name NAME-int8 then resolves to the int8 file. (The
+    random-weight model here is not accurate: the thresholds are relaxed, the
+    figures recorded are the measured ones.)"""
+    import shutil
+
+    from edgebnn.graph import load_graph
+    from edgebnn.modelref import ModelRef
+
+    _, src, _ = shipped
+    dest = tmp_path / "dest"
+    shutil.copytree(src, dest)
+    tool = _tool()
+    monkeypatch.setattr(tool, "INT8_MIN_AGREEMENT", 0.0)
+    monkeypatch.setattr(tool, "INT8_MAX_ACC_DIFF_PP", 100.0)
+    assert tool.main(["--int8", "mnist-tiny-binary", "--dest", str(dest), "--data-dir", str(shared_data)]) == 0
+    entry = {e["name"]: e for e in json.loads((dest / "index.json").read_text())}["mnist-tiny-binary"]
+    q = entry["int8"]
+    data = (dest / q["tflite"]).read_bytes()
+    assert q["tflite"] == "mnist-tiny-binary-int8.tflite" and q["tflite_sha256"] == hashlib.sha256(data).hexdigest()
+    g = load_graph(data)
+    assert g.tensor(g.inputs[0]).dtype == "int8" and "LceBconv2d" in g.op_types()
+    assert q["verify"]["n"] == 10_000 and q["test_accuracy"] == q["verify"]["tflite_accuracy"]
+    monkeypatch.setattr(pretrained_mod, "HERE", dest)
+    monkeypatch.setattr(pretrained_mod, "INDEX", dest / "index.json")
+    ref = ModelRef.resolve("mnist-tiny-binary-int8")
+    assert ref.kind == "pretrained" and ref.pretrained.io == "int8"
+    assert Path(ref.require_tflite("a test")) == dest / q["tflite"]
+    assert tool.main(["--int8", "no-such-model", "--dest", str(dest)]) == 1

@@ -14,8 +14,16 @@ Each model.h5 is checked before it is loaded (edgebnn.modelcheck): one with a
 Lambda layer, a serialized function or a class outside Keras and Larq is refused
 unless --trust-model-code is given.
 
+With ``--int8 NAME...`` it instead adds the full-integer form of models
+already shipped: ``edgebnn convert NAME --int8`` (int8 I/O and int8 float
+layers, calibrated on 500 seeded training images), verified against the Keras
+model on the full test set with the int8 thresholds below, written as
+``<name>-int8.tflite`` and recorded under the entry's ``int8`` key; it is then
+shipped as the model ``<name>-int8``.
+
 Usage:
     python tools/ship_pretrained.py RUN_DIR... [--dest DIR] [--data-dir DIR] [--trust-model-code]
+    python tools/ship_pretrained.py --int8 NAME... [--dest DIR] [--data-dir DIR]
 """
 
 import argparse
@@ -116,6 +124,58 @@ def ship_run(run_dir, dest, *, data_dir=None, target="arm64", trust_model_code=F
     return entry
 
 
+#: An int8 model's top-1 may differ from its float Keras model's where int8
+#: rounding moves a value across a sign or an argmax; these are the accepted
+#: figures on the full test set (the float form must agree to 0.999).
+INT8_MIN_AGREEMENT = 0.99
+INT8_MAX_ACC_DIFF_PP = 0.5
+
+
+def ship_int8(name, dest, *, data_dir=None, target="arm64", log=print) -> dict:
+    """Add the full-integer form of the shipped model ``name`` in ``dest``;
+    return its updated index entry.
+
+    Raises:
+        ModelError: ``name`` is not in ``dest/index.json``.
+        VerificationError: the int8 model misses the int8 thresholds.
+    """
+    from edgebnn.convert import conversion_report, convert_model, load_keras_model, representative_inputs
+    from edgebnn.datasets import load_dataset
+    from edgebnn.verify import verify
+
+    dest = Path(dest)
+    index = json.loads((dest / "index.json").read_text())
+    entry = next((e for e in index if e.get("name") == name), None)
+    if entry is None:
+        known = ", ".join(e.get("name", "?") for e in index)
+        raise ModelError(f"no shipped model named '{name}' in {dest / 'index.json'}; shipped: {known}")
+    model = load_keras_model(dest / entry["keras"])
+    ds = load_dataset(entry["dataset"], data_dir=data_dir)
+    n_cal = 500
+    log(f"{name}: int8 conversion, calibrated on {n_cal} seeded training images")
+    conv = convert_model(model, target=target, int8=True, representative=representative_inputs(ds.x_train, n_cal))
+    report = conversion_report(conv.tflite)
+    result = verify(model, conv.tflite, ds.x_test, ds.y_test, min_agreement=INT8_MIN_AGREEMENT,
+                    max_accuracy_diff_pp=INT8_MAX_ACC_DIFF_PP)
+    if not result.passed:
+        raise VerificationError(f"{name} int8 is not shipped: " + "; ".join(result.failures))
+    tflite_name = f"{name}-int8.tflite"
+    atomic_write_files({dest / tflite_name: conv.tflite})
+    entry = dict(entry, int8={
+        "tflite": tflite_name,
+        "tflite_size": report["file_size"],
+        "tflite_sha256": report["sha256"],
+        "ops_by_type": report["ops_by_type"],
+        "weight_bytes": report["weight_bytes"],
+        "calibration": f"{n_cal} training images (edgebnn.convert.representative_inputs, seed 0)",
+        "test_accuracy": result.tflite_accuracy,
+        "verify": result.to_dict(),
+    })
+    log(f"{name}-int8: keras {100 * result.keras_accuracy:.2f}%, int8 tflite "
+        f"{100 * result.tflite_accuracy:.2f}%, agreement {result.agreement:.4f} on {result.n}")
+    return entry
+
+
 def update_index(dest, entries) -> Path:
     """Merge ``entries`` into ``dest/index.json`` (same name replaces), sorted, atomically."""
     path = Path(dest) / "index.json"
@@ -131,7 +191,9 @@ def update_index(dest, entries) -> Path:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    parser.add_argument("run_dirs", nargs="*", metavar="RUN_DIR")
+    parser.add_argument("--int8", nargs="+", metavar="NAME", default=[],
+                        help="add the full-integer form of these shipped models")
     parser.add_argument("--dest", default=str(DEFAULT_DEST), help="where to write the models and index.json")
     parser.add_argument("--data-dir", help="directory searched first for the datasets")
     parser.add_argument("--target", default="arm64")
@@ -143,8 +205,12 @@ def main(argv=None) -> int:
     def log(msg):
         print(msg, file=sys.stderr)
 
+    if not args.run_dirs and not args.int8:
+        parser.error("give RUN_DIRs to ship, or --int8 NAME...")
     entries = []
     try:
+        for name in args.int8:
+            entries.append(ship_int8(name, args.dest, data_dir=args.data_dir, target=args.target, log=log))
         for run in args.run_dirs:
             entries.append(ship_run(run, args.dest, data_dir=args.data_dir, target=args.target,
                                     trust_model_code=args.trust_model_code, log=log))

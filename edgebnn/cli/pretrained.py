@@ -4,7 +4,7 @@ import click
 
 from edgebnn.cli._common import echo_json, handle_errors, render_table
 
-_FIELDS = ("name", "dataset", "model", "precision", "test_accuracy", "keras_path", "tflite_path")
+_FIELDS = ("name", "dataset", "model", "precision", "io", "test_accuracy", "keras_path", "tflite_path")
 
 
 @click.command()
@@ -14,7 +14,7 @@ def pretrained(json_):
     """List the shipped pretrained models.
 
     Every command that takes a RUN_DIR or model file also takes one of these
-    names (DATASET-MODEL-PRECISION).
+    names (DATASET-MODEL-PRECISION; a -int8 suffix names a full-integer form).
     """
     from pathlib import Path
 
@@ -30,6 +30,6 @@ def pretrained(json_):
     rows = []
     for p in models:
         size = Path(p.tflite_path).stat().st_size if Path(p.tflite_path).is_file() else None
-        rows.append((p.name, p.dataset, p.model, p.precision, f"{100 * p.test_accuracy:.2f}%",
+        rows.append((p.name, p.dataset, p.model, p.precision, p.io, f"{100 * p.test_accuracy:.2f}%",
                      f"{size / 1024:.1f}" if size else "missing"))
-    click.echo(render_table(("name", "dataset", "model", "precision", "test acc", "tflite KiB"), rows))
+    click.echo(render_table(("name", "dataset", "model", "precision", "I/O", "test acc", "tflite KiB"), rows))

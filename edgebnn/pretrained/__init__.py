@@ -29,6 +29,9 @@ class Pretrained:
     keras_path: str
     tflite_path: str
     config: Optional[dict] = None
+    #: ``float`` or ``int8``: the .tflite's input and output type (the
+    #: ``-int8`` forms are full-integer; their Keras model is the float one's).
+    io: str = "float"
 
     def to_dict(self):
         return asdict(self)
@@ -53,6 +56,21 @@ def list_pretrained() -> list:
                 config=e.get("config"),
             )
         )
+        if e.get("int8"):  # the full-integer form: the same Keras model, an int8 .tflite
+            q = e["int8"]
+            out.append(
+                Pretrained(
+                    name=f"{e['name']}-int8",
+                    dataset=e["dataset"],
+                    model=e["model"],
+                    precision=e["precision"],
+                    test_accuracy=float(q["test_accuracy"]),
+                    keras_path=str(HERE / e["keras"]),
+                    tflite_path=str(HERE / q["tflite"]),
+                    config=e.get("config"),
+                    io="int8",
+                )
+            )
     return sorted(out, key=lambda p: p.name)
 
 

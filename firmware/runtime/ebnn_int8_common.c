@@ -10,12 +10,16 @@
 #include "ebnn.h"
 
 int32_t ebnn_int8_srdhm(int32_t a, int32_t b) {
-  int64_t ab, nudge;
+  int64_t ab;
   if (a == INT32_MIN && b == INT32_MIN) return INT32_MAX;
   ab = (int64_t)a * (int64_t)b;
-  nudge = ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
-  /* C division truncates toward zero, like gemmlowp's */
-  return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+  /* gemmlowp: (ab + nudge) / 2^31 truncated toward zero, nudge = 2^30 for
+   * ab >= 0 and 1 - 2^30 below. For ab >= 0 that is floor((ab + 2^30) / 2^31);
+   * for ab < 0 the sum is negative and truncation is
+   * floor((ab + 1 - 2^30 + 2^31 - 1) / 2^31), the same expression. So one
+   * arithmetic shift does it, with no 64-bit division (a library call on
+   * 32-bit cores). |ab| <= 2^62: the sum cannot overflow. */
+  return (int32_t)((ab + ((int64_t)1 << 30)) >> 31);
 }
 
 int32_t ebnn_int8_rounding_divide_by_pot(int32_t x, int32_t exponent) {
