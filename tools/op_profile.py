@@ -12,15 +12,15 @@ input, and prints each op's minimum and mean over the runs, then the sums
 per kernel. The minimum is the figure least disturbed by a shared machine;
 the sum of minima is a lower bound of one invoke, not a median.
 
-The timers are added to a copy of the generated model.c: each line
-``status = ebnn_<kernel>(&<name>_op<N>, ...);`` becomes the same call
-between two clock reads (kernel names and op numbers are the generated
-code's own identifiers). Nothing of this reaches an exported model.
+The timers are the runtime's profile hook: the generated invoke calls
+``ebnn_profile_op(k)`` after its k-th kernel call in a build with
+``-DEBNN_PROFILE`` (firmware/runtime/ebnn.h; ``edgebnn firmware run
+--profile`` uses the same hook on microcontrollers), and this tool's main
+defines it with the thread's CPU clock. The generated code is not edited.
 """
 
 import argparse
 import json
-import re
 import subprocess
 import sys
 import tempfile
@@ -28,65 +28,50 @@ from pathlib import Path
 
 import numpy as np
 
-CALL = re.compile(r"status = (ebnn_[a-z0-9_]+)\(&(\w+)_op(\d+)([^;]*)\);")
-
-PROLOGUE = """#define _POSIX_C_SOURCE 200809L
+MAIN = """#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
-double ebnn_prof_ns[4096];
-const char *ebnn_prof_kernel[4096];
-int ebnn_prof_n;
-static double ebnn_prof_now(void) {
+#include "%(name)s.h"
+#define N_CALLS %(prefix)s_KERNEL_CALLS
+static double prof_ns[N_CALLS], prof_last;
+static double prof_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
-"""
-
-MAIN = """#include <stdio.h>
-#include <stdlib.h>
-#include "%(name)s.h"
-extern double ebnn_prof_ns[4096];
-extern const char *ebnn_prof_kernel[4096];
-extern int ebnn_prof_n;
+void ebnn_profile_op(int index) {
+  const double now = prof_now();
+  if (index >= 0 && index < N_CALLS) prof_ns[index] += now - prof_last;
+  prof_last = prof_now();
+}
 static float in[%(prefix)s_INPUT_SIZE], out[%(prefix)s_OUTPUT_SIZE];
 int main(int argc, char **argv) {
-  static double best[4096], total[4096];
+  static double best[N_CALLS], total[N_CALLS];
   int runs = argc > 1 ? atoi(argv[1]) : 40, r, i;
   if (fread(in, sizeof(float), %(prefix)s_INPUT_SIZE, stdin) != (size_t)%(prefix)s_INPUT_SIZE) return 2;
   if (%(name)s_invoke(in, out) != 0) return 3;
   for (r = 0; r < runs; ++r) {
-    for (i = 0; i < ebnn_prof_n; ++i) ebnn_prof_ns[i] = 0.0;
+    for (i = 0; i < N_CALLS; ++i) prof_ns[i] = 0.0;
     if (%(name)s_invoke(in, out) != 0) return 3;
-    for (i = 0; i < ebnn_prof_n; ++i) {
-      if (r == 0 || ebnn_prof_ns[i] < best[i]) best[i] = ebnn_prof_ns[i];
-      total[i] += ebnn_prof_ns[i];
+    for (i = 0; i < N_CALLS; ++i) {
+      if (r == 0 || prof_ns[i] < best[i]) best[i] = prof_ns[i];
+      total[i] += prof_ns[i];
     }
   }
   printf("[");
-  for (i = 0; i < ebnn_prof_n; ++i)
-    printf("%%s{\\"op\\": %%d, \\"kernel\\": \\"%%s\\", \\"ms\\": %%.4f, \\"mean_ms\\": %%.4f}", i ? ", " : "", i,
-           ebnn_prof_kernel[i] ? ebnn_prof_kernel[i] : "", best[i] / 1e6, total[i] / runs / 1e6);
+  for (i = 0; i < N_CALLS; ++i)
+    printf("%%s{\\"call\\": %%d, \\"ms\\": %%.4f, \\"mean_ms\\": %%.4f}", i ? ", " : "", i,
+           best[i] / 1e6, total[i] / runs / 1e6);
   printf("]\\n");
   return 0;
 }
 """
 
 
-def instrument(model_c: str) -> str:
-    """model.c with a CPU-time timer around every kernel call of the invoke."""
-    def wrap(m):
-        kernel, prefix, op, rest = m.group(1), m.group(2), int(m.group(3)), m.group(4)
-        return (f"{{ const double t0_ = ebnn_prof_now(); status = {kernel}(&{prefix}_op{op}{rest}); "
-                f"ebnn_prof_ns[{op}] += ebnn_prof_now() - t0_; ebnn_prof_kernel[{op}] = \"{kernel}\"; "
-                f"if ({op} >= ebnn_prof_n) ebnn_prof_n = {op} + 1; }}")
-    out, n = CALL.subn(wrap, model_c)
-    if n == 0:
-        raise SystemExit("op_profile: no kernel call found in the generated model.c")
-    return PROLOGUE + out
-
-
 def profile(model, *, runs=40, kernels=None, seed=0):
-    """Per-op minimum CPU ms: a list of {"op", "kernel", "ms"}."""
+    """Per kernel call, minimum and mean CPU ms: a list of {"call", "op", "ops", "kernel", "ms", "mean_ms"}
+    (``op``: the call's first TFLite op index)."""
     from edgebnn.codegen.generator import generate
     from edgebnn.graph import load_graph
     from edgebnn.toolchain import compile_commands, toolchain_for
@@ -98,18 +83,21 @@ def profile(model, *, runs=40, kernels=None, seed=0):
     with tempfile.TemporaryDirectory(prefix="op-profile-") as wd:
         src = Path(wd)
         for rel, text in gen.files.items():
-            (src / rel).write_text(instrument(text) if rel == "model.c" else text)
+            (src / rel).write_text(text)
         (src / "prof_main.c").write_text(MAIN % {"name": "model", "prefix": "MODEL"})
         sources = [str(src / f) for f in sorted(gen.files) if f.endswith(".c")] + [str(src / "prof_main.c")]
         exe = str(src / "prof")
         for cmd in compile_commands(None, sources, "program", output=exe, includes=[str(src)], objdir=str(src),
-                                    toolchain=tc):
+                                    toolchain=tc, defines=("EBNN_PROFILE",)):
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
                 raise SystemExit(f"op_profile: build failed: {' '.join(cmd)}\n{proc.stderr[-2000:]}")
         proc = subprocess.run(["env", "EBNN_NUM_THREADS=1", exe, str(runs)], input=x.tobytes(),
                               capture_output=True, check=True)
-    return [r for r in json.loads(proc.stdout) if r["kernel"]]
+    calls = [c for c in gen.ops if c["kernel"]]
+    rows = json.loads(proc.stdout)
+    return [dict(r, op=calls[r["call"]]["ops"][0], ops=calls[r["call"]]["ops"], kernel=calls[r["call"]]["kernel"])
+            for r in rows]
 
 
 def main(argv=None) -> int:
