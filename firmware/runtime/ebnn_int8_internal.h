@@ -30,6 +30,27 @@ static inline int ebnn__int8_qm_valid(int32_t multiplier, int32_t shift) {
   return multiplier >= 0 && shift >= -31 && shift <= 30;
 }
 
+/* TFLite's MultiplyByQuantizedMultiplier (double rounding) inline, for the
+ * mcu kernels' inner loops where a call costs as much as the arithmetic:
+ * the same results as ebnn_int8_multiply_by_quantized_multiplier
+ * (ebnn_int8_common.c, which explains the single shift of the high half). */
+static inline int32_t ebnn__int8_requant(int32_t x, int32_t multiplier, int32_t shift) {
+  const int32_t left = shift > 0 ? shift : 0;
+  int32_t right = shift > 0 ? 0 : -shift;
+  const int32_t a = (int32_t)((uint32_t)x << left);
+  int32_t h, mask, threshold;
+  if (a == INT32_MIN && multiplier == INT32_MIN) {
+    h = INT32_MAX;
+  } else {
+    h = (int32_t)(((int64_t)a * (int64_t)multiplier + ((int64_t)1 << 30)) >> 31);
+  }
+  if (right <= 0) return h;
+  if (right > 31) right = 31;
+  mask = (int32_t)(((uint32_t)1u << right) - 1u);
+  threshold = (mask >> 1) + (h < 0 ? 1 : 0);
+  return (h >> right) + ((h & mask) > threshold ? 1 : 0);
+}
+
 /* Integer division rounded half away from zero (TFLite's pooling and mean
  * rounding): (s + n/2) / n for s > 0, (s - n/2) / n otherwise; n > 0. */
 static inline int32_t ebnn__int8_div_round(int32_t s, int32_t n) {
