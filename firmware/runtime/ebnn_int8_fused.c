@@ -9,7 +9,10 @@
  * called on a slice (a VALID producer's output rows r0..r0+n-1 read input
  * rows r0*stride .. (r0+n-1)*stride + (fh-1)*dilation only), so the result
  * is the unfused result byte for byte. The producer is the kernel set's
- * (conv_fn / bconv_fn, e.g. ebnn_int8_conv2d_mcu), the other steps _ref.
+ * (conv_fn / bconv_fn, e.g. ebnn_int8_conv2d_mcu), the pool _ref; the 1x1
+ * affine and the LceQuantize run as one pass over the pooled row with the
+ * _ref kernels' arithmetic (affine_sign_row), so no int8 row is written
+ * between them.
  *
  * A SAME producer is run as a VALID one over a padded copy of the input rows
  * it reads (built in the scratch, one slice per pooled row): the padding is
@@ -19,6 +22,7 @@
  * Same-zero bconv padding (pad_value 0) is not sliced.
  */
 #include "ebnn.h"
+#include "ebnn_int8_internal.h"
 
 static int32_t fused_in_rows(int32_t n, int32_t stride, int32_t filter, int32_t dilation) {
   return (n - 1) * stride + (filter - 1) * dilation + 1;
@@ -107,13 +111,56 @@ static void fill_slice(const fused_geom_t *g, const unsigned char *input, int32_
   }
 }
 
+/* The checks ebnn_int8_depthwise_conv2d_ref makes of the 1x1 affine, with
+ * its statuses (the shapes are checked by the caller). */
+static ebnn_status_t affine_check(const ebnn_int8_depthwise_conv2d_params_t *a) {
+  int32_t o;
+  if (a->filter == NULL) return EBNN_ERROR_NULL_POINTER;
+  if (a->output_multiplier == NULL || a->output_shift == NULL) return EBNN_ERROR_NULL_POINTER;
+  if (!ebnn__int8_zp_valid(a->input_zero_point) || !ebnn__int8_zp_valid(a->output_zero_point) ||
+      !ebnn__int8_range_valid(a->act_min, a->act_max))
+    return EBNN_ERROR_BAD_SHAPE;
+  for (o = 0; o < a->in_c; ++o) {
+    if (!ebnn__int8_qm_valid(a->output_multiplier[o], a->output_shift[o])) return EBNN_ERROR_BAD_SHAPE;
+  }
+  return EBNN_OK;
+}
+
+/* The 1x1 affine and LceQuantize of one pooled row in one pass: each value
+ * is requantized exactly as ebnn_int8_depthwise_conv2d_ref does (one tap:
+ * w * (x - input_zp), bias, MultiplyByQuantizedMultiplier, zero point,
+ * clamp) and its bit set when the result is below the quantize zero point,
+ * as ebnn_int8_lce_quantize_ref does; the int8 row in between is not
+ * written. */
+static void affine_sign_row(const ebnn_int8_depthwise_conv2d_params_t *a, const int8_t *x,
+                            int32_t n_pixels, int32_t c, int32_t qzp, int32_t *out) {
+  const int8_t *w = a->filter;
+  const int32_t *bias = a->bias, *mult = a->output_multiplier, *shift = a->output_shift;
+  const int32_t izp = a->input_zero_point, ozp = a->output_zero_point;
+  const int32_t lo = a->act_min, hi = a->act_max, words = EBNN_PACKED_WORDS(c);
+  int32_t i, ch;
+  for (i = 0; i < n_pixels; ++i, x += c, out += words) {
+    uint32_t word = 0u;
+    for (ch = 0; ch < c; ++ch) {
+      int32_t acc = (int32_t)w[ch] * ((int32_t)x[ch] - izp);
+      if (bias != NULL) acc += bias[ch];
+      acc = ebnn__int8_requant(acc, mult[ch], shift[ch]);
+      if ((int32_t)ebnn__int8_clamp(acc + ozp, lo, hi) < qzp) word |= 1u << (ch % 32);
+      if (ch % 32 == 31 || ch == c - 1) {
+        out[ch / 32] = (int32_t)word;
+        word = 0u;
+      }
+    }
+  }
+}
+
 ebnn_status_t ebnn_int8_fused_ref(const ebnn_int8_fused_params_t *p,
                                   const void *input, int32_t *output,
                                   void *scratch, size_t scratch_bytes) {
   fused_geom_t g;
   int32_t oh, ow, c, ph, pw, py, words_out;
   unsigned char *slice;
-  int8_t *rows, *pooled, *affined;
+  int8_t *rows, *pooled;
   ebnn_int8_pool2d_params_t pool;
   ebnn_int8_lce_quantize_params_t quant;
   ebnn_status_t st;
@@ -134,10 +181,14 @@ ebnn_status_t ebnn_int8_fused_ref(const ebnn_int8_fused_params_t *p,
   pw = ebnn_output_size(ow, p->pool.filter_w, p->pool.stride_w, 1, EBNN_PADDING_VALID);
   if (ph <= 0 || pw <= 0) return EBNN_ERROR_BAD_SHAPE;
   if (scratch_bytes < ebnn_int8_fused_scratch_bytes(p)) return EBNN_ERROR_BAD_SHAPE;
+  if (p->affine != NULL) {
+    st = affine_check(p->affine);
+    if (st != EBNN_OK) return st;
+  }
+  if (p->quantize_zero_point < -128 || p->quantize_zero_point > 127) return EBNN_ERROR_UNSUPPORTED;
   slice = (unsigned char *)scratch; /* 4-byte aligned: it may hold packed words */
   rows = (int8_t *)(slice + align4(g.slice_bytes));
   pooled = rows + (size_t)p->pool.filter_h * (size_t)ow * (size_t)c;
-  affined = pooled + (size_t)pw * (size_t)c;
   pool = p->pool;
   pool.in_h = p->pool.filter_h;
   quant.n_pixels = pw;
@@ -180,13 +231,11 @@ ebnn_status_t ebnn_int8_fused_ref(const ebnn_int8_fused_params_t *p,
     st = ebnn_int8_max_pool2d_ref(&pool, rows, pooled);
     if (st != EBNN_OK) return st;
     if (p->affine != NULL) {
-      ebnn_int8_depthwise_conv2d_params_t aff = *p->affine;
-      aff.in_h = 1;
-      aff.in_w = pw;
-      st = ebnn_int8_depthwise_conv2d_ref(&aff, pooled, affined);
-      if (st != EBNN_OK) return st;
+      affine_sign_row(p->affine, pooled, pw, c, p->quantize_zero_point,
+                      output + (size_t)py * (size_t)pw * (size_t)words_out);
+      continue;
     }
-    st = ebnn_int8_lce_quantize_ref(&quant, p->affine != NULL ? affined : pooled,
+    st = ebnn_int8_lce_quantize_ref(&quant, pooled,
                                     output + (size_t)py * (size_t)pw * (size_t)words_out);
     if (st != EBNN_OK) return st;
   }
