@@ -44,33 +44,15 @@ def list_pretrained() -> list:
     entries = json.loads(INDEX.read_text())
     out = []
     for e in entries:
-        out.append(
-            Pretrained(
-                name=e["name"],
-                dataset=e["dataset"],
-                model=e["model"],
-                precision=e["precision"],
-                test_accuracy=float(e["test_accuracy"]),
-                keras_path=str(HERE / e["keras"]),
-                tflite_path=str(HERE / e["tflite"]),
-                config=e.get("config"),
-            )
-        )
+        forms = [(e["name"], e["tflite"], e["test_accuracy"], "float")]
         if e.get("int8"):  # the full-integer form: the same Keras model, an int8 .tflite
             q = e["int8"]
-            out.append(
-                Pretrained(
-                    name=f"{e['name']}-int8",
-                    dataset=e["dataset"],
-                    model=e["model"],
-                    precision=e["precision"],
-                    test_accuracy=float(q["test_accuracy"]),
-                    keras_path=str(HERE / e["keras"]),
-                    tflite_path=str(HERE / q["tflite"]),
-                    config=e.get("config"),
-                    io="int8",
-                )
-            )
+            forms.append((f"{e['name']}-int8", q["tflite"], q["test_accuracy"], "int8"))
+        for name, tflite, accuracy, io in forms:
+            out.append(Pretrained(name=name, dataset=e["dataset"], model=e["model"],
+                                  precision=e["precision"], test_accuracy=float(accuracy),
+                                  keras_path=str(HERE / e["keras"]), tflite_path=str(HERE / tflite),
+                                  config=e.get("config"), io=io))
     return sorted(out, key=lambda p: p.name)
 
 
