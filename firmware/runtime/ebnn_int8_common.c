@@ -8,6 +8,7 @@
  * as in TFLite.
  */
 #include "ebnn.h"
+#include "ebnn_int8_internal.h"
 
 int32_t ebnn_int8_srdhm(int32_t a, int32_t b) {
   int64_t ab;
@@ -17,8 +18,7 @@ int32_t ebnn_int8_srdhm(int32_t a, int32_t b) {
    * ab >= 0 and 1 - 2^30 below. For ab >= 0 that is floor((ab + 2^30) / 2^31);
    * for ab < 0 the sum is negative and truncation is
    * floor((ab + 1 - 2^30 + 2^31 - 1) / 2^31), the same expression. So one
-   * arithmetic shift does it, with no 64-bit division (a library call on
-   * 32-bit cores). |ab| <= 2^62: the sum cannot overflow. */
+   * arithmetic shift does it. |ab| <= 2^62: the sum cannot overflow. */
   return (int32_t)((ab + ((int64_t)1 << 30)) >> 31);
 }
 
@@ -35,10 +35,7 @@ int32_t ebnn_int8_rounding_divide_by_pot(int32_t x, int32_t exponent) {
 int32_t ebnn_int8_multiply_by_quantized_multiplier(int32_t x,
                                                    int32_t multiplier,
                                                    int32_t shift) {
-  const int32_t left = shift > 0 ? shift : 0;
-  const int32_t right = shift > 0 ? 0 : -shift;
-  /* x * 2^left in two's complement (wraps instead of overflowing) */
-  const int32_t shifted = (int32_t)((uint32_t)x << left);
-  return ebnn_int8_rounding_divide_by_pot(ebnn_int8_srdhm(shifted, multiplier),
-                                          right);
+  /* x * 2^left (wrapping, as TFLite), srdhm, rounding shift right: the
+   * inline form the mcu kernels' loops use (ebnn_int8_internal.h). */
+  return ebnn__int8_requant(x, multiplier, shift);
 }

@@ -30,10 +30,12 @@ static inline int ebnn__int8_qm_valid(int32_t multiplier, int32_t shift) {
   return multiplier >= 0 && shift >= -31 && shift <= 30;
 }
 
-/* TFLite's MultiplyByQuantizedMultiplier (double rounding) inline, for the
- * mcu kernels' inner loops where a call costs as much as the arithmetic:
- * the same results as ebnn_int8_multiply_by_quantized_multiplier
- * (ebnn_int8_common.c, which explains the single shift of the high half). */
+/* TFLite's MultiplyByQuantizedMultiplier (double rounding): x * 2^left,
+ * then gemmlowp's SaturatingRoundingDoublingHighMul (ebnn_int8_srdhm in
+ * ebnn_int8_common.c says why one shift of the 64-bit sum is its rounding)
+ * and RoundingDivideByPOT. Inline for the kernels' inner loops, where a call
+ * costs as much as the arithmetic; ebnn_int8_multiply_by_quantized_multiplier
+ * is this function. */
 static inline int32_t ebnn__int8_requant(int32_t x, int32_t multiplier, int32_t shift) {
   const int32_t left = shift > 0 ? shift : 0;
   int32_t right = shift > 0 ? 0 : -shift;
