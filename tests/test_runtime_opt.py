@@ -204,3 +204,24 @@ def test_quantize_opt_is_bit_identical_to_ref(pair, channels):
     bits[:, :channels] = x < 0  # numpy's x < 0: False for -0.0 and NaN
     want = (bits.reshape(7, words, 32) << np.arange(32, dtype=np.uint64)).sum(-1).astype(np.uint32)
     assert np.array_equal(outs[1].view(np.uint32), want)
+
+
+# in_hwc, filter, stride, padding, act: windows clamped at every border, a window as large as the input
+POOL = [((9, 10, 13), (2, 2), (2, 2), "VALID", "NONE"), ((9, 10, 13), (3, 3), (2, 2), "SAME", "RELU"),
+        ((7, 7, 64), (7, 7), (1, 1), "VALID", "NONE"), ((8, 5, 3), (3, 2), (1, 2), "SAME", "RELU6"),
+        ((5, 6, 40), (5, 5), (3, 1), "SAME", "RELU_N1_TO_1")]
+
+
+@pytest.mark.parametrize("kind", ["max", "average"])
+@pytest.mark.parametrize("case", POOL, ids=[f"{'x'.join(map(str, c[0]))}_f{c[1][0]}x{c[1][1]}_s{c[2][0]}{c[2][1]}_"
+                                            f"{c[3].lower()}_{c[4].lower()}" for c in POOL])
+def test_pool_opt_is_bit_identical_to_ref(pair, kind, case):
+    ref, opt = pair
+    shape, filt, stride, pad, act = case
+    rng = np.random.default_rng(zlib.crc32(repr(case).encode()))
+    x = (rng.normal(size=shape) * 3).astype(np.float32)
+    x.flat[:4] = [np.inf, -0.0, np.nan, -np.inf]
+    method = f"{kind}_pool2d"
+    assert opt.fn(f"ebnn_{method}") == f"ebnn_{method}_opt"
+    got, want = getattr(opt, method)(x, filt, stride, pad, act), getattr(ref, method)(x, filt, stride, pad, act)
+    assert checks.bitexact(got, want)

@@ -1,7 +1,10 @@
 """Threads in the _opt kernels (firmware/runtime/ebnn_threads.c): the same
-words and floats for 1, 2 and 3 threads, and the thread count is honoured
-($EBNN_NUM_THREADS, ebnn_set_threads)."""
+words and floats for 1, 2 and 3 threads in every kernel that shares its
+work, the pool really starts its workers (and keeps them), and the thread
+count is honoured ($EBNN_NUM_THREADS, ebnn_set_threads)."""
 import ctypes
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -37,6 +40,69 @@ def test_bconv_results_identical_for_any_thread_count(lib, packed):
     assert outs[0].size > 0 and all(checks.bitexact(o, outs[0]) for o in outs[1:])
     assert checks.bitexact(outs[0], E.Runtime(lib).bconv2d(x, 96, filt, **kw))
     assert rt.lib.ebnn_set_threads(ctypes.c_int32(0)) != 0
+
+
+def _shared_kernel_cases(rng):
+    """(name, runtime method, args, kwargs), each large enough that the pool
+    gives it 3 threads (EBNN_PAR_MIN_COST = 16384 operations per extra thread)."""
+    f = lambda *shape: rng.normal(size=shape).astype(np.float32)  # noqa: E731
+    x56 = f(56, 56, 32)
+    x56[0, 0, :3] = [np.inf, -0.0, np.nan]
+    return [
+        ("conv2d_1x1", "conv2d", (f(14, 14, 64), f(64, 1, 1, 64), f(64)), dict(hwio=True, activation="RELU")),
+        ("conv2d_3x3_s2", "conv2d", (f(29, 27, 8), f(24, 3, 3, 8), f(24)),
+         dict(hwio=True, stride=(2, 2), padding="SAME")),
+        ("depthwise", "depthwise_conv2d", (f(14, 15, 64), f(1, 3, 3, 64), f(64)),
+         dict(stride=(1, 1), padding="SAME", activation="RELU6")),
+        ("add_broadcast", "add", (x56, f(32)), dict(activation="RELU")),
+        ("mul_scalar", "mul", (x56, f(1)), {}),
+        # b of 24: the 2048-element ranges of the threads start inside a b period
+        ("add_broadcast_24", "add", (f(40, 40, 24), f(24)), dict(activation="RELU6")),
+        ("mul_elementwise", "mul", (x56, f(56, 56, 32)), {}),
+        ("quantize", "quantize", (f(2048, 64),), {}),
+        ("fully_connected", "fully_connected", (f(1, 512), f(1000, 512), f(1000)), {}),
+        ("fully_connected_rows", "fully_connected", (f(5, 300), f(37, 300), f(37)), dict(activation="RELU")),
+        ("max_pool", "max_pool2d", (x56, (3, 3), (2, 2), "SAME"), {}),
+        ("average_pool", "average_pool2d", (x56, (3, 3), (2, 2), "SAME"), dict(activation="RELU_N1_TO_1")),
+        ("average_pool_7x7", "average_pool2d", (f(7, 7, 1024), (7, 7), (1, 1), "VALID"), {}),
+    ]
+
+
+@pytest.mark.parametrize("case", range(13), ids=[c[0] for c in _shared_kernel_cases(np.random.default_rng(0))])
+def test_shared_kernels_identical_for_any_thread_count_and_to_ref(lib, case):
+    name, method, args, kw = _shared_kernel_cases(np.random.default_rng(case))[case]
+    rt = E.Runtime(lib, variant="opt")
+    assert rt.fn("ebnn_" + {"conv2d": "conv2d", "quantize": "quantize"}.get(method, method)).endswith("_opt")
+    outs = []
+    for n in (1, 2, 3):
+        assert rt.lib.ebnn_set_threads(ctypes.c_int32(n)) == 0
+        outs.append(getattr(rt, method)(*args, **kw))
+    want = getattr(E.Runtime(lib), method)(*args, **kw)
+    assert outs[0].size > 0 and all(checks.bitexact(o, want) for o in outs)
+
+
+def _task_count():
+    return len(os.listdir("/proc/self/task"))
+
+
+def test_pool_starts_its_workers_once_and_keeps_them(lib, tmp_path):
+    # a private copy of the library: its pool has not started yet in this process
+    copy = tmp_path / "libebnn_pool.so"
+    shutil.copy(lib, copy)
+    rt = E.Runtime(copy, variant="opt")
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(64, 64, 32)).astype(np.float32), rng.normal(size=32).astype(np.float32)
+    before = _task_count()
+    assert rt.lib.ebnn_set_threads(ctypes.c_int32(3)) == 0
+    small = rt.add(a[:2], b)  # 4 Ki elements: below the cost of a hand-off, stays on this thread
+    assert _task_count() == before
+    first = rt.add(a, b)
+    started = _task_count() - before
+    assert started == 2  # workers 1 and 2; the caller takes range 0
+    for _ in range(20):
+        assert checks.bitexact(rt.add(a, b), first)
+    assert _task_count() - before == 2  # kept, not started per call
+    assert checks.bitexact(first, E.Runtime(lib).add(a, b)) and checks.bitexact(small, first[:2])
 
 
 def test_host_target_enables_threads_and_mcu_refuses_them(tmp_path):

@@ -7,7 +7,8 @@ Generates the model's C (edgebnn.codegen.generator.generate, the native
 target's flags from edgebnn.toolchain), wraps every kernel call of the
 invoke function in a timer (the calling thread's CPU time,
 CLOCK_THREAD_CPUTIME_ID, so time other jobs hold the core is left out;
-one thread), runs one warm-up invoke and --runs timed ones on a seeded
+one thread; with --threads N > 1 the wall clock, CLOCK_MONOTONIC, since the
+workers' time is not the caller's), runs one warm-up invoke and --runs timed ones on a seeded
 input, and prints each op's minimum and mean over the runs, then the sums
 per kernel. The minimum is the figure least disturbed by a shared machine;
 the sum of minima is a lower bound of one invoke, not a median.
@@ -37,7 +38,7 @@ MAIN = """#define _POSIX_C_SOURCE 200809L
 static double prof_ns[N_CALLS], prof_last;
 static double prof_now(void) {
   struct timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  clock_gettime(%(clock)s, &ts);
   return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 void ebnn_profile_op(int index) {
@@ -69,7 +70,7 @@ int main(int argc, char **argv) {
 """
 
 
-def profile(model, *, runs=40, kernels=None, seed=0):
+def profile(model, *, runs=40, kernels=None, seed=0, threads=1):
     """Per kernel call, minimum and mean CPU ms: a list of {"call", "op", "ops", "kernel", "ms", "mean_ms"}
     (``op``: the call's first TFLite op index)."""
     from edgebnn.codegen.generator import generate
@@ -84,7 +85,8 @@ def profile(model, *, runs=40, kernels=None, seed=0):
         src = Path(wd)
         for rel, text in gen.files.items():
             (src / rel).write_text(text)
-        (src / "prof_main.c").write_text(MAIN % {"name": "model", "prefix": "MODEL"})
+        clock = "CLOCK_THREAD_CPUTIME_ID" if threads == 1 else "CLOCK_MONOTONIC"
+        (src / "prof_main.c").write_text(MAIN % {"name": "model", "prefix": "MODEL", "clock": clock})
         sources = [str(src / f) for f in sorted(gen.files) if f.endswith(".c")] + [str(src / "prof_main.c")]
         exe = str(src / "prof")
         for cmd in compile_commands(None, sources, "program", output=exe, includes=[str(src)], objdir=str(src),
@@ -92,7 +94,7 @@ def profile(model, *, runs=40, kernels=None, seed=0):
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
                 raise SystemExit(f"op_profile: build failed: {' '.join(cmd)}\n{proc.stderr[-2000:]}")
-        proc = subprocess.run(["env", "EBNN_NUM_THREADS=1", exe, str(runs)], input=x.tobytes(),
+        proc = subprocess.run(["env", f"EBNN_NUM_THREADS={threads}", exe, str(runs)], input=x.tobytes(),
                               capture_output=True, check=True)
     calls = [c for c in gen.ops if c["kernel"]]
     rows = json.loads(proc.stdout)
@@ -105,9 +107,11 @@ def main(argv=None) -> int:
     ap.add_argument("model")
     ap.add_argument("--runs", type=int, default=40)
     ap.add_argument("--kernels", default=None, help="kernel set (default: the native target's)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="threads of the _opt kernels; above 1 the timers read the wall clock (CLOCK_MONOTONIC)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    rows = profile(args.model, runs=args.runs, kernels=args.kernels)
+    rows = profile(args.model, runs=args.runs, kernels=args.kernels, threads=args.threads)
     if args.json:
         print(json.dumps(rows))
         return 0

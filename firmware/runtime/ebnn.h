@@ -581,11 +581,15 @@ ebnn_status_t ebnn_fused_conv_pool_affine_quantize_opt(
 /* ebnn_opt.c: CONV_2D over an HWIO filter (ebnn_conv_opt.c: its blocked
  * GEMM path); ebnn_float_opt.c: depthwise (depth_multiplier 1), ADD, MUL;
  * ebnn_fc_opt.c: FULLY_CONNECTED; ebnn_quantize_opt.c: LceQuantize;
- * ebnn_bconv_opt.c: LceBconv2d. */
+ * ebnn_bconv_opt.c: LceBconv2d; ebnn_pool_opt.c: MAX_POOL_2D and
+ * AVERAGE_POOL_2D. */
 /* Threads for the _opt kernels (ebnn_threads.c; host builds with
  * -DEBNN_THREADS=1 -pthread, else always 1): n in [1, 64], else
  * EBNN_ERROR_BAD_SHAPE. Default: $EBNN_NUM_THREADS, else 1. Results are
- * identical for every n. Not thread-safe against concurrent invokes. */
+ * identical for every n. The workers are started at the first kernel call
+ * that uses them and kept (they sleep when idle). One kernel call uses them
+ * at a time: a call from a second thread while they are busy runs on its
+ * own thread (each model's arena still serves one invoke at a time). */
 ebnn_status_t ebnn_set_threads(int32_t n);
 ebnn_status_t ebnn_conv2d_opt(const ebnn_conv2d_params_t *params,
                               const float *input, float *output);
@@ -601,6 +605,10 @@ ebnn_status_t ebnn_quantize_opt(const ebnn_quantize_params_t *params,
 ebnn_status_t ebnn_fully_connected_opt(
     const ebnn_fully_connected_params_t *params, const float *input,
     float *output);
+ebnn_status_t ebnn_max_pool2d_opt(const ebnn_pool2d_params_t *params,
+                                  const float *input, float *output);
+ebnn_status_t ebnn_average_pool2d_opt(const ebnn_pool2d_params_t *params,
+                                      const float *input, float *output);
 
 /* ------------------------------------------------------------------------ */
 /* Kernel set "mcu" (M-profile cores; ebnn_bconv_mcu.c, ebnn_bdense_mcu.c,   */

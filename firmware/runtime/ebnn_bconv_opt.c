@@ -470,13 +470,13 @@ static void bopt_transform(const bopt_ctx_t *c, const int32_t *ct, int32_t q, vo
   }
 }
 
-/* Output rows [oy0, oy1), in chunks of pixels that run across row ends. */
-static void bopt_rows(const bopt_ctx_t *c, const int32_t *input, int32_t oy0, int32_t oy1,
-                      void *output) {
+/* Output pixels [q0, q1) (flattened oy * out_w + ox), in chunks that run
+ * across row ends. */
+static void bopt_pixels(const bopt_ctx_t *c, const int32_t *input, int32_t q0, int32_t q1,
+                        void *output) {
   int32_t cnt[EBNN_BOPT_CNT];
   int32_t zacc[EBNN_BOPT_MAX_OC]; /* same-zero sums of one pixel */
-  const int32_t oc = c->p->out_c, ow = c->g.g.out_w;
-  const int32_t q1 = oy1 * ow;
+  const int32_t oc = c->p->out_c;
   int32_t chunk = EBNN_BOPT_CNT / oc, q, i;
 #if defined(EBNN_BOPT_ISA_AVX2)
   {
@@ -486,12 +486,12 @@ static void bopt_rows(const bopt_ctx_t *c, const int32_t *input, int32_t oy0, in
   }
 #endif
   { /* balanced chunks: 49 pixels in chunks of at most 16 run as 13+12+12+12, not 16+16+16+1 */
-    const int32_t total = q1 - oy0 * ow;
+    const int32_t total = q1 - q0;
     const int32_t n_chunks = total > 0 ? (total + chunk - 1) / chunk : 1;
     const int32_t even = (total + n_chunks - 1) / n_chunks;
     chunk = even + (even & 1) <= chunk ? even + (even & 1) : even; /* whole 2-pixel tiles */
   }
-  for (q = oy0 * ow; q < q1; q += chunk) {
+  for (q = q0; q < q1; q += chunk) {
     const int32_t n = q1 - q < chunk ? q1 - q : chunk;
     bopt_chunk_counts(c, input, q, n, cnt);
     for (i = 0; i < n; ++i) bopt_transform(c, cnt + (size_t)i * (size_t)oc, q + i, output, zacc);
@@ -504,9 +504,12 @@ typedef struct {
   void *output;
 } bopt_job_t;
 
+/* Items are 2-pixel tiles, so no thread's range splits a tile (7x7 maps
+ * then share 25 tiles as 13 + 12, not 7 rows as 4 + 3). */
 static void bopt_job(const void *arg, int32_t begin, int32_t end) {
   const bopt_job_t *j = (const bopt_job_t *)arg;
-  bopt_rows(j->c, j->input, begin, end, j->output);
+  const int32_t n_pix = j->c->g.g.out_h * j->c->g.g.out_w;
+  bopt_pixels(j->c, j->input, 2 * begin, 2 * end < n_pix ? 2 * end : n_pix, j->output);
 }
 
 ebnn_status_t ebnn_bconv2d_opt(const ebnn_bconv2d_params_t *params,
@@ -554,7 +557,8 @@ ebnn_status_t ebnn_bconv2d_opt(const ebnn_bconv2d_params_t *params,
     job.c = &c;
     job.input = input;
     job.output = output;
-    ebnn__parallel_for(c.g.g.out_h, bopt_job, &job); /* output rows per thread */
+    const int32_t n_pix = c.g.g.out_h * c.g.g.out_w;
+    ebnn__parallel_for((n_pix + 1) / 2, (int64_t)n_pix * (int64_t)p->out_c * (int64_t)k_words, bopt_job, &job);
   }
   return EBNN_OK;
 }

@@ -173,11 +173,13 @@ static void cvo_chunk(const cvo_ctx_t *c, int32_t q0, int32_t n) {
   if (p->activation != EBNN_ACT_NONE) cvo_act(out, (size_t)n * oc, p->activation);
 }
 
+/* Items are tiles of EBNN_CVO_TILE output pixels (flattened over rows). */
 static void cvo_job(const void *arg, int32_t begin, int32_t end) {
   const cvo_ctx_t *c = (const cvo_ctx_t *)arg;
-  const int32_t q1 = end * c->g->out_w;
+  const int32_t n_pix = c->g->out_h * c->g->out_w;
+  const int32_t q1 = end * EBNN_CVO_TILE < n_pix ? end * EBNN_CVO_TILE : n_pix;
   int32_t q;
-  for (q = begin * c->g->out_w; q < q1; q += c->chunk) cvo_chunk(c, q, q1 - q < c->chunk ? q1 - q : c->chunk);
+  for (q = begin * EBNN_CVO_TILE; q < q1; q += c->chunk) cvo_chunk(c, q, q1 - q < c->chunk ? q1 - q : c->chunk);
 }
 
 int ebnn__conv2d_blocked_opt(const ebnn_conv2d_params_t *p, const ebnn__geom_t *g,
@@ -195,7 +197,11 @@ int ebnn__conv2d_blocked_opt(const ebnn_conv2d_params_t *p, const ebnn__geom_t *
   c.chunk = (int32_t)(EBNN_CVO_PATCH / k);
   if (c.chunk > EBNN_CVO_CHUNK) c.chunk = EBNN_CVO_CHUNK;
   c.chunk -= c.chunk % EBNN_CVO_TILE; /* >= 12: k <= 512 */
-  ebnn__parallel_for(g->out_h, cvo_job, &c); /* output rows per thread */
+  {
+    const int32_t n_pix = g->out_h * g->out_w;
+    ebnn__parallel_for((n_pix + EBNN_CVO_TILE - 1) / EBNN_CVO_TILE, (int64_t)n_pix * (int64_t)p->out_c * (int64_t)k,
+                       cvo_job, &c);
+  }
   return 1;
 }
 #else

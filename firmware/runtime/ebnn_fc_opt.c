@@ -7,27 +7,36 @@
  * The reference's one running sum per output is a chain of dependent adds
  * (about 4 cycles each), so a 512 -> 1000 layer waits on 512 x 1000 add
  * latencies. Here 8 outputs advance together: 8 independent chains, and
- * the 8 weight rows stream side by side. Everything the fast path does not
- * cover (bad params) goes to the reference, which reports the status.
+ * the 8 weight rows stream side by side; blocks of 8 outputs are shared
+ * among threads. Everything the fast path does not cover (bad params) goes
+ * to the reference, which reports the status.
  */
 #include "ebnn.h"
 #include "ebnn_internal.h"
 
 #define EBNN_FCO_ROWS 8
 
-ebnn_status_t ebnn_fully_connected_opt(const ebnn_fully_connected_params_t *params,
-                                       const float *input, float *output) {
-  const ebnn_fully_connected_params_t *p = params;
-  int32_t r, o, i, j;
-  if (p == NULL || input == NULL || output == NULL || p->weights == NULL || p->rows <= 0 ||
-      p->in_features <= 0 || p->out_features <= 0 || !ebnn__act_valid(p->activation))
-    return ebnn_fully_connected_ref(p, input, output);
-  for (r = 0; r < p->rows; ++r) {
-    const float *x = input + (size_t)r * (size_t)p->in_features;
-    float *y = output + (size_t)r * (size_t)p->out_features;
-    for (o = 0; o + EBNN_FCO_ROWS <= p->out_features; o += EBNN_FCO_ROWS) {
-      const float *w = p->weights + (size_t)o * (size_t)p->in_features;
-      const size_t n = (size_t)p->in_features;
+typedef struct {
+  const ebnn_fully_connected_params_t *p;
+  const float *input;
+  float *output;
+  int32_t blocks; /* blocks of EBNN_FCO_ROWS outputs per row */
+} fco_job_t;
+
+/* Items [b0, b1): item i is outputs [8 k, 8 k + 8) of row r, i = r * blocks + k. */
+static void fco_blocks(const void *arg, int32_t b0, int32_t b1) {
+  const fco_job_t *d = (const fco_job_t *)arg;
+  const ebnn_fully_connected_params_t *p = d->p;
+  const size_t n = (size_t)p->in_features;
+  int32_t item, i, j;
+  for (item = b0; item < b1; ++item) {
+    const int32_t r = item / d->blocks, o0 = (item % d->blocks) * EBNN_FCO_ROWS;
+    const int32_t o1 = o0 + EBNN_FCO_ROWS < p->out_features ? o0 + EBNN_FCO_ROWS : p->out_features;
+    const float *x = d->input + (size_t)r * n;
+    float *y = d->output + (size_t)r * (size_t)p->out_features;
+    int32_t o = o0;
+    if (o1 - o0 == EBNN_FCO_ROWS) {
+      const float *w = p->weights + (size_t)o * n;
       float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f, a4 = 0.0f, a5 = 0.0f, a6 = 0.0f, a7 = 0.0f;
       for (i = 0; i < p->in_features; ++i) {
         const float xi = x[i];
@@ -48,18 +57,33 @@ ebnn_status_t ebnn_fully_connected_opt(const ebnn_fully_connected_params_t *para
       y[o + 5] = a5;
       y[o + 6] = a6;
       y[o + 7] = a7;
+      o = o1;
     }
-    for (; o < p->out_features; ++o) {
-      const float *w = p->weights + (size_t)o * (size_t)p->in_features;
+    for (; o < o1; ++o) {
+      const float *w = p->weights + (size_t)o * n;
       float total = 0.0f;
       for (i = 0; i < p->in_features; ++i) total += x[i] * w[i];
       y[o] = total;
     }
-    for (j = 0; j < p->out_features; ++j) {
+    for (j = o0; j < o1; ++j) {
       float total = y[j];
       if (p->bias != NULL) total += p->bias[j];
       y[j] = ebnn__act(total, p->activation);
     }
   }
+}
+
+ebnn_status_t ebnn_fully_connected_opt(const ebnn_fully_connected_params_t *params,
+                                       const float *input, float *output) {
+  const ebnn_fully_connected_params_t *p = params;
+  fco_job_t d;
+  if (p == NULL || input == NULL || output == NULL || p->weights == NULL || p->rows <= 0 ||
+      p->in_features <= 0 || p->out_features <= 0 || !ebnn__act_valid(p->activation))
+    return ebnn_fully_connected_ref(p, input, output);
+  d.p = p;
+  d.input = input;
+  d.output = output;
+  d.blocks = (p->out_features + EBNN_FCO_ROWS - 1) / EBNN_FCO_ROWS;
+  ebnn__parallel_for(p->rows * d.blocks, (int64_t)p->rows * p->out_features * p->in_features, fco_blocks, &d);
   return EBNN_OK;
 }

@@ -37,11 +37,48 @@ static void fopt_act(float *x, int32_t n, ebnn_activation_t act) {
 
 /* DEPTHWISE_CONV_2D with depth_multiplier 1: each channel starts at +0.0f,
  * adds x * w over the in-bounds taps in (fy, fx) order (out-of-bounds taps
- * skipped, as the reference), then the bias, then the activation. */
+ * skipped, as the reference), then the bias, then the activation. Output
+ * pixels are shared among threads. */
+typedef struct {
+  const ebnn_depthwise_conv2d_params_t *p;
+  const float *input;
+  float *output;
+  int32_t out_w, pad_top, pad_left;
+} fopt_dw_t;
+
+static void fopt_dw_pixels(const void *arg, int32_t q0, int32_t q1) {
+  const fopt_dw_t *d = (const fopt_dw_t *)arg;
+  const ebnn_depthwise_conv2d_params_t *p = d->p;
+  const int32_t ch = p->in_c;
+  int32_t q, fy, fx, c;
+  for (q = q0; q < q1; ++q) {
+    const int32_t oy = q / d->out_w, ox = q % d->out_w;
+    float *out = d->output + (size_t)q * (size_t)ch;
+    for (c = 0; c < ch; ++c) out[c] = 0.0f;
+    for (fy = 0; fy < p->filter_h; ++fy) {
+      const int32_t iy = oy * p->stride_h - d->pad_top + fy * p->dilation_h;
+      if (iy < 0 || iy >= p->in_h) continue;
+      for (fx = 0; fx < p->filter_w; ++fx) {
+        const int32_t ix = ox * p->stride_w - d->pad_left + fx * p->dilation_w;
+        const float *x, *w;
+        if (ix < 0 || ix >= p->in_w) continue;
+        x = d->input + ((size_t)iy * (size_t)p->in_w + (size_t)ix) * (size_t)ch;
+        w = p->filter + ((size_t)fy * (size_t)p->filter_w + (size_t)fx) * (size_t)ch;
+        for (c = 0; c < ch; ++c) out[c] += x[c] * w[c];
+      }
+    }
+    if (p->bias != NULL) {
+      for (c = 0; c < ch; ++c) out[c] += p->bias[c];
+    }
+    if (p->activation != EBNN_ACT_NONE) fopt_act(out, ch, p->activation);
+  }
+}
+
 ebnn_status_t ebnn_depthwise_conv2d_opt(const ebnn_depthwise_conv2d_params_t *params,
                                         const float *input, float *output) {
   const ebnn_depthwise_conv2d_params_t *p = params;
-  int32_t out_h, out_w, pad_top, pad_left, oy, ox, fy, fx, c, ch;
+  fopt_dw_t d;
+  int32_t out_h;
   if (p == NULL || input == NULL || output == NULL || p->filter == NULL ||
       p->depth_multiplier != 1 || p->in_h <= 0 || p->in_w <= 0 || p->in_c <= 0 ||
       p->filter_h <= 0 || p->filter_w <= 0 || p->stride_h <= 0 || p->stride_w <= 0 ||
@@ -50,33 +87,15 @@ ebnn_status_t ebnn_depthwise_conv2d_opt(const ebnn_depthwise_conv2d_params_t *pa
       !ebnn__act_valid(p->activation))
     return ebnn_depthwise_conv2d_ref(p, input, output);
   out_h = ebnn_output_size(p->in_h, p->filter_h, p->stride_h, p->dilation_h, p->padding);
-  out_w = ebnn_output_size(p->in_w, p->filter_w, p->stride_w, p->dilation_w, p->padding);
-  if (out_h <= 0 || out_w <= 0) return ebnn_depthwise_conv2d_ref(p, input, output);
-  pad_top = ebnn_padding_before(p->in_h, p->filter_h, p->stride_h, p->dilation_h, p->padding);
-  pad_left = ebnn_padding_before(p->in_w, p->filter_w, p->stride_w, p->dilation_w, p->padding);
-  ch = p->in_c;
-  for (oy = 0; oy < out_h; ++oy) {
-    for (ox = 0; ox < out_w; ++ox) {
-      float *out = output + ((size_t)oy * (size_t)out_w + (size_t)ox) * (size_t)ch;
-      for (c = 0; c < ch; ++c) out[c] = 0.0f;
-      for (fy = 0; fy < p->filter_h; ++fy) {
-        const int32_t iy = oy * p->stride_h - pad_top + fy * p->dilation_h;
-        if (iy < 0 || iy >= p->in_h) continue;
-        for (fx = 0; fx < p->filter_w; ++fx) {
-          const int32_t ix = ox * p->stride_w - pad_left + fx * p->dilation_w;
-          const float *x, *w;
-          if (ix < 0 || ix >= p->in_w) continue;
-          x = input + ((size_t)iy * (size_t)p->in_w + (size_t)ix) * (size_t)ch;
-          w = p->filter + ((size_t)fy * (size_t)p->filter_w + (size_t)fx) * (size_t)ch;
-          for (c = 0; c < ch; ++c) out[c] += x[c] * w[c];
-        }
-      }
-      if (p->bias != NULL) {
-        for (c = 0; c < ch; ++c) out[c] += p->bias[c];
-      }
-      if (p->activation != EBNN_ACT_NONE) fopt_act(out, ch, p->activation);
-    }
-  }
+  d.out_w = ebnn_output_size(p->in_w, p->filter_w, p->stride_w, p->dilation_w, p->padding);
+  if (out_h <= 0 || d.out_w <= 0) return ebnn_depthwise_conv2d_ref(p, input, output);
+  d.pad_top = ebnn_padding_before(p->in_h, p->filter_h, p->stride_h, p->dilation_h, p->padding);
+  d.pad_left = ebnn_padding_before(p->in_w, p->filter_w, p->stride_w, p->dilation_w, p->padding);
+  d.p = p;
+  d.input = input;
+  d.output = output;
+  ebnn__parallel_for(out_h * d.out_w,
+                     (int64_t)out_h * d.out_w * p->in_c * p->filter_h * p->filter_w, fopt_dw_pixels, &d);
   return EBNN_OK;
 }
 
@@ -86,40 +105,67 @@ static int fopt_binary_ok(const ebnn_binary_params_t *p, const float *a, const f
          p->b_size > 0 && (p->size % p->b_size) == 0 && ebnn__act_valid(p->activation);
 }
 
-/* ADD / MUL: out[i] = a[i] op b[i % b_size], then the activation, in blocks
- * of b_size elements (no modulo per element). */
-ebnn_status_t ebnn_add_opt(const ebnn_binary_params_t *params, const float *a,
-                           const float *b, float *output) {
-  int32_t i, j;
-  if (!fopt_binary_ok(params, a, b, output)) return ebnn_add_ref(params, a, b, output);
-  if (params->b_size == 1) {
-    const float b0 = b[0];
-    for (i = 0; i < params->size; ++i) output[i] = a[i] + b0;
+/* ADD / MUL: out[i] = a[i] op b[i % b_size], then the activation. Threads
+ * take ranges of EBNN_FOPT_BLOCK elements; within a range the b index wraps
+ * once per b_size elements (no modulo per element). */
+typedef struct {
+  const ebnn_binary_params_t *p;
+  const float *a, *b;
+  float *output;
+  int mul;
+} fopt_bin_t;
+
+#define EBNN_FOPT_BLOCK 2048
+
+static void fopt_bin_blocks(const void *arg, int32_t i0, int32_t i1) {
+  const fopt_bin_t *d = (const fopt_bin_t *)arg;
+  const int32_t size = d->p->size, bs = d->p->b_size;
+  const int32_t e0 = i0 * EBNN_FOPT_BLOCK;
+  const int32_t e1 = (int64_t)i1 * EBNN_FOPT_BLOCK < size ? i1 * EBNN_FOPT_BLOCK : size;
+  int32_t i, j, k;
+  if (bs == 1) {
+    const float b0 = d->b[0];
+    if (d->mul) {
+      for (i = e0; i < e1; ++i) d->output[i] = d->a[i] * b0;
+    } else {
+      for (i = e0; i < e1; ++i) d->output[i] = d->a[i] + b0;
+    }
   } else {
-    for (i = 0; i < params->size; i += params->b_size) {
-      float *o = output + i;
-      const float *x = a + i;
-      for (j = 0; j < params->b_size; ++j) o[j] = x[j] + b[j];
+    for (i = e0, j = e0 % bs; i < e1; i += k, j = 0) {
+      const int32_t n = bs - j < e1 - i ? bs - j : e1 - i;
+      float *o = d->output + i;
+      const float *x = d->a + i, *y = d->b + j;
+      if (d->mul) {
+        for (k = 0; k < n; ++k) o[k] = x[k] * y[k];
+      } else {
+        for (k = 0; k < n; ++k) o[k] = x[k] + y[k];
+      }
     }
   }
-  if (params->activation != EBNN_ACT_NONE) fopt_act(output, params->size, params->activation);
+  if (d->p->activation != EBNN_ACT_NONE) fopt_act(d->output + e0, e1 - e0, d->p->activation);
+}
+
+static ebnn_status_t fopt_binary(const ebnn_binary_params_t *params, const float *a, const float *b,
+                                 float *output, int mul) {
+  fopt_bin_t d;
+  d.p = params;
+  d.a = a;
+  d.b = b;
+  d.output = output;
+  d.mul = mul;
+  ebnn__parallel_for((int32_t)(((int64_t)params->size + EBNN_FOPT_BLOCK - 1) / EBNN_FOPT_BLOCK),
+                     (int64_t)params->size, fopt_bin_blocks, &d);
   return EBNN_OK;
+}
+
+ebnn_status_t ebnn_add_opt(const ebnn_binary_params_t *params, const float *a,
+                           const float *b, float *output) {
+  if (!fopt_binary_ok(params, a, b, output)) return ebnn_add_ref(params, a, b, output);
+  return fopt_binary(params, a, b, output, 0);
 }
 
 ebnn_status_t ebnn_mul_opt(const ebnn_binary_params_t *params, const float *a,
                            const float *b, float *output) {
-  int32_t i, j;
   if (!fopt_binary_ok(params, a, b, output)) return ebnn_mul_ref(params, a, b, output);
-  if (params->b_size == 1) {
-    const float b0 = b[0];
-    for (i = 0; i < params->size; ++i) output[i] = a[i] * b0;
-  } else {
-    for (i = 0; i < params->size; i += params->b_size) {
-      float *o = output + i;
-      const float *x = a + i;
-      for (j = 0; j < params->b_size; ++j) o[j] = x[j] * b[j];
-    }
-  }
-  if (params->activation != EBNN_ACT_NONE) fopt_act(output, params->size, params->activation);
-  return EBNN_OK;
+  return fopt_binary(params, a, b, output, 1);
 }

@@ -170,9 +170,10 @@ ebnn_status_t ebnn__fused_plan(const ebnn_fused_params_t *p,
                                ebnn__fused_plan_t *pl);
 
 /* Worker threads (ebnn_threads.c): fn(ctx, begin, end) over disjoint
- * ranges covering [0, n_items), one per thread (ebnn_get_threads()). */
+ * ranges covering [0, n_items), one per thread (ebnn_get_threads()), fewer
+ * when `cost` (the call's work in simple operations) is too small to share. */
 typedef void (*ebnn__range_fn_t)(const void *ctx, int32_t begin, int32_t end);
-void ebnn__parallel_for(int32_t n_items, ebnn__range_fn_t fn, const void *ctx);
+void ebnn__parallel_for(int32_t n_items, int64_t cost, ebnn__range_fn_t fn, const void *ctx);
 int32_t ebnn_get_threads(void);
 
 #endif /* EDGEBNN_FIRMWARE_RUNTIME_EBNN_INTERNAL_H_ */

@@ -202,7 +202,7 @@ class Runtime:
         n = x.size // c
         out = np.zeros(x.shape[:-1] + (words(c),), np.int32)
         p = QuantizeParams(n, c)
-        self._call("ebnn_quantize_ref", C.byref(p), _pf(x), _pi(out))
+        self._call(self.fn("ebnn_quantize"), C.byref(p), _pf(x), _pi(out))
         return out
 
     def dequantize(self, packed, channels):
@@ -297,7 +297,7 @@ class Runtime:
         oh = out_size(p.in_h, p.filter_h, stride[0], dilation[0], padding)
         ow = out_size(p.in_w, p.filter_w, stride[1], dilation[1], padding)
         out = np.full((oh, ow, x.shape[2] * depth_multiplier), np.nan, np.float32)
-        self._call("ebnn_depthwise_conv2d_ref", C.byref(p), _pf(x), _pf(out))
+        self._call(self.fn("ebnn_depthwise_conv2d"), C.byref(p), _pf(x), _pf(out))
         return out
 
     def fully_connected(self, x, weights, bias=None, activation="NONE"):
@@ -307,7 +307,7 @@ class Runtime:
         out = np.full((x.shape[0], weights.shape[0]), np.nan, np.float32)
         p = FullyConnectedParams(x.shape[0], weights.shape[1], weights.shape[0], ACT[activation],
                                  _pf(weights), _pf(b))
-        self._call("ebnn_fully_connected_ref", C.byref(p), _pf(x), _pf(out))
+        self._call(self.fn("ebnn_fully_connected"), C.byref(p), _pf(x), _pf(out))
         return out
 
     def pool_params(self, in_shape, filt, stride, padding, activation="NONE"):
@@ -324,10 +324,10 @@ class Runtime:
         return out
 
     def max_pool2d(self, x, filt, stride, padding, activation="NONE"):
-        return self._pool("ebnn_max_pool2d_ref", x, filt, stride, padding, activation)
+        return self._pool(self.fn("ebnn_max_pool2d"), x, filt, stride, padding, activation)
 
     def average_pool2d(self, x, filt, stride, padding, activation="NONE"):
-        return self._pool("ebnn_average_pool2d_ref", x, filt, stride, padding, activation)
+        return self._pool(self.fn("ebnn_average_pool2d"), x, filt, stride, padding, activation)
 
     def mean_hw(self, x):
         x = _f32(x)
@@ -344,10 +344,10 @@ class Runtime:
         return out
 
     def add(self, a, b, activation="NONE"):
-        return self._binary("ebnn_add_ref", a, b, activation)
+        return self._binary(self.fn("ebnn_add"), a, b, activation)
 
     def mul(self, a, b, activation="NONE"):
-        return self._binary("ebnn_mul_ref", a, b, activation)
+        return self._binary(self.fn("ebnn_mul"), a, b, activation)
 
     def softmax(self, x, beta=1.0):
         x = _f32(x)
