@@ -20,7 +20,7 @@ from edgebnn.codegen import ops_int8
 from edgebnn.codegen import passes
 from edgebnn.codegen.fold import fold_weight_computations
 from edgebnn.codegen.planner import ALIGN, Buffer, plan_arena
-from edgebnn.codegen.writer import CWriter, c_float, c_int32
+from edgebnn.codegen.writer import CWriter, c_float, c_int32, c_value
 from edgebnn.errors import TFLiteFormatError, UnsafeInputError, UnsupportedOpError
 from edgebnn.escape import c_include, make_comment, make_word
 from edgebnn.graph import load_graph
@@ -309,25 +309,13 @@ class Emitter:
         self.data.blank()
         return ident
 
-    def float(self, value):
-        return c_float(value)
-
     def params(self, node, ctype, fields_, suffix=None):
+        """Write ``static const ctype NAME_op<i>[_suffix] = {...}``; ``fields_`` render as :func:`c_value` does."""
         ident = f"{self.name}_op{node.op.index}" + (f"_{suffix}" if suffix else "")
         self.params_w.comment(f"op {', '.join(str(i) for i in node.ops)}: {node.op_type}")
         with self.params_w.block(f"static const {ctype} {ident} =", "};"):
             for k, v in fields_:
-                if isinstance(v, str):
-                    text = v
-                elif isinstance(v, bool):
-                    text = str(int(v))
-                elif isinstance(v, (int, np.integer)):
-                    text = c_int32(v)
-                elif isinstance(v, float):
-                    text = c_float(v)
-                else:
-                    raise TypeError(f"field {k} of {ctype}: {v!r}")
-                self.params_w.line(f".{k} = {text},")
+                self.params_w.line(f".{k} = {c_value(v, f'field {k} of {ctype}')},")
         self.params_w.blank()
         return ident
 
@@ -349,9 +337,10 @@ class Emitter:
     def scratch_ptr(self, node):
         return f"(void *)({self.name}_arena + {self.scratch_offsets[id(node)]})"
 
-    def local_pointer_array(self, node, ctype, ptrs):
-        ident = f"op{node.op.index}_inputs"
-        self.code.line(f"const {ctype} *const {ident}[{len(ptrs)}] = {{")
+    def local_pointer_array(self, node, role, ctype, ptrs, const=False):
+        """A local ``op<i>_<role>`` array of ``ptrs``, for a kernel that takes a list of tensors."""
+        ident = f"op{node.op.index}_{role}"
+        self.code.line(f"{'const ' if const else ''}{ctype} *const {ident}[{len(ptrs)}] = {{")
         with self.code.indent():
             for p in ptrs:
                 self.code.line(f"{p},")

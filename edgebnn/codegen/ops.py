@@ -8,26 +8,60 @@ against the flatbuffer's (:meth:`OpKernel.infer`), and writes one call into
 the runtime (:meth:`OpKernel.emit`). Semantics follow LCE 0.16 and TFLite
 (../shared/LCE-FORMAT.md, firmware/runtime/ebnn.h).
 
+A handler states what differs and the base class does the rest: params
+fields are typed (:class:`Padding` and :class:`Activation` render as the
+runtime's macros, :class:`Dims` as an initializer list, a :func:`const`
+field as the constant array it names), and the call is built from the
+operands the class declares (:attr:`OpKernel.operands`). Nodes the graph
+passes make of several ops (:class:`BinaryDense`, :class:`FusedChain`) are
+:class:`PassNode` objects, not handlers.
+
 Example:
     >>> sorted(SUPPORTED_OPS)[:3]
     ['ADD', 'AVERAGE_POOL_2D', 'CONCATENATION']
 """
 
-from dataclasses import dataclass, fields
-from typing import Optional
+import enum
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from edgebnn.codegen.writer import c_initializer
 from edgebnn.errors import UnsupportedOpError
 
 _REGISTRY = {}
 
-# TFLite's ActivationFunctionType; ebnn.h uses the same numbers.
-ACTIVATIONS = {"NONE": 0, "RELU": 1, "RELU_N1_TO_1": 2, "RELU6": 3}
-ACTIVATION_MACROS = {0: "EBNN_ACT_NONE", 1: "EBNN_ACT_RELU", 2: "EBNN_ACT_RELU_N1_TO_1", 3: "EBNN_ACT_RELU6"}
-# TFLite's Padding enum (LCE stores it as an int): SAME = 0, VALID = 1.
-TFLITE_PADDING = {0: "SAME", 1: "VALID", "SAME": "SAME", "VALID": "VALID"}
-PADDING_MACROS = {"SAME": "EBNN_PADDING_SAME", "VALID": "EBNN_PADDING_VALID"}
+
+class Activation(enum.IntEnum):
+    """TFLite's ActivationFunctionType (ebnn.h uses the same numbers); C gets the runtime's macro."""
+
+    NONE = 0
+    RELU = 1
+    RELU_N1_TO_1 = 2
+    RELU6 = 3
+
+    def c(self) -> str:
+        return f"EBNN_ACT_{self.name}"
+
+
+class Padding(enum.Enum):
+    """TFLite's Padding (LCE stores the number, builtins the name); C gets the runtime's macro."""
+
+    SAME = 0
+    VALID = 1
+
+    def c(self) -> str:
+        return f"EBNN_PADDING_{self.name}"
+
+    def __str__(self) -> str:
+        return self.name  # messages say "SAME padding"
+
+
+class Dims(tuple):
+    """A fixed-size int32 array field, rendered as ``{a, b, ...}``."""
+
+    def c(self) -> str:
+        return "{" + ", ".join(str(int(v)) for v in self) + "}"
 
 
 def register_op(name: str):
@@ -84,9 +118,9 @@ def lookup(op, source=None) -> type:
 MAX_WINDOW = 1 << 16
 
 
-def output_size(in_: int, filt: int, stride: int, dilation: int, padding: str) -> int:
+def output_size(in_: int, filt: int, stride: int, dilation: int, padding: Padding) -> int:
     eff = (filt - 1) * dilation + 1
-    if padding == "SAME":
+    if padding is Padding.SAME:
         return (in_ + stride - 1) // stride
     return max((in_ - eff + stride) // stride, 0)
 
@@ -100,34 +134,88 @@ def _prod(shape) -> int:
 
 
 # --------------------------------------------------------------------------
-# Base class
+# Base classes
+
+
+def const(ctype: str):
+    """A params field holding a constant tensor's index (-1: none).
+
+    C gets the array :meth:`Emitter.const` writes for it as ``ctype`` (or
+    ``NULL``); the field keeps the index, which the passes and the opt
+    weight layouts read.
+    """
+    return field(metadata={"const": ctype})
 
 
 @dataclass(frozen=True)
 class Params:
     """Base of every params dataclass: fields become a C designated initializer."""
 
-    def c_fields(self):
-        return [(f.name, getattr(self, f.name)) for f in fields(self)]
+    def c_fields(self, em, **rendered):
+        """``(name, value)`` pairs in field order, :func:`const` fields as their arrays.
+
+        ``rendered`` gives the C of fields a kernel set lays out otherwise
+        (the opt kernels' transposed filters): their own constant is then
+        never written.
+        """
+        out = []
+        for f in fields(self):
+            if f.name in rendered:
+                v = rendered[f.name]
+            elif "const" in f.metadata:
+                v = em.const(getattr(self, f.name), f.metadata["const"])
+            else:
+                v = getattr(self, f.name)
+            out.append((f.name, v))
+        return out
 
 
-class OpKernel:
-    """Handler of one op (or, after graph passes, of a fused chain of ops).
+class Node:
+    """One entry of the call list: what the passes, the planner and the emitter read.
+
+    An :class:`OpKernel` is the node of one op, a :class:`PassNode` one that a
+    graph pass made of several.
 
     Attributes:
-        op: the :class:`edgebnn.graph.Op` (the first op for a chain).
+        op: the :class:`edgebnn.graph.Op` whose index names the params.
+        ctx: the generator's view of the graph (tensors).
         ops: every op index this node computes (for the comments).
+        op_type: what the comments and ``GeneratedModel.ops`` call it.
         inputs: activation tensors read (graph indices, no constants).
         outputs: activation tensors written.
-        params: the frozen params dataclass.
+        params: the frozen params dataclass (None when the node's ops' own params make its struct).
         scratch_bytes: working memory the call needs (arena-planned).
+        alias: the output shares the input's memory (RESHAPE): no call.
     """
 
     op_type = "?"
     c_params_type = ""
     c_function = ""
+    params = None
     scratch_bytes = 0
-    alias = False  # output shares the input's memory (RESHAPE)
+    alias = False
+
+    def emit(self, em) -> None:
+        """Write this node's params (data) and call (code) through ``em``."""
+        raise NotImplementedError
+
+
+class PassNode(Node):
+    """A node a graph pass makes of the handlers it replaces, which already parsed and checked its ops."""
+
+    def __init__(self, op, ctx, ops, inputs, outputs):
+        self.op, self.ctx, self.ops = op, ctx, tuple(ops)
+        self.inputs, self.outputs = tuple(inputs), tuple(outputs)
+
+
+class OpKernel(Node):
+    """Handler of one op: parse its options, check its shapes, emit its call."""
+
+    #: The call's tensor arguments after ``&params``, in the C signature's
+    #: order: ``("in" | "out", position, ctype)`` is input or output
+    #: ``position`` of the op as a ``ctype`` pointer (inputs const);
+    #: ``("ins" | "outs", None, ctype)`` all of them as one local pointer array.
+    operands = (("in", 0, "float"), ("out", 0, "float"))
     min_inputs = 1  # inputs 0..min_inputs-1 are required (never -1)
     max_inputs = None
     min_outputs = 1
@@ -204,7 +292,7 @@ class OpKernel:
         return float(value)
 
     def check_window(self, in_h, in_w, filter_h, filter_w, stride_h, stride_w, dilation_h=1, dilation_w=1,
-                     padding="VALID"):
+                     padding=Padding.VALID):
         """Strides, dilations and filter sizes of a windowed op: positive, bounded, output at least 1x1."""
         for label, v in (("stride_h", stride_h), ("stride_w", stride_w), ("dilation_h", dilation_h),
                          ("dilation_w", dilation_w), ("filter_h", filter_h), ("filter_w", filter_w)):
@@ -240,23 +328,26 @@ class OpKernel:
             return default
         return self.op.options[name]
 
-    def activation(self, name="fused_activation_function") -> int:
+    def activation(self, name="fused_activation_function") -> Activation:
         value = self.option(name, 0)
         if isinstance(value, bool) or not isinstance(value, (str, int, np.integer)):
             raise self.fail(f"fused activation {value!r} is not an enum name or number")
+        names = ", ".join(Activation.__members__)
         if isinstance(value, str):
-            if value not in ACTIVATIONS:
-                raise self.fail(f"fused activation {value} is not supported (supported: {', '.join(ACTIVATIONS)})")
-            return ACTIVATIONS[value]
-        if int(value) not in ACTIVATION_MACROS:
-            raise self.fail(f"fused activation enum {value} is not supported (supported: 0-3 = {', '.join(ACTIVATIONS)})")
-        return int(value)
+            if value not in Activation.__members__:
+                raise self.fail(f"fused activation {value} is not supported (supported: {names})")
+            return Activation[value]
+        if int(value) not in set(Activation):
+            raise self.fail(f"fused activation enum {value} is not supported (supported: 0-3 = {names})")
+        return Activation(int(value))
 
-    def padding(self, name="padding") -> str:
+    def padding(self, name="padding") -> Padding:
         value = self.option(name, required=True)
-        if isinstance(value, bool) or not isinstance(value, (str, int, np.integer)) or value not in TFLITE_PADDING:
-            raise self.fail(f"padding {value!r} is not SAME or VALID")
-        return TFLITE_PADDING[value]
+        if isinstance(value, str) and value in Padding.__members__:
+            return Padding[value]
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and int(value) in (0, 1):
+            return Padding(int(value))
+        raise self.fail(f"padding {value!r} is not SAME or VALID")
 
     def require_dtype(self, tensor, dtypes, role):
         if tensor is None:
@@ -285,6 +376,18 @@ class OpKernel:
             raise self.fail(f"{role} '{tensor.name}' has shape {shape}, expected [1, H, W, C] (batch 1)")
         return tuple(int(s) for s in shape[1:])
 
+    def float_activations(self, *positions):
+        """Inputs ``positions`` and output 0 are float32 (bitpacked tensors are not handled)."""
+        for pos in positions:
+            t = self.tensor(pos)
+            if t is None:
+                raise self.fail(f"input {pos} is missing")
+            if t.dtype != "float32":
+                raise self.fail(f"input {pos} '{t.name}' has dtype {t.dtype}; only float32 is supported")
+        y = self.out_tensor()
+        if y.dtype != "float32":
+            raise self.fail(f"output '{y.name}' has dtype {y.dtype}; only float32 is supported")
+
     def activation_inputs(self):
         return tuple(i for i in self.op.inputs if i >= 0 and not self.ctx.tensor(i).is_constant)
 
@@ -305,13 +408,29 @@ class OpKernel:
             if tuple(t.shape) != tuple(shape):
                 raise self.fail(f"output '{t.name}' has shape {t.shape} in the flatbuffer, but the op computes {tuple(shape)}")
 
-    def emit(self, em) -> None:
-        """Write this node's params (data) and call (code) through ``em``."""
-        name = em.params(self, self.c_params_type, self.params.c_fields())
-        em.call(self, self.c_function, [f"&{name}"] + self.call_args(em))
+    def c_struct(self, em):
+        """The params struct's ``(name, value)`` fields."""
+        return self.params.c_fields(em)
 
-    def call_args(self, em):
-        raise NotImplementedError
+    def emit(self, em) -> None:
+        name = em.params(self, self.c_params_type, self.c_struct(em))
+        em.call(self, self.c_function, [f"&{name}"] + self.tensor_args(em))
+
+    def tensor_args(self, em):
+        """The pointers :attr:`operands` declares."""
+        args = []
+        for kind, pos, ctype in self.operands:
+            if kind == "in":
+                args.append(em.ptr(self.op.inputs[pos], ctype, const=True))
+            elif kind == "out":
+                args.append(em.ptr(self.op.outputs[pos], ctype))
+            elif kind == "ins":
+                ptrs = [em.ptr(t, ctype, const=True) for t in self.op.inputs]
+                args.append(em.local_pointer_array(self, "inputs", ctype, ptrs, const=True))
+            else:  # "outs"
+                ptrs = [em.ptr(t, ctype) for t in self.op.outputs]
+                args.append(em.local_pointer_array(self, "outputs", ctype, ptrs))
+        return args
 
 
 # --------------------------------------------------------------------------
@@ -329,6 +448,7 @@ class LceQuantize(OpKernel):
     c_params_type = "ebnn_quantize_params_t"
     c_function = "ebnn_quantize"
     out_dtypes = ("int32",)
+    operands = (("in", 0, "float"), ("out", 0, "int32_t"))
 
     def parse(self):
         x = self.tensor(0)
@@ -343,14 +463,12 @@ class LceQuantize(OpKernel):
         x = self.tensor(0)
         return [tuple(x.shape[:-1]) + (packed_words(self.params.channels),)]
 
-    def call_args(self, em):
-        return [em.ptr(self.op.inputs[0], "float", const=True), em.ptr(self.op.outputs[0], "int32_t")]
-
 
 @register_op("LceDequantize")
 class LceDequantize(OpKernel):
     c_params_type = "ebnn_quantize_params_t"
     c_function = "ebnn_dequantize"
+    operands = (("in", 0, "int32_t"), ("out", 0, "float"))
 
     def parse(self):
         x = self.tensor(0)
@@ -374,9 +492,6 @@ class LceDequantize(OpKernel):
                             f"{packed_words(self.params.channels)}")
         return None
 
-    def call_args(self, em):
-        return [em.ptr(self.op.inputs[0], "int32_t", const=True), em.ptr(self.op.outputs[0], "float")]
-
 
 @dataclass(frozen=True)
 class BConv2DParams(Params):
@@ -390,13 +505,13 @@ class BConv2DParams(Params):
     stride_w: int
     dilation_h: int
     dilation_w: int
-    padding: str
+    padding: Padding
     pad_value: int
-    activation: int
-    filter: int  # tensor indices of the constants (-1: NULL)
-    multiplier: int
-    bias: int
-    thresholds: int
+    activation: Activation
+    filter: int = const("int32_t")
+    multiplier: int = const("float")
+    bias: int = const("float")
+    thresholds: int = const("int32_t")
 
     @property
     def bitpacked_output(self) -> bool:
@@ -407,6 +522,7 @@ class BConv2DParams(Params):
 class LceBconv2d(OpKernel):
     c_params_type = "ebnn_bconv2d_params_t"
     c_function = "ebnn_bconv2d"
+    operands = (("in", 0, "int32_t"), ("out", 0, "void"))
     min_inputs = 2
     max_inputs = 5
     out_dtypes = ("float32", "int32")
@@ -450,7 +566,7 @@ class LceBconv2d(OpKernel):
             raise self.fail(f"pad_values={pad_value} (expected 0 or 1)")
         padding = self.padding()
         act = self.activation()
-        if padding == "SAME" and pad_value == 0 and (y.dtype != "float32" or act != 0):
+        if padding is Padding.SAME and pad_value == 0 and (y.dtype != "float32" or act != Activation.NONE):
             raise self.fail("SAME padding with pad_values=0 is only valid with float output and no fused activation")
         stride_h, stride_w = self.int_option("stride_height", 1), self.int_option("stride_width", 1)
         dil_h = self.int_option("dilation_height_factor", 1)
@@ -477,19 +593,7 @@ class LceBconv2d(OpKernel):
         return [(1, oh, ow, c)]
 
     def c_struct(self, em):
-        p = self.params
-        return [
-            ("in_h", p.in_h), ("in_w", p.in_w), ("in_c", p.in_c), ("out_c", p.out_c),
-            ("filter_h", p.filter_h), ("filter_w", p.filter_w),
-            ("stride_h", p.stride_h), ("stride_w", p.stride_w),
-            ("dilation_h", p.dilation_h), ("dilation_w", p.dilation_w),
-            ("padding", PADDING_MACROS[p.padding]), ("pad_value", p.pad_value),
-            ("activation", ACTIVATION_MACROS[p.activation]),
-            ("filter", em.const(p.filter, "int32_t")),
-            ("multiplier", em.const(p.multiplier, "float")),
-            ("bias", em.const(p.bias, "float")),
-            ("thresholds", em.const(p.thresholds, "int32_t")),
-        ] + self._filter_t(em)
+        return self.params.c_fields(em) + self._filter_t(em)
 
     def _filter_t(self, em):
         """The "opt" kernel set reads the filter transposed to [fh][fw][words][out_c]."""
@@ -501,11 +605,6 @@ class LceBconv2d(OpKernel):
                                f"tensor {p.filter} transposed to [fh][fw][words][out_c] (opt kernels)")
         return [("filter_t", ident)]
 
-    def emit(self, em):
-        name = em.params(self, self.c_params_type, self.c_struct(em))
-        out = em.ptr(self.op.outputs[0], "void")
-        em.call(self, self.c_function, [f"&{name}", em.ptr(self.op.inputs[0], "int32_t", const=True), out])
-
 
 @dataclass(frozen=True)
 class BMaxPoolParams(Params):
@@ -516,7 +615,7 @@ class BMaxPoolParams(Params):
     filter_w: int
     stride_h: int
     stride_w: int
-    padding: str
+    padding: Padding
 
 
 @register_op("LceBMaxPool2d")
@@ -524,6 +623,7 @@ class LceBMaxPool2d(OpKernel):
     c_params_type = "ebnn_bmaxpool2d_params_t"
     c_function = "ebnn_bmaxpool2d"
     out_dtypes = ("int32",)
+    operands = (("in", 0, "int32_t"), ("out", 0, "int32_t"))
 
     def parse(self):
         x = self.tensor(0)
@@ -549,12 +649,6 @@ class LceBMaxPool2d(OpKernel):
         return [(1, output_size(p.in_h, p.filter_h, p.stride_h, 1, p.padding),
                  output_size(p.in_w, p.filter_w, p.stride_w, 1, p.padding), packed_words(p.channels))]
 
-    def emit(self, em):
-        f = [(k, PADDING_MACROS[v] if k == "padding" else v) for k, v in self.params.c_fields()]
-        name = em.params(self, self.c_params_type, f)
-        em.call(self, self.c_function, [f"&{name}", em.ptr(self.op.inputs[0], "int32_t", const=True),
-                                        em.ptr(self.op.outputs[0], "int32_t")])
-
 
 # --------------------------------------------------------------------------
 # Float builtins
@@ -572,10 +666,10 @@ class Conv2DParams(Params):
     stride_w: int
     dilation_h: int
     dilation_w: int
-    padding: str
-    activation: int
-    filter: int
-    bias: int
+    padding: Padding
+    activation: Activation
+    filter: int = const("float")
+    bias: int = const("float")
 
 
 @register_op("CONV_2D")
@@ -616,29 +710,14 @@ class Conv2D(OpKernel):
         return [(1, *self.out_hw(), self.params.out_c)]
 
     def c_struct(self, em):
-        f = []
-        hwio = em.kernels == "opt" and isinstance(self.params, Conv2DParams)
-        for k, v in self.params.c_fields():
-            if k == "padding":
-                v = PADDING_MACROS[v]
-            elif k == "activation":
-                v = ACTIVATION_MACROS[v]
-            elif k == "filter" and hwio:
-                # the "opt" kernel set: [fh][fw][in_c][out_c], same sums (bit-identical)
-                w = np.asarray(em.ctx.tensor(v).data, dtype=np.float32)
-                v = em.const_array(f"t{v}_hwio", np.ascontiguousarray(w.transpose(1, 2, 3, 0)), "float",
-                                   f"tensor {v} transposed OHWI -> HWIO (opt kernels)")
-            elif k in ("filter", "bias"):
-                v = em.const(v, "float")
-            f.append((k, v))
-        if hwio:
-            f.append(("filter_layout", "EBNN_FILTER_HWIO"))
-        return f
-
-    def emit(self, em):
-        name = em.params(self, self.c_params_type, self.c_struct(em))
-        em.call(self, self.c_function, [f"&{name}", em.ptr(self.op.inputs[0], "float", const=True),
-                                        em.ptr(self.op.outputs[0], "float")])
+        if em.kernels != "opt" or not isinstance(self.params, Conv2DParams):
+            return self.params.c_fields(em)
+        # the "opt" kernel set: [fh][fw][in_c][out_c], same sums (bit-identical)
+        t = self.params.filter
+        w = np.asarray(em.ctx.tensor(t).data, dtype=np.float32)
+        hwio = em.const_array(f"t{t}_hwio", np.ascontiguousarray(w.transpose(1, 2, 3, 0)), "float",
+                              f"tensor {t} transposed OHWI -> HWIO (opt kernels)")
+        return self.params.c_fields(em, filter=hwio) + [("filter_layout", "EBNN_FILTER_HWIO")]
 
 
 @dataclass(frozen=True)
@@ -653,10 +732,10 @@ class DepthwiseParams(Params):
     stride_w: int
     dilation_h: int
     dilation_w: int
-    padding: str
-    activation: int
-    filter: int
-    bias: int
+    padding: Padding
+    activation: Activation
+    filter: int = const("float")
+    bias: int = const("float")
 
 
 @register_op("DEPTHWISE_CONV_2D")
@@ -682,9 +761,9 @@ class FullyConnectedParams(Params):
     rows: int
     in_features: int
     out_features: int
-    activation: int
-    weights: int
-    bias: int
+    activation: Activation
+    weights: int = const("float")
+    bias: int = const("float")
 
 
 @register_op("FULLY_CONNECTED")
@@ -715,16 +794,6 @@ class FullyConnected(OpKernel):
             raise self.fail(f"output shape {y.shape} does not hold {self.params.rows} x {self.params.out_features} values")
         return None
 
-    def emit(self, em):
-        p = self.params
-        name = em.params(self, self.c_params_type, [
-            ("rows", p.rows), ("in_features", p.in_features), ("out_features", p.out_features),
-            ("activation", ACTIVATION_MACROS[p.activation]),
-            ("weights", em.const(p.weights, "float")), ("bias", em.const(p.bias, "float")),
-        ])
-        em.call(self, self.c_function, [f"&{name}", em.ptr(self.op.inputs[0], "float", const=True),
-                                        em.ptr(self.op.outputs[0], "float")])
-
 
 @dataclass(frozen=True)
 class Pool2DParams(Params):
@@ -735,8 +804,8 @@ class Pool2DParams(Params):
     filter_w: int
     stride_h: int
     stride_w: int
-    padding: str
-    activation: int
+    padding: Padding
+    activation: Activation
 
 
 @register_op("MAX_POOL_2D")
@@ -763,21 +832,6 @@ class MaxPool2D(OpKernel):
         p = self.params
         return [(1, output_size(p.in_h, p.filter_h, p.stride_h, 1, p.padding),
                  output_size(p.in_w, p.filter_w, p.stride_w, 1, p.padding), p.channels)]
-
-    def c_struct(self):
-        out = []
-        for k, v in self.params.c_fields():
-            if k == "padding":
-                v = PADDING_MACROS[v]
-            elif k == "activation":
-                v = ACTIVATION_MACROS[v]
-            out.append((k, v))
-        return out
-
-    def emit(self, em):
-        name = em.params(self, self.c_params_type, self.c_struct())
-        em.call(self, self.c_function, [f"&{name}", em.ptr(self.op.inputs[0], "float", const=True),
-                                        em.ptr(self.op.outputs[0], "float")])
 
 
 @register_op("AVERAGE_POOL_2D")
@@ -814,19 +868,12 @@ class Mean(OpKernel):
         c = self.params.channels
         return [(1, 1, 1, c) if self.option("keep_dims", False) else (1, c)]
 
-    def emit(self, em):
-        name = em.params(self, self.c_params_type, self.params.c_fields())
-        em.call(self, self.c_function, [f"&{name}", em.ptr(self.op.inputs[0], "float", const=True),
-                                        em.ptr(self.op.outputs[0], "float")])
-
 
 @dataclass(frozen=True)
 class BinaryParams(Params):
     size: int
     b_size: int
-    activation: int
-    a: int  # tensor indices after the swap that puts the full operand first
-    b: int
+    activation: Activation
 
 
 def _broadcast(shape_a, shape_b):
@@ -857,10 +904,11 @@ class Add(OpKernel):
         if full is None or tuple(full) != tuple(y.shape):
             raise self.fail(f"operand shapes {a.shape} and {b.shape} do not broadcast to the output {y.shape}")
         size = _prod(y.shape)
-        if _prod(a.shape) != size:
-            a, b = b, a  # commutative: the broadcast operand goes second
+        first = 0 if _prod(a.shape) == size else 1  # commutative: the broadcast operand goes second
+        a, b = self.tensor(first), self.tensor(1 - first)
         if _prod(a.shape) != size:
             raise self.fail(f"both operands {a.shape} and {b.shape} are broadcast; one must have the output's shape")
+        self.operands = (("in", first, "float"), ("in", 1 - first, "float"), ("out", 0, "float"))
         b_size = _prod(b.shape)
         bshape = tuple(d for d in b.shape)
         trimmed = bshape
@@ -869,14 +917,7 @@ class Add(OpKernel):
         last = int(y.shape[-1]) if y.shape else 1
         if not (b_size in (1, size) or (len(trimmed) == 1 and trimmed[0] == last)):
             raise self.fail(f"broadcast of {b.shape} over {y.shape}; supported: same shape, a scalar, or a vector over the last axis")
-        return BinaryParams(size=size, b_size=b_size, activation=self.activation(), a=a.index, b=b.index)
-
-    def emit(self, em):
-        p = self.params
-        name = em.params(self, self.c_params_type, [("size", p.size), ("b_size", p.b_size),
-                                                   ("activation", ACTIVATION_MACROS[p.activation])])
-        em.call(self, self.c_function, [f"&{name}", em.ptr(p.a, "float", const=True), em.ptr(p.b, "float", const=True),
-                                        em.ptr(self.op.outputs[0], "float")])
+        return BinaryParams(size=size, b_size=b_size, activation=self.activation())
 
 
 @register_op("MUL")
@@ -941,12 +982,6 @@ class Softmax(OpKernel):
     def infer(self):
         return [tuple(self.tensor(0).shape)]
 
-    def emit(self, em):
-        p = self.params
-        name = em.params(self, self.c_params_type, [("rows", p.rows), ("cols", p.cols), ("beta", em.float(p.beta))])
-        em.call(self, self.c_function, [f"&{name}", em.ptr(self.op.inputs[0], "float", const=True),
-                                        em.ptr(self.op.outputs[0], "float")])
-
 
 MAX_CONCAT_INPUTS = 16  # EBNN_CONCAT_MAX_INPUTS
 
@@ -954,14 +989,16 @@ MAX_CONCAT_INPUTS = 16  # EBNN_CONCAT_MAX_INPUTS
 @dataclass(frozen=True)
 class ConcatParams(Params):
     outer: int
-    inner: tuple
-    activation: int
+    n_inputs: int
+    inner: Dims
+    activation: Activation
 
 
 @register_op("CONCATENATION")
 class Concatenation(OpKernel):
     c_params_type = "ebnn_concat_params_t"
     c_function = "ebnn_concatenation"
+    operands = (("ins", None, "float"), ("out", 0, "float"))
 
     def parse(self):
         y = self.out_tensor()
@@ -980,8 +1017,8 @@ class Concatenation(OpKernel):
             if any(int(a) != int(b) for k, (a, b) in enumerate(zip(t.shape, y.shape)) if k != axis):
                 raise self.fail(f"input tensor {t.index} '{t.name}' has shape {list(t.shape)}, expected "
                                 f"{list(y.shape)} on every axis but {axis}")
-        return ConcatParams(outer=_prod(y.shape[:axis]), inner=tuple(_prod(t.shape[axis:]) for t in ins),
-                            activation=self.activation())
+        return ConcatParams(outer=_prod(y.shape[:axis]), n_inputs=len(ins),
+                            inner=Dims(_prod(t.shape[axis:]) for t in ins), activation=self.activation())
 
     def infer(self):
         y = self.out_tensor()
@@ -989,21 +1026,12 @@ class Concatenation(OpKernel):
             raise self.fail(f"inputs hold {sum(self.params.inner) * self.params.outer} values, output {y.shape}")
         return None
 
-    def emit(self, em):
-        p = self.params
-        name = em.params(self, self.c_params_type, [
-            ("outer", p.outer), ("n_inputs", len(p.inner)), ("inner", "{" + ", ".join(str(i) for i in p.inner) + "}"),
-            ("activation", ACTIVATION_MACROS[p.activation]),
-        ])
-        arr = em.local_pointer_array(self, "float", [em.ptr(i, "float", const=True) for i in self.op.inputs])
-        em.call(self, self.c_function, [f"&{name}", arr, em.ptr(self.op.outputs[0], "float")])
-
 
 @dataclass(frozen=True)
 class PadParams(Params):
-    dims: tuple
-    before: tuple
-    after: tuple
+    dims: Dims
+    before: Dims
+    after: Dims
     value: float
 
 
@@ -1029,9 +1057,9 @@ class Pad(OpKernel):
         if (pv < 0).any():
             raise self.fail("negative paddings")
         lead = 4 - rank
-        dims = (1,) * lead + tuple(int(d) for d in x.shape)
-        before = (0,) * lead + tuple(int(v) for v in pv[:, 0])
-        after = (0,) * lead + tuple(int(v) for v in pv[:, 1])
+        dims = Dims((1,) * lead + tuple(int(d) for d in x.shape))
+        before = Dims((0,) * lead + tuple(int(v) for v in pv[:, 0]))
+        after = Dims((0,) * lead + tuple(int(v) for v in pv[:, 1]))
         return PadParams(dims=dims, before=before, after=after, value=self.pad_value())
 
     def pad_value(self):
@@ -1042,14 +1070,6 @@ class Pad(OpKernel):
         rank = len(self.tensor(0).shape)
         full = tuple(d + b + a for d, b, a in zip(p.dims, p.before, p.after))
         return [full[4 - rank:]]
-
-    def emit(self, em):
-        p = self.params
-        arr = lambda v: "{" + ", ".join(str(i) for i in v) + "}"  # noqa: E731
-        name = em.params(self, self.c_params_type, [("dims", arr(p.dims)), ("before", arr(p.before)),
-                                                   ("after", arr(p.after)), ("value", em.float(p.value))])
-        em.call(self, self.c_function, [f"&{name}", em.ptr(self.op.inputs[0], "float", const=True),
-                                        em.ptr(self.op.outputs[0], "float")])
 
 
 @register_op("PADV2")
@@ -1085,12 +1105,6 @@ class _Unary(OpKernel):
     def infer(self):
         return [tuple(self.tensor(0).shape)]
 
-    def emit(self, em):
-        p = self.params
-        name = em.params(self, self.c_params_type, [("size", p.size), ("alpha", em.float(p.alpha))])
-        em.call(self, self.c_function, [f"&{name}", em.ptr(self.op.inputs[0], "float", const=True),
-                                        em.ptr(self.op.outputs[0], "float")])
-
 
 for _name, _fn in (("RELU", "ebnn_relu"), ("RELU6", "ebnn_relu6"), ("RELU_N1_TO_1", "ebnn_relu_n1_to_1"),
                    ("TANH", "ebnn_tanh"), ("LOGISTIC", "ebnn_logistic"), ("LEAKY_RELU", "ebnn_leaky_relu"),
@@ -1107,11 +1121,11 @@ class BDenseParams(Params):
     rows: int
     in_features: int
     out_features: int
-    activation: int
+    activation: Activation
     bias: int
 
 
-class BinaryDense(OpKernel):
+class BinaryDense(PassNode):
     """xnor-popcount dense on bitpacked input and weights (replaces LceDequantize -> FULLY_CONNECTED)."""
 
     op_type = "LceDequantize -> FULLY_CONNECTED (as binary dense)"
@@ -1119,14 +1133,10 @@ class BinaryDense(OpKernel):
     c_function = "ebnn_bdense"
 
     def __init__(self, fc: FullyConnected, dequantize: LceDequantize, scales=None):
-        self.op = fc.op
-        self.ctx = fc.ctx
-        self.ops = (dequantize.op.index, fc.op.index)
+        super().__init__(fc.op, fc.ctx, (dequantize.op.index, fc.op.index), (dequantize.op.inputs[0],), fc.outputs)
         p = fc.params
         self.params = BDenseParams(rows=p.rows, in_features=p.in_features, out_features=p.out_features,
                                    activation=p.activation, bias=p.bias)
-        self.inputs = (dequantize.op.inputs[0],)
-        self.outputs = fc.outputs
         w = self.ctx.tensor(p.weights).data.reshape(p.out_features, p.in_features)
         self.packed_weights = pack_bits(w)
         # None when every weight is exactly +-1: no multiply at all.
@@ -1138,7 +1148,7 @@ class BinaryDense(OpKernel):
                            note=f"+-1 weights of '{self.ctx.tensor(self.op.inputs[1]).name}', bitpacked")
         name = em.params(self, self.c_params_type, [
             ("rows", p.rows), ("in_features", p.in_features), ("out_features", p.out_features),
-            ("activation", ACTIVATION_MACROS[p.activation]), ("weights", w),
+            ("activation", p.activation), ("weights", w),
             ("multiplier", "NULL" if self.scales is None else em.const_array(
                 f"op{self.op.index}_row_scales", self.scales, "float",
                 note="per-row magnitude of the +-s weights (a folded batch-norm scale)")),
@@ -1161,24 +1171,19 @@ def pack_bits(values: np.ndarray) -> np.ndarray:
     return packed.view(np.int32)
 
 
-class FusedChain(OpKernel):
+class FusedChain(PassNode):
     """[CONV_2D | LceBconv2d float] -> [MAX_POOL_2D] -> MUL/ADD* -> LceQuantize, row-sliced."""
 
-    op_type = "fused"
     c_params_type = "ebnn_fused_params_t"
     c_function = "ebnn_fused_conv_pool_affine_quantize"
     MAX_STAGES = 4  # EBNN_FUSED_MAX_STAGES
 
     def __init__(self, producer, pool, stages, quantize):
-        self.op = producer.op
-        self.ctx = producer.ctx
-        self.producer, self.pool, self.stages, self.quantize = producer, pool, stages, quantize
         chain = [producer] + ([pool] if pool else []) + [st for st, _ in stages] + [quantize]
-        self.ops = tuple(k.op.index for k in chain)
+        super().__init__(producer.op, producer.ctx, (k.op.index for k in chain), (producer.op.inputs[0],),
+                         quantize.outputs)
+        self.producer, self.pool, self.stages, self.quantize = producer, pool, stages, quantize
         self.op_type = " -> ".join(k.op_type for k in chain)
-        self.inputs = (producer.op.inputs[0],)
-        self.outputs = quantize.outputs
-        self.params = None
         oh, ow = producer.out_hw()
         c = producer.params.out_c
         # As ebnn_fused_scratch_bytes() computes it (ebnn_fused.c): with a pool,
@@ -1195,10 +1200,10 @@ class FusedChain(OpKernel):
         is_conv = isinstance(prod, Conv2D)
         stages = []
         for st, const_idx in self.stages:
-            n = _prod(self.ctx.tensor(const_idx).shape)
-            kind = "EBNN_STAGE_MUL" if st.op_type == "MUL" else "EBNN_STAGE_ADD"
-            stages.append("{" + f".kind = {kind}, .size = {n}, .values = {em.const(const_idx, 'float')}, "
-                          f".activation = {ACTIVATION_MACROS[st.params.activation]}" + "}")
+            stages.append(c_initializer([
+                ("kind", "EBNN_STAGE_MUL" if st.op_type == "MUL" else "EBNN_STAGE_ADD"),
+                ("size", _prod(self.ctx.tensor(const_idx).shape)), ("values", em.const(const_idx, "float")),
+                ("activation", st.params.activation)]))
         f = [
             ("producer", "EBNN_PRODUCER_CONV2D" if is_conv else "EBNN_PRODUCER_BCONV2D"),
             ("conv", f"&{inner}" if is_conv else "NULL"),
@@ -1206,7 +1211,7 @@ class FusedChain(OpKernel):
             ("has_pool", 1 if self.pool else 0),
         ]
         if self.pool:
-            f.append(("pool", "{" + ", ".join(f".{k} = {v}" for k, v in self.pool.c_struct()) + "}"))
+            f.append(("pool", c_initializer(self.pool.c_struct(em))))
         f.append(("n_stages", len(stages)))
         if stages:
             f.append(("stages", "{" + ", ".join(stages) + "}"))

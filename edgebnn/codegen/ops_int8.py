@@ -18,12 +18,12 @@ import numpy as np
 
 from edgebnn.codegen import quant as Q
 from edgebnn.codegen.ops import (
-    ACTIVATIONS, MAX_CONCAT_INPUTS, PADDING_MACROS, BConv2DParams, LceBconv2d, OpKernel, Params, _broadcast,
-    _prod, output_size,
+    MAX_CONCAT_INPUTS, Activation, BConv2DParams, Dims, LceBconv2d, OpKernel, Padding, Params, PassNode,
+    _broadcast, _prod, output_size,
 )
+from edgebnn.codegen.writer import c_initializer
 
 _INT8 = {}
-_ACT_NAMES = {v: k for k, v in ACTIVATIONS.items()}
 
 
 def register_int8(name):
@@ -57,6 +57,7 @@ class Int8Op(OpKernel):
     """Base of int8 handlers: int8 outputs, per-tensor quantization helpers."""
 
     out_dtypes = ("int8",)
+    operands = (("in", 0, "int8_t"), ("out", 0, "int8_t"))
 
     def qparams(self, tensor, role):
         """``(scale, zero_point)`` of a per-tensor quantized int8 tensor."""
@@ -74,7 +75,7 @@ class Int8Op(OpKernel):
     def act_range(self, out):
         scale, zp = self.qparams(out, "output")
         try:
-            return Q.activation_range(_ACT_NAMES[self.activation()], scale, zp)
+            return Q.activation_range(self.activation().name, scale, zp)
         except Q.QuantizationError as exc:
             raise self.fail(str(exc)) from exc
 
@@ -88,20 +89,15 @@ class Int8Op(OpKernel):
             raise self.fail(f"input '{a.name}' {self.qparams(a, 'input')} and output '{b.name}' "
                             f"{self.qparams(b, 'output')} must share scale and zero point")
 
-    def io_call(self, em, fields_, in_type="int8_t", out_type="int8_t"):
-        name = em.params(self, self.c_params_type, fields_)
-        em.call(self, self.c_function, [f"&{name}", em.ptr(self.op.inputs[0], in_type, const=True),
-                                        em.ptr(self.op.outputs[0], out_type)])
-
 
 @dataclass(frozen=True)
 class FieldsParams(Params):
-    """The C struct's fields, already rendered: ``((name, value), ...)``."""
+    """The C struct's fields in order, ``((name, value), ...)``, values as any params field's."""
 
     items: tuple
 
-    def c_fields(self):
-        return list(self.items)
+    def c_fields(self, em, **rendered):
+        return [(k, rendered.get(k, v)) for k, v in self.items]
 
 
 # --------------------------------------------------------------------------
@@ -118,20 +114,17 @@ class Quantize(Int8Op):
         so, zo = self.qparams(y, "output")
         n = _prod(y.shape)
         if x.dtype == "float32":
-            self.c_params_type, self.c_function, self.in_type = "ebnn_int8_affine_params_t", "ebnn_int8_quantize", "float"
+            self.c_params_type, self.c_function = "ebnn_int8_affine_params_t", "ebnn_int8_quantize"
+            self.operands = (("in", 0, "float"), ("out", 0, "int8_t"))
             return FieldsParams((("size", n), ("scale", float(np.float32(so))), ("zero_point", zo)))
         si, zi = self.qparams(x, "input")
         m, s = Q.ratio_multiplier(si, so)
-        self.c_params_type, self.c_function, self.in_type = ("ebnn_int8_requantize_params_t",
-                                                             "ebnn_int8_requantize", "int8_t")
+        self.c_params_type, self.c_function = "ebnn_int8_requantize_params_t", "ebnn_int8_requantize"
         return FieldsParams((("size", n), ("input_zero_point", zi), ("output_zero_point", zo),
                              ("multiplier", m), ("shift", s)))
 
     def infer(self):
         return [tuple(self.tensor(0).shape)]
-
-    def emit(self, em):
-        self.io_call(em, self.params.c_fields(), in_type=self.in_type)
 
 
 @register_int8("DEQUANTIZE")
@@ -139,6 +132,7 @@ class Dequantize(Int8Op):
     c_params_type = "ebnn_int8_affine_params_t"
     c_function = "ebnn_int8_dequantize"
     out_dtypes = ("float32",)
+    operands = (("in", 0, "int8_t"), ("out", 0, "float"))
 
     def parse(self):
         x = self.int8_input()
@@ -147,9 +141,6 @@ class Dequantize(Int8Op):
 
     def infer(self):
         return [tuple(self.tensor(0).shape)]
-
-    def emit(self, em):
-        self.io_call(em, self.params.c_fields(), out_type="float")
 
 
 # --------------------------------------------------------------------------
@@ -215,7 +206,7 @@ class Conv2DInt8(Int8Op):
         shape += (("depth_multiplier", out_c // c),) if self.depthwise else (("out_c", out_c),)
         return FieldsParams(shape + (
             ("filter_h", fh), ("filter_w", fw), ("stride_h", sh), ("stride_w", sw),
-            ("dilation_h", dh), ("dilation_w", dw), ("padding", PADDING_MACROS[padding]),
+            ("dilation_h", dh), ("dilation_w", dw), ("padding", padding),
             ("input_zero_point", zi), ("output_zero_point", zo), ("act_min", lo), ("act_max", hi)))
 
     def infer(self):
@@ -223,19 +214,13 @@ class Conv2DInt8(Int8Op):
 
     def c_struct(self, em):
         i = self.op.index
-        return self.params.c_fields() + [
+        return self.params.c_fields(em) + [
             ("filter", em.const(self.op.inputs[1], "int8_t")),
             ("bias", em.const(self.op.inputs[2] if len(self.op.inputs) > 2 else -1, "int32_t")),
             ("output_multiplier", em.const_array(f"op{i}_multiplier", self.mults, "int32_t",
                                                  "per-channel quantized multipliers (TFLite's Prepare)")),
             ("output_shift", em.const_array(f"op{i}_shift", self.shifts, "int32_t", "per-channel shifts")),
         ]
-
-    def emit(self, em):
-        self.io_call(em, self.c_struct(em))
-
-    def field(self, name):
-        return dict(self.params.c_fields())[name]
 
 
 @register_int8("DEPTHWISE_CONV_2D")
@@ -288,15 +273,14 @@ class FullyConnectedInt8(Int8Op):
                              ("input_zero_point", zi), ("weights_zero_point", wzp), ("output_zero_point", zo),
                              ("act_min", lo), ("act_max", hi), ("per_channel", per_channel)))
 
-    def emit(self, em):
+    def c_struct(self, em):
         i = self.op.index
-        fields_ = self.params.c_fields() + [
+        return self.params.c_fields(em) + [
             ("weights", em.const(self.op.inputs[1], "int8_t")),
             ("bias", em.const(self.op.inputs[2] if len(self.op.inputs) > 2 else -1, "int32_t")),
             ("output_multiplier", em.const_array(f"op{i}_multiplier", self.mults, "int32_t", "quantized multipliers")),
             ("output_shift", em.const_array(f"op{i}_shift", self.shifts, "int32_t", "shifts")),
         ]
-        self.io_call(em, fields_)
 
 
 # --------------------------------------------------------------------------
@@ -310,15 +294,16 @@ class AddInt8(Int8Op):
     min_inputs = 2
     max_inputs = 2
 
-    def operands(self):
+    def broadcast_operands(self):
+        """The full-size operand a, the broadcast one b (call operands in that order), y, their sizes."""
         a, b, y = self.tensor(0), self.tensor(1), self.out_tensor()
         for t, role in ((a, "input 0"), (b, "input 1")):
             self.require_dtype(t, ("int8",), role)
         if _broadcast(a.shape, b.shape) is None or _broadcast(a.shape, b.shape) != tuple(y.shape):
             raise self.fail(f"operands {a.shape} and {b.shape} do not broadcast to the output {y.shape}")
         size = _prod(y.shape)
-        if _prod(a.shape) != size:
-            a, b = b, a
+        first = 0 if _prod(a.shape) == size else 1
+        a, b = self.tensor(first), self.tensor(1 - first)
         if _prod(a.shape) != size:
             raise self.fail(f"both operands {a.shape} and {b.shape} are broadcast; one must have the output's shape")
         trimmed = tuple(b.shape)
@@ -328,11 +313,11 @@ class AddInt8(Int8Op):
         if not (_prod(b.shape) in (1, size) or (len(trimmed) == 1 and trimmed[0] == last)):
             raise self.fail(f"broadcast of {b.shape} over {y.shape}; supported: same shape, a scalar, "
                             "or a vector over the last axis")
-        self.a, self.b = a.index, b.index
+        self.operands = (("in", first, "int8_t"), ("in", 1 - first, "int8_t"), ("out", 0, "int8_t"))
         return a, b, y, size, _prod(b.shape)
 
     def parse(self):
-        a, b, y, size, b_size = self.operands()
+        a, b, y, size, b_size = self.broadcast_operands()
         (sa, za), (sb, zb), (so, zo) = self.qparams(a, "input"), self.qparams(b, "input"), self.qparams(y, "output")
         p = Q.add_params(sa, sb, so)
         lo, hi = self.act_range(y)
@@ -343,11 +328,6 @@ class AddInt8(Int8Op):
             ("output_zero_point", zo), ("output_multiplier", p["output_multiplier"]),
             ("output_shift", p["output_shift"]), ("act_min", lo), ("act_max", hi)))
 
-    def emit(self, em):
-        name = em.params(self, self.c_params_type, self.params.c_fields())
-        em.call(self, self.c_function, [f"&{name}", em.ptr(self.a, "int8_t", const=True),
-                                        em.ptr(self.b, "int8_t", const=True), em.ptr(self.op.outputs[0], "int8_t")])
-
 
 @register_int8("MUL")
 class MulInt8(AddInt8):
@@ -355,7 +335,7 @@ class MulInt8(AddInt8):
     c_function = "ebnn_int8_mul"
 
     def parse(self):
-        a, b, y, size, b_size = self.operands()
+        a, b, y, size, b_size = self.broadcast_operands()
         (sa, za), (sb, zb), (so, zo) = self.qparams(a, "input"), self.qparams(b, "input"), self.qparams(y, "output")
         m, s = Q.mul_multiplier(sa, sb, so)
         lo, hi = self.act_range(y)
@@ -384,14 +364,11 @@ class MaxPool2DInt8(Int8Op):
         self.shape = (1, output_size(h, fh, sh, 1, padding), output_size(w, fw, sw, 1, padding), c)
         lo, hi = self.act_range(y)
         return FieldsParams((("in_h", h), ("in_w", w), ("channels", c), ("filter_h", fh), ("filter_w", fw),
-                             ("stride_h", sh), ("stride_w", sw), ("padding", PADDING_MACROS[padding]),
+                             ("stride_h", sh), ("stride_w", sw), ("padding", padding),
                              ("act_min", lo), ("act_max", hi)))
 
     def infer(self):
         return [self.shape]
-
-    def emit(self, em):
-        self.io_call(em, self.params.c_fields())
 
 
 @register_int8("AVERAGE_POOL_2D")
@@ -421,9 +398,6 @@ class MeanInt8(Int8Op):
         return FieldsParams((("in_h", h), ("in_w", w), ("channels", c), ("input_zero_point", zi),
                              ("output_zero_point", zo), ("multiplier", m), ("shift", s)))
 
-    def emit(self, em):
-        self.io_call(em, self.params.c_fields())
-
 
 @register_int8("SOFTMAX")
 class SoftmaxInt8(Int8Op):
@@ -448,14 +422,12 @@ class SoftmaxInt8(Int8Op):
     def infer(self):
         return [tuple(self.tensor(0).shape)]
 
-    def emit(self, em):
-        self.io_call(em, self.params.c_fields())
-
 
 @register_int8("CONCATENATION")
 class ConcatenationInt8(Int8Op):
     c_params_type = "ebnn_concat_params_t"
     c_function = "ebnn_int8_concatenation"
+    operands = (("ins", None, "int8_t"), ("out", 0, "int8_t"))
 
     def parse(self):
         y = self.out_tensor()
@@ -467,7 +439,7 @@ class ConcatenationInt8(Int8Op):
         ins = [self.tensor(i) for i in range(len(self.op.inputs))]
         if len(ins) > MAX_CONCAT_INPUTS:
             raise self.fail(f"{len(ins)} inputs, the runtime takes at most {MAX_CONCAT_INPUTS}")
-        if self.activation() != 0:
+        if self.activation() != Activation.NONE:
             raise self.fail("a fused activation on an int8 CONCATENATION (not supported)")
         for t in ins:
             self.require_dtype(t, ("int8",), "input")
@@ -476,15 +448,8 @@ class ConcatenationInt8(Int8Op):
                                            if k != axis):
                 raise self.fail(f"input tensor {t.index} '{t.name}' has shape {list(t.shape)}, expected "
                                 f"{list(y.shape)} on every axis but {axis}")
-        inner = [_prod(t.shape[axis:]) for t in ins]
         return FieldsParams((("outer", _prod(y.shape[:axis])), ("n_inputs", len(ins)),
-                             ("inner", "{" + ", ".join(str(i) for i in inner) + "}"),
-                             ("activation", "EBNN_ACT_NONE")))
-
-    def emit(self, em):
-        name = em.params(self, self.c_params_type, self.params.c_fields())
-        arr = em.local_pointer_array(self, "int8_t", [em.ptr(i, "int8_t", const=True) for i in self.op.inputs])
-        em.call(self, self.c_function, [f"&{name}", arr, em.ptr(self.op.outputs[0], "int8_t")])
+                             ("inner", Dims(_prod(t.shape[axis:]) for t in ins)), ("activation", Activation.NONE)))
 
 
 @register_int8("PAD")
@@ -507,19 +472,15 @@ class PadInt8(Int8Op):
         if (pv < 0).any():
             raise self.fail("negative paddings")
         lead = 4 - rank
-        dims = (1,) * lead + tuple(int(d) for d in x.shape)
-        before = (0,) * lead + tuple(int(v) for v in pv[:, 0])
-        after = (0,) * lead + tuple(int(v) for v in pv[:, 1])
+        dims = Dims((1,) * lead + tuple(int(d) for d in x.shape))
+        before = Dims((0,) * lead + tuple(int(v) for v in pv[:, 0]))
+        after = Dims((0,) * lead + tuple(int(v) for v in pv[:, 1]))
         self.shape = tuple(d + b + a for d, b, a in zip(dims, before, after))[lead:]
-        arr = lambda v: "{" + ", ".join(str(i) for i in v) + "}"  # noqa: E731
-        return FieldsParams((("dims", arr(dims)), ("before", arr(before)), ("after", arr(after)),
+        return FieldsParams((("dims", dims), ("before", before), ("after", after),
                              ("value", self.qparams(y, "output")[1])))
 
     def infer(self):
         return [self.shape]
-
-    def emit(self, em):
-        self.io_call(em, self.params.c_fields())
 
 
 # --------------------------------------------------------------------------
@@ -533,6 +494,7 @@ class LceQuantizeInt8(Int8Op):
     c_params_type = "ebnn_int8_lce_quantize_params_t"
     c_function = "ebnn_int8_lce_quantize"
     out_dtypes = ("int32",)
+    operands = (("in", 0, "int8_t"), ("out", 0, "int32_t"))
 
     def parse(self):
         x = self.int8_input()
@@ -547,14 +509,16 @@ class LceQuantizeInt8(Int8Op):
         x = self.tensor(0)
         return [tuple(x.shape[:-1]) + ((int(x.shape[-1]) + 31) // 32,)]
 
-    def emit(self, em):
-        self.io_call(em, self.params.c_fields(), out_type="int32_t")
-
 
 @dataclass(frozen=True)
 class Int8BConv2DParams(BConv2DParams):
     output_scale: float = 1.0
     output_zero_point: int = 0
+
+    def c_fields(self, em, **rendered):
+        """The inner ebnn_bconv2d_params_t's fields: the scale and zero point are the outer struct's."""
+        outer = ("output_scale", "output_zero_point")
+        return [(k, v) for k, v in super().c_fields(em, **rendered) if k not in outer]
 
 
 @register_int8("LceBconv2d")
@@ -565,6 +529,7 @@ class LceBconv2dInt8(Int8Op, LceBconv2d):
     c_params_type = "ebnn_int8_lce_bconv2d_params_t"
     c_function = "ebnn_int8_lce_bconv2d"
     affine_out_dtypes = ("int8",)
+    operands = (("in", 0, "int32_t"), ("out", 0, "int8_t"))
 
     def parse(self):
         p = super().parse()
@@ -583,44 +548,37 @@ class LceBconv2dInt8(Int8Op, LceBconv2d):
             ("output_zero_point", p.output_zero_point)])
 
     def emit(self, em):
-        name = self.int8_struct(em)
-        em.call(self, self.c_function, [f"&{name}", em.ptr(self.op.inputs[0], "int32_t", const=True),
-                                        em.ptr(self.op.outputs[0], "int8_t")])
+        em.call(self, self.c_function, [f"&{self.int8_struct(em)}"] + self.tensor_args(em))
 
 
-class Int8FusedChain(OpKernel):
+class Int8FusedChain(PassNode):
     """[int8 CONV_2D | int8-output LceBconv2d] -> int8 MAX_POOL_2D -> [1x1 int8
     DEPTHWISE_CONV_2D] -> LceQuantize of int8, one pooled row at a time
     (``ebnn_int8_fused.c``): the producer's full output is never in the arena."""
 
-    op_type = "int8 fused"
     c_params_type = "ebnn_int8_fused_params_t"
     c_function = "ebnn_int8_fused"
 
     def __init__(self, producer, pool, affine, quantize):
-        self.op = producer.op
-        self.ctx = producer.ctx
-        self.producer, self.pool, self.affine, self.quantize = producer, pool, affine, quantize
         chain = [producer, pool] + ([affine] if affine else []) + [quantize]
-        self.ops = tuple(k.op.index for k in chain)
+        super().__init__(producer.op, producer.ctx, (k.op.index for k in chain), (producer.op.inputs[0],),
+                         quantize.outputs)
+        self.producer, self.pool, self.affine, self.quantize = producer, pool, affine, quantize
         self.op_type = " -> ".join(k.op_type for k in chain)
-        self.inputs = (producer.op.inputs[0],)
-        self.outputs = quantize.outputs
-        self.params = None
-        pf = dict(pool.params.c_fields())
+        pf = dict(pool.params.items)
         c, ow = pf["channels"], pf["in_w"]
-        pw = output_size(ow, pf["filter_w"], pf["stride_w"], 1, "VALID")
+        pw = output_size(ow, pf["filter_w"], pf["stride_w"], 1, Padding.VALID)
         # As ebnn_int8_fused_scratch_bytes() computes it: a SAME producer also
         # needs the padded copy of the input rows one pooled row reads.
         slice_bytes = 0
         if isinstance(producer, LceBconv2dInt8):
             q = producer.params
-            same, fh, sh, dh, fw, sw, dw = (q.padding == "SAME", q.filter_h, q.stride_h, q.dilation_h,
+            same, fh, sh, dh, fw, sw, dw = (q.padding is Padding.SAME, q.filter_h, q.stride_h, q.dilation_h,
                                             q.filter_w, q.stride_w, q.dilation_w)
             pixel = 4 * ((q.in_c + 31) // 32)
         else:
-            f = dict(producer.params.c_fields())
-            same = f["padding"] == PADDING_MACROS["SAME"]
+            f = dict(producer.params.items)
+            same = f["padding"] is Padding.SAME
             fh, sh, dh, fw, sw, dw = (f[k] for k in ("filter_h", "stride_h", "dilation_h",
                                                     "filter_w", "stride_w", "dilation_w"))
             pixel = f["in_c"]
@@ -634,18 +592,18 @@ class Int8FusedChain(OpKernel):
     def producer_ok(node) -> bool:
         if isinstance(node, LceBconv2dInt8):
             # SAME only with LCE's +1 padding (same-zero bconv writes float only)
-            return node.params.padding == "VALID" or node.params.pad_value == 1
+            return node.params.padding is Padding.VALID or node.params.pad_value == 1
         return type(node) is Conv2DInt8
 
     @staticmethod
     def pool_ok(node) -> bool:
-        return type(node) is MaxPool2DInt8 and dict(node.params.c_fields())["padding"] == PADDING_MACROS["VALID"]
+        return type(node) is MaxPool2DInt8 and dict(node.params.items)["padding"] is Padding.VALID
 
     @staticmethod
     def affine_ok(node) -> bool:
         if type(node) is not DepthwiseConv2DInt8:
             return False
-        f = dict(node.params.c_fields())
+        f = dict(node.params.items)
         return (f["filter_h"], f["filter_w"], f["stride_h"], f["stride_w"], f["depth_multiplier"]) == (1, 1, 1, 1, 1)
 
     def emit(self, em):
@@ -665,8 +623,8 @@ class Int8FusedChain(OpKernel):
         if self.affine is not None:
             affine = "&" + em.params(self.affine, self.affine.c_params_type, self.affine.c_struct(em),
                                      suffix="affine")
-        pool = "{" + ", ".join(f".{k} = {v}" for k, v in self.pool.params.c_fields()) + "}"
-        qzp = dict(self.quantize.params.c_fields())["zero_point"]
+        pool = c_initializer(self.pool.params.c_fields(em))
+        qzp = dict(self.quantize.params.items)["zero_point"]
         name = em.params(self, self.c_params_type, list(ref) + [
             ("pool", pool), ("affine", affine), ("quantize_zero_point", qzp)])
         x = em.ptr(self.inputs[0], "int32_t" if isinstance(prod, LceBconv2dInt8) else "int8_t", const=True)

@@ -10,10 +10,9 @@ TRANSPOSE. Each is registered with
 ``ebnn_eltwise.c`` and ``ebnn_shape.c`` (params structs in the "More
 builtins" section of ``ebnn.h``).
 
-Params here carry typed fields that render themselves to C
-(:class:`Dims` as an initializer list, :class:`Activation` as its macro),
-and :class:`DeclaredOp` emits the call from the operands a class declares,
-so a handler states only what differs.
+As in :mod:`edgebnn.codegen.ops`, params fields are typed (:class:`Dims`,
+:class:`Activation`) and render themselves, and the base class emits the
+call from the operands a handler declares.
 
 Example:
     >>> from edgebnn.codegen.ops import supported_ops
@@ -21,50 +20,14 @@ Example:
     True
 """
 
-import enum
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
-from edgebnn.codegen.ops import ACTIVATIONS, OpKernel, Params, register_op
+from edgebnn.codegen.ops import Activation, Dims, OpKernel, Params, UnaryParams, _prod, register_op
 
 MAX_DIMS = 6  # EBNN_MAX_DIMS
 MAX_SPLIT_OUTPUTS = 16  # EBNN_SPLIT_MAX_OUTPUTS
-
-
-class Activation(enum.IntEnum):
-    """TFLite's fused activation, rendered as the runtime's macro."""
-
-    NONE = 0
-    RELU = 1
-    RELU_N1_TO_1 = 2
-    RELU6 = 3
-
-    def c(self) -> str:
-        return {0: "EBNN_ACT_NONE", 1: "EBNN_ACT_RELU", 2: "EBNN_ACT_RELU_N1_TO_1", 3: "EBNN_ACT_RELU6"}[self]
-
-
-class Dims(tuple):
-    """A fixed-size int32 array field, rendered as ``{a, b, ...}``."""
-
-    def c(self) -> str:
-        return "{" + ", ".join(str(int(v)) for v in self) + "}"
-
-
-@dataclass(frozen=True)
-class TypedParams(Params):
-    """Params whose fields render themselves (``c()``) or are plain numbers."""
-
-    def c_fields(self):
-        out = []
-        for f in fields(self):
-            v = getattr(self, f.name)
-            out.append((f.name, v.c() if hasattr(v, "c") else v))
-        return out
-
-
-def _prod(shape) -> int:
-    return int(np.prod(shape, dtype=np.int64)) if len(shape) else 1
 
 
 def _const_ints(op, tensor, role):
@@ -72,58 +35,6 @@ def _const_ints(op, tensor, role):
     if tensor.dtype not in ("int32", "int64"):
         raise op.fail(f"{role} '{tensor.name}' has dtype {tensor.dtype}, expected int32")
     return [int(v) for v in np.asarray(tensor.data).ravel()]
-
-
-class DeclaredOp(OpKernel):
-    """Base of the handlers here: the call is ``fn(&params, <operands>)``.
-
-    ``operands`` lists ``("in", position, ctype)`` and ``("out", position,
-    ctype)`` in the order of the C signature; ``("outs", None, ctype)``
-    passes every output as one local pointer array.
-    """
-
-    operands = (("in", 0, "float"), ("out", 0, "float"))
-
-    def emit(self, em):
-        name = em.params(self, self.c_params_type, self.params.c_fields())
-        args = [f"&{name}"]
-        for kind, pos, ctype in self.operands:
-            if kind == "in":
-                args.append(em.ptr(self.op.inputs[pos], ctype, const=True))
-            elif kind == "out":
-                args.append(em.ptr(self.op.outputs[pos], ctype))
-            else:
-                args.append(self._output_array(em, ctype))
-        em.call(self, self.c_function, args)
-
-    def _output_array(self, em, ctype):
-        ident = f"op{self.op.index}_outputs"
-        em.code.line(f"{ctype} *const {ident}[{len(self.op.outputs)}] = {{")
-        with em.code.indent():
-            for t in self.op.outputs:
-                em.code.line(f"{em.ptr(t, ctype)},")
-        em.code.line("};")
-        return ident
-
-    def float_activations(self, *positions):
-        """Every non-constant input is float32 (bitpacked tensors are not handled here)."""
-        for pos in positions:
-            t = self.tensor(pos)
-            if t is None:
-                raise self.fail(f"input {pos} is missing")
-            if t.dtype != "float32":
-                raise self.fail(f"input {pos} '{t.name}' has dtype {t.dtype}; only float32 is supported")
-        y = self.out_tensor()
-        if y.dtype != "float32":
-            raise self.fail(f"output '{y.name}' has dtype {y.dtype}; only float32 is supported")
-
-    def fused_activation(self) -> Activation:
-        value = self.option("fused_activation_function", "NONE")
-        if isinstance(value, str):
-            if value not in ACTIVATIONS:
-                raise self.fail(f"fused activation {value} is not supported (supported: {', '.join(ACTIVATIONS)})")
-            return Activation(ACTIVATIONS[value])
-        return Activation(int(value))
 
 
 # --------------------------------------------------------------------------
@@ -144,14 +55,14 @@ def broadcast_shapes(shape_a, shape_b):
 
 
 @dataclass(frozen=True)
-class BroadcastParams(TypedParams):
+class BroadcastParams(Params):
     rank: int
     a_dims: Dims
     b_dims: Dims
     activation: Activation
 
 
-class Broadcasting(DeclaredOp):
+class Broadcasting(OpKernel):
     """``out = a (op) b`` with NumPy broadcasting (ebnn_broadcast_params_t)."""
     min_inputs = 2  # two operands, broadcast against each other
     max_inputs = 2
@@ -170,7 +81,7 @@ class Broadcasting(DeclaredOp):
         if rank > MAX_DIMS:
             raise self.fail(f"rank {rank}; the runtime broadcasts at most {MAX_DIMS} dims")
         pad = lambda s: Dims((1,) * (MAX_DIMS - rank) + (1,) * (rank - len(s)) + tuple(int(d) for d in s))  # noqa: E731
-        act = self.fused_activation() if self.has_activation else Activation.NONE
+        act = self.activation() if self.has_activation else Activation.NONE
         # leading dims of 1 up to MAX_DIMS: same memory, one rank for every op
         return BroadcastParams(rank=MAX_DIMS, a_dims=pad(a.shape), b_dims=pad(b.shape), activation=act)
 
@@ -180,13 +91,7 @@ for _name, _fn, _act in (("SUB", "ebnn_sub", True), ("MINIMUM", "ebnn_minimum", 
     register_op(_name)(type(f"Broadcast_{_name}", (Broadcasting,), {"c_function": _fn, "has_activation": _act}))
 
 
-@dataclass(frozen=True)
-class UnaryParams(TypedParams):
-    size: int
-    alpha: float
-
-
-class _Elementwise(DeclaredOp):
+class _Elementwise(OpKernel):
     c_params_type = "ebnn_unary_params_t"
 
     def parse(self):
@@ -206,7 +111,7 @@ register_op("ROUND")(type("Round", (_Elementwise,), {"c_function": "ebnn_round"}
 
 
 @dataclass(frozen=True)
-class SplitParams(TypedParams):
+class SplitParams(Params):
     outer: int
     axis: int
     inner: int
@@ -214,7 +119,7 @@ class SplitParams(TypedParams):
     sizes: Dims
 
 
-class _SplitBase(DeclaredOp):
+class _SplitBase(OpKernel):
     # one output per piece: the count is checked against num_splits when parsing
     max_outputs = 1 << 16
     out_dtypes = ("float32", "int32")
@@ -304,7 +209,7 @@ class SplitV(_SplitBase):
 
 
 @dataclass(frozen=True)
-class SliceParams(TypedParams):
+class SliceParams(Params):
     rank: int
     in_dims: Dims
     begin: Dims
@@ -353,7 +258,7 @@ def resolve_strided_slice(shape, begin, end, strides, *, begin_mask=0, end_mask=
     return out
 
 
-class _SliceBase(DeclaredOp):
+class _SliceBase(OpKernel):
     out_dtypes = ("float32", "int32")
     c_params_type = "ebnn_slice_params_t"
     c_function = "ebnn_strided_slice"
@@ -430,14 +335,14 @@ class Slice(_SliceBase):
 
 
 @dataclass(frozen=True)
-class TransposeParams(TypedParams):
+class TransposeParams(Params):
     rank: int
     in_dims: Dims
     perm: Dims
 
 
 @register_op("TRANSPOSE")
-class Transpose(DeclaredOp):
+class Transpose(OpKernel):
     min_inputs = 2  # input, perm
     max_inputs = 2
     out_dtypes = ("float32", "int32")

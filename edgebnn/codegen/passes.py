@@ -48,7 +48,7 @@ def binary_dense(nodes, graph_outputs):
     prod = _producers(nodes)
     out = []
     for n in nodes:
-        if isinstance(n, O.FullyConnected) and not isinstance(n, O.BinaryDense):
+        if isinstance(n, O.FullyConnected):
             src = prod.get(n.op.inputs[0])
             scale = binary_row_scales(n.ctx.tensor(n.params.weights).data)
             if isinstance(src, O.LceDequantize) and scale is not None:

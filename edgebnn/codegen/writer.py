@@ -54,6 +54,32 @@ def c_int32(value) -> str:
     return str(v)
 
 
+def c_value(value, what="value") -> str:
+    """One field of a params initializer as C.
+
+    Text is taken as it is (an identifier, a macro, a nested initializer); a
+    value with a ``c()`` method (the ops' enums and fixed-size arrays)
+    renders itself; bools, ints and floats become literals. ``what`` names
+    the field in the TypeError any other value raises.
+    """
+    if hasattr(value, "c"):
+        return value.c()
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, (int, np.integer)):
+        return c_int32(value)
+    if isinstance(value, float):
+        return c_float(value)
+    raise TypeError(f"{what}: {value!r}")
+
+
+def c_initializer(fields) -> str:
+    """``{.name = value, ...}`` of ``(name, value)`` pairs: a struct nested in a params initializer."""
+    return "{" + ", ".join(f".{k} = {c_value(v, f'field {k}')}" for k, v in fields) + "}"
+
+
 #: Bytes written as themselves inside a C string literal: printable ASCII
 #: except the quote, the backslash and ``?`` (``??=`` is a trigraph in C99).
 _PLAIN = frozenset(range(0x20, 0x7F)) - {ord('"'), ord("\\"), ord("?")}
