@@ -29,7 +29,7 @@ from edgebnn.codegen.generator import HOST_TEMPLATES, RUNTIME_DIR, generate
 from edgebnn.errors import EngineError, ToolchainError
 from edgebnn.toolchain import compile_commands, toolchain_for
 
-def _build(model_path, workdir, main_name, *, target=None, cc=None, extra_cflags=(), name="model", fuse=True,
+def _build(model_path, workdir, main_name, *, target=None, cc=None, extra_cflags=(), name="model", fuse=None,
            kernels=None):
     """Generate the model's C into ``workdir/src`` and link it with ``main_name``.
 
@@ -261,13 +261,13 @@ def _cleanup_temp_dirs():
 atexit.register(_cleanup_temp_dirs)
 
 
-def build_predict_program(model_path, workdir, *, cc=None, extra_cflags=(), fuse=True, kernels=None):
+def build_predict_program(model_path, workdir, *, cc=None, extra_cflags=(), fuse=None, kernels=None):
     """Compile the batch prediction program (``prog < inputs.f32 > outputs.f32``)."""
     return _build(model_path, workdir, "predict_main.c", cc=cc, extra_cflags=extra_cflags, fuse=fuse,
                   kernels=kernels)
 
 
-def predict_c(model_path, x, *, workdir=None, fuse=True, cc=None, extra_cflags=(), kernels=None,
+def predict_c(model_path, x, *, workdir=None, fuse=None, cc=None, extra_cflags=(), kernels=None,
               raw=False) -> np.ndarray:
     """Outputs of the generated C (host build) for a batch of inputs.
 
@@ -293,7 +293,7 @@ def predict_c(model_path, x, *, workdir=None, fuse=True, cc=None, extra_cflags=(
         ToolchainError: the build failed.
     """
     data = Path(model_path).read_bytes()
-    key = (hashlib.sha256(data).hexdigest(), bool(fuse), cc, tuple(extra_cflags), kernels)
+    key = (hashlib.sha256(data).hexdigest(), fuse, cc, tuple(extra_cflags), kernels)
     if workdir is None and key in _PREDICT_CACHE and _PREDICT_CACHE[key][0].exists():
         exe, gen = _PREDICT_CACHE[key]
     else:

@@ -145,6 +145,7 @@ class Target:
     template: str = ""
     kernels: str = "ref"
     threads: bool = False  # host targets: the _opt kernels may use pthreads (-DEBNN_THREADS=1 -pthread)
+    fuse: bool = True  # default of generate(): fuse conv -> pool -> affine -> binarize chains (saves RAM)
     cflags: tuple = ()
     ldflags: tuple = ()
     objcopy: str = ""
@@ -445,6 +446,7 @@ def _parse(data: dict, path: Path, *, check_stem: bool = True) -> Target:
         template=top.get("template", "str", default=""),
         kernels=_kernel_set_name(top, path),
         threads=top.get("threads", "bool", default=False),
+        fuse=top.get("fuse", "bool", default=True),
         debian_packages=top.get("debian_packages", "strlist", default=()),
         cc=tc.get("cc", "str", required=True),
         cflags=tc.get("cflags", "strlist", default=()),

@@ -105,7 +105,11 @@ CONV = [((9, 10, 3), 32, 3, 2, 1, "SAME", "RELU"), ((12, 11, 64), 128, 1, 1, 1, 
         ((7, 7, 256), 512, 1, 1, 1, "VALID", "NONE"), ((14, 13, 128), 256, 1, 1, 1, "VALID", "RELU"),
         ((23, 21, 3), 16, 3, 2, 1, "SAME", "RELU"), ((9, 11, 16), 24, 3, 1, 1, "SAME", "RELU6"),
         ((10, 9, 8), 40, 3, 1, 2, "SAME", "NONE"), ((5, 5, 56), 8, 3, 2, 1, "VALID", "RELU_N1_TO_1"),
-        ((11, 3, 5), 16, 5, 1, 1, "SAME", "NONE"), ((6, 7, 64), 32, 2, 2, 1, "SAME", "RELU")]
+        ((11, 3, 5), 16, 5, 1, 1, "SAME", "NONE"), ((6, 7, 64), 32, 2, 2, 1, "SAME", "RELU"),
+        # K over 512 (BinaryDenseNet's 1x1 transitions): blocked only when every window is inside
+        ((14, 14, 544), 192, 1, 1, 1, "VALID", "NONE"), ((7, 7, 576), 256, 1, 1, 1, "SAME", "RELU"),
+        ((9, 8, 70), 24, 3, 1, 1, "VALID", "NONE"), ((10, 9, 70), 16, 3, 2, 2, "VALID", "RELU6"),
+        ((6, 6, 70), 16, 3, 1, 1, "SAME", "NONE")]
 
 
 @pytest.mark.parametrize("case", CONV, ids=[f"{'x'.join(map(str, c[0]))}_o{c[1]}_k{c[2]}_s{c[3]}_d{c[4]}_"
@@ -224,4 +228,34 @@ def test_pool_opt_is_bit_identical_to_ref(pair, kind, case):
     method = f"{kind}_pool2d"
     assert opt.fn(f"ebnn_{method}") == f"ebnn_{method}_opt"
     got, want = getattr(opt, method)(x, filt, stride, pad, act), getattr(ref, method)(x, filt, stride, pad, act)
+    assert checks.bitexact(got, want)
+
+
+class _BroadcastParams(ctypes.Structure):  # ebnn_broadcast_params_t
+    _fields_ = [("rank", ctypes.c_int32), ("a_dims", ctypes.c_int32 * 6), ("b_dims", ctypes.c_int32 * 6),
+                ("activation", ctypes.c_int32)]
+
+
+# a shape, b shape: b repeated along leading dims (the fast path), a full b, a scalar, and
+# broadcasts the fast path leaves to the reference (b with a 1 inside its block, a broadcast)
+ELTWISE = [((1, 40, 40, 24), (24,)), ((1, 9, 7, 13), (1, 9, 7, 13)), ((1, 50, 50, 8), (1,)),
+           ((1, 6, 5, 32), (1, 1, 5, 32)), ((1, 6, 5, 3), (1, 6, 5, 1)), ((1, 1, 5, 3), (1, 4, 5, 3))]
+
+
+@pytest.mark.parametrize("op", ["sub", "minimum", "maximum", "prelu"])
+@pytest.mark.parametrize("shapes", ELTWISE, ids=["x".join(map(str, a)) + "_b" + "x".join(map(str, b))
+                                                 for a, b in ELTWISE])
+def test_eltwise_opt_is_bit_identical_to_ref(pair, op, shapes):
+    ref, opt = pair
+    a_shape, b_shape = shapes
+    rng = np.random.default_rng(zlib.crc32(repr(shapes).encode()))
+    a = (rng.normal(size=a_shape) * 3).astype(np.float32)
+    a.flat[:4] = [0.0, -0.0, np.inf, -np.inf]
+    b = (rng.normal(size=b_shape) * 3).astype(np.float32)
+    b_dims = (1,) * (len(a_shape) - len(b_shape)) + tuple(b_shape)
+    out_shape = tuple(max(x, y) for x, y in zip(a_shape, b_dims))
+    act = E.ACT["RELU6"] if op == "sub" else E.ACT["NONE"]
+    p = _BroadcastParams(len(a_shape), (ctypes.c_int32 * 6)(*a_shape), (ctypes.c_int32 * 6)(*b_dims), act)
+    want = _call_float(ref, f"ebnn_{op}_ref", p, a, b, out=np.full(out_shape, 5.0, np.float32))
+    got = _call_float(opt, f"ebnn_{op}_opt", p, a, b, out=np.full(out_shape, 5.0, np.float32))
     assert checks.bitexact(got, want)

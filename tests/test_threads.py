@@ -50,6 +50,7 @@ def _shared_kernel_cases(rng):
     x56[0, 0, :3] = [np.inf, -0.0, np.nan]
     return [
         ("conv2d_1x1", "conv2d", (f(14, 14, 64), f(64, 1, 1, 64), f(64)), dict(hwio=True, activation="RELU")),
+        ("conv2d_1x1_k544", "conv2d", (f(14, 14, 544), f(192, 1, 1, 544), f(192)), dict(hwio=True)),
         ("conv2d_3x3_s2", "conv2d", (f(29, 27, 8), f(24, 3, 3, 8), f(24)),
          dict(hwio=True, stride=(2, 2), padding="SAME")),
         ("depthwise", "depthwise_conv2d", (f(14, 15, 64), f(1, 3, 3, 64), f(64)),
@@ -68,7 +69,7 @@ def _shared_kernel_cases(rng):
     ]
 
 
-@pytest.mark.parametrize("case", range(13), ids=[c[0] for c in _shared_kernel_cases(np.random.default_rng(0))])
+@pytest.mark.parametrize("case", range(14), ids=[c[0] for c in _shared_kernel_cases(np.random.default_rng(0))])
 def test_shared_kernels_identical_for_any_thread_count_and_to_ref(lib, case):
     name, method, args, kw = _shared_kernel_cases(np.random.default_rng(case))[case]
     rt = E.Runtime(lib, variant="opt")
@@ -116,3 +117,18 @@ def test_host_target_enables_threads_and_mcu_refuses_them(tmp_path):
     bad.write_text(text.replace('name = "cortex-m4"', 'name = "m4threads"').replace("\n[", "\nthreads = true\n\n[", 1))
     with pytest.raises(TargetError, match="threads"):
         load_target(str(bad))
+
+
+def test_prelu_identical_for_any_thread_count(lib):
+    from test_runtime_opt import _BroadcastParams, _call_float
+
+    rt = E.Runtime(lib, variant="opt")
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=(1, 56, 56, 24)).astype(np.float32)
+    alpha = rng.normal(size=24).astype(np.float32)
+    p = _BroadcastParams(4, (ctypes.c_int32 * 6)(1, 56, 56, 24), (ctypes.c_int32 * 6)(1, 1, 1, 24), 0)
+    want = _call_float(rt, "ebnn_prelu_ref", p, a, alpha, out=np.full(a.shape, 5.0, np.float32))
+    for n in (1, 2, 3):
+        assert rt.lib.ebnn_set_threads(ctypes.c_int32(n)) == 0
+        got = _call_float(rt, "ebnn_prelu_opt", p, a, alpha, out=np.full(a.shape, 5.0, np.float32))
+        assert checks.bitexact(got, want)

@@ -70,7 +70,7 @@ int main(int argc, char **argv) {
 """
 
 
-def profile(model, *, runs=40, kernels=None, seed=0, threads=1):
+def profile(model, *, runs=40, kernels=None, seed=0, threads=1, fuse=True):
     """Per kernel call, minimum and mean CPU ms: a list of {"call", "op", "ops", "kernel", "ms", "mean_ms"}
     (``op``: the call's first TFLite op index)."""
     from edgebnn.codegen.generator import generate
@@ -78,7 +78,8 @@ def profile(model, *, runs=40, kernels=None, seed=0, threads=1):
     from edgebnn.toolchain import compile_commands, toolchain_for
 
     tc = toolchain_for("native", kernels=kernels)
-    gen = generate(model, name="model", target=tc.target, kernels=tc.kernels.name, command="tools/op_profile.py")
+    gen = generate(model, name="model", target=tc.target, kernels=tc.kernels.name, fuse=fuse,
+                   command="tools/op_profile.py")
     shape = load_graph(model).tensor(load_graph(model).inputs[0]).shape
     x = np.random.default_rng(seed).normal(size=int(np.prod(shape))).astype("<f4")
     with tempfile.TemporaryDirectory(prefix="op-profile-") as wd:
@@ -109,9 +110,10 @@ def main(argv=None) -> int:
     ap.add_argument("--kernels", default=None, help="kernel set (default: the native target's)")
     ap.add_argument("--threads", type=int, default=1,
                     help="threads of the _opt kernels; above 1 the timers read the wall clock (CLOCK_MONOTONIC)")
+    ap.add_argument("--no-fuse", action="store_true", help="generate without the fused conv-pool-affine chains")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    rows = profile(args.model, runs=args.runs, kernels=args.kernels, threads=args.threads)
+    rows = profile(args.model, runs=args.runs, kernels=args.kernels, threads=args.threads, fuse=not args.no_fuse)
     if args.json:
         print(json.dumps(rows))
         return 0

@@ -28,13 +28,15 @@ from edgebnn.cli._common import echo_json, handle_errors, render_table, status
                    "c-array: the .tflite as an alignas(16) C array (NAME.h, NAME.cc); "
                    "cmake: a CMake project (static library NAME, toolchain.cmake for a cross target); "
                    "arduino: an Arduino library (library.properties, src/, examples/NAME/NAME.ino).")
-@click.option("--no-fuse", is_flag=True,
-              help="Do not fuse conv -> pool -> batchnorm -> binarize chains (more RAM, same results).")
+@click.option("--fuse/--no-fuse", default=None,
+              help="Fuse conv -> pool -> batchnorm -> binarize chains into row slices (less RAM, same "
+                   "results). Default: the target's (on for microcontrollers and portable C, off for "
+                   "hosts and Linux boards, where the unfused kernels are faster).")
 @click.option("--force", is_flag=True,
               help="Replace OUTPUT even if it is a directory edgebnn did not write (its files are lost).")
 @click.option("--json", "json_", is_flag=True, help="Print a JSON report instead of text.")
 @handle_errors
-def export(model, output, name, target, format_, no_fuse, force, json_):
+def export(model, output, name, target, format_, fuse, force, json_):
     """Generate C for MODEL (.tflite, run directory or shipped model name) in OUTPUT.
 
     \b
@@ -56,13 +58,13 @@ def export(model, output, name, target, format_, no_fuse, force, json_):
     command = shlex.join(["edgebnn", *sys.argv[1:]]) if sys.argv and "edgebnn" in Path(sys.argv[0]).name \
         else shlex.join(["edgebnn", "export", str(model), "-o", str(output), "--name", name]
                         + (["--target", target] if target else []) + (["--format", format_])
-                        + (["--no-fuse"] if no_fuse else []))
+                        + ([] if fuse is None else ["--fuse" if fuse else "--no-fuse"]))
     status(f"generating C for {tflite_path} ...")
     report = {"model": str(tflite_path), "output": str(output), "format": format_, "name": name}
     if format_ != "c-array":
         from edgebnn.codegen.package import arduino_package, cmake_package
 
-        gen = codegen.generate(tflite_path, name=name, target=tgt, fuse=not no_fuse, command=command)
+        gen = codegen.generate(tflite_path, name=name, target=tgt, fuse=fuse, command=command)
         files = {"c": lambda: gen.files,
                  "cmake": lambda: cmake_package(gen, target=tgt, command=command),
                  "arduino": lambda: arduino_package(gen, command=command)}[format_]()

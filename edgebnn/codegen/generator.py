@@ -504,7 +504,7 @@ def _banner(w, what, name, sha, command, graph):
     ])
 
 
-def generate(model, *, name="model", target=None, fuse=True, command=None, kernels=None) -> GeneratedModel:
+def generate(model, *, name="model", target=None, fuse=None, command=None, kernels=None) -> GeneratedModel:
     """Generate C99 sources that run ``model`` with the edgebnn runtime.
 
     The generated ``NAME_invoke(input, output)`` computes what LCE's
@@ -522,7 +522,10 @@ def generate(model, *, name="model", target=None, fuse=True, command=None, kerne
         target: an :class:`edgebnn.targets.Target` (kernel set, compiler and
             flags for the Makefile) or None for the host's ``cc``.
         fuse: compute conv -> pool -> batchnorm -> binarize chains in row
-            slices (less RAM, same results).
+            slices (less RAM, same results); None takes the target's
+            (``fuse`` in its file: on for microcontrollers, off for hosts and
+            Linux boards, where the unfused ``_opt`` kernels are faster), and
+            True without a target.
         command: the command line recorded in each file's header.
         kernels: a kernel set of :data:`edgebnn.toolchain.KERNEL_SETS`
             (``"ref"``: the portable ``_ref`` kernels; ``"opt"``: the ``_opt``
@@ -540,13 +543,15 @@ def generate(model, *, name="model", target=None, fuse=True, command=None, kerne
     check_name(name)
     data, path = _read(model)
     graph = fold_weight_computations(load_graph(data, name=str(path) if path else None))
+    tc = toolchain_for(target, kernels=kernels)
+    if fuse is None:
+        fuse = tc.target.fuse if tc.target is not None else True
     if command is None:
         command = f"edgebnn.codegen.generate({path.name if path else '<bytes>'!s}, name={name!r}, fuse={fuse})"
     inp, out = graph.tensor(graph.inputs[0]), graph.tensor(graph.outputs[-1])
     io_ctype = _io_ctype(inp, out)
     ctx, nodes = build_nodes(graph, fuse=fuse)
     locations, plan, scratch, peak_scratch = _plan(graph, nodes)
-    tc = toolchain_for(target, kernels=kernels)
     defs = runtime_functions()
     em = Emitter(name, ctx, locations, tc.kernels, defs)
     em.scratch_offsets = scratch

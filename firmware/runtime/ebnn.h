@@ -582,7 +582,7 @@ ebnn_status_t ebnn_fused_conv_pool_affine_quantize_opt(
  * GEMM path); ebnn_float_opt.c: depthwise (depth_multiplier 1), ADD, MUL;
  * ebnn_fc_opt.c: FULLY_CONNECTED; ebnn_quantize_opt.c: LceQuantize;
  * ebnn_bconv_opt.c: LceBconv2d; ebnn_pool_opt.c: MAX_POOL_2D and
- * AVERAGE_POOL_2D. */
+ * AVERAGE_POOL_2D; ebnn_eltwise_opt.c: SUB, MINIMUM, MAXIMUM, PRELU. */
 /* Threads for the _opt kernels (ebnn_threads.c; host builds with
  * -DEBNN_THREADS=1 -pthread, else always 1): n in [1, 64], else
  * EBNN_ERROR_BAD_SHAPE. Default: $EBNN_NUM_THREADS, else 1. Results are
@@ -609,6 +609,14 @@ ebnn_status_t ebnn_max_pool2d_opt(const ebnn_pool2d_params_t *params,
                                   const float *input, float *output);
 ebnn_status_t ebnn_average_pool2d_opt(const ebnn_pool2d_params_t *params,
                                       const float *input, float *output);
+ebnn_status_t ebnn_sub_opt(const ebnn_broadcast_params_t *params,
+                           const float *a, const float *b, float *output);
+ebnn_status_t ebnn_minimum_opt(const ebnn_broadcast_params_t *params,
+                               const float *a, const float *b, float *output);
+ebnn_status_t ebnn_maximum_opt(const ebnn_broadcast_params_t *params,
+                               const float *a, const float *b, float *output);
+ebnn_status_t ebnn_prelu_opt(const ebnn_broadcast_params_t *params,
+                             const float *a, const float *b, float *output);
 
 /* ------------------------------------------------------------------------ */
 /* Kernel set "mcu" (M-profile cores; ebnn_bconv_mcu.c, ebnn_bdense_mcu.c,   */

@@ -19,8 +19,8 @@
  * Windows inside the input (dilation_w 1) are read in place, one pointer
  * per filter row; others are gathered zero-filled into a per-pixel patch.
  * Returns 0 (nothing written) where it does not apply: no GNU C vectors
- * or -DEBNN_OPT_PLAIN_C, out_c not a multiple of 8, K over 512, filter_h
- * over 32.
+ * or -DEBNN_OPT_PLAIN_C, out_c not a multiple of 8, K over 512 with a
+ * window that crosses the input's border, filter_h over 32.
  */
 #include "ebnn.h"
 #include "ebnn_internal.h"
@@ -45,6 +45,7 @@ typedef struct {
   float *output;
   size_t row_len; /* filter_w * in_c */
   int32_t chunk;  /* pixels per chunk */
+  int inside;     /* every window lies inside the input: read in place, no patch */
 } cvo_ctx_t;
 
 /* Filter-row pointers of output pixel q's window: into the input when the
@@ -158,7 +159,7 @@ static void cvo_chunk(const cvo_ctx_t *c, int32_t q0, int32_t n) {
   float *out = c->output + (size_t)q0 * oc;
   int32_t i, t, fy;
   size_t o;
-  for (i = 0; i < n; ++i) cvo_window(c, q0 + i, patch + (size_t)i * k, rows + (size_t)i * (size_t)fh);
+  for (i = 0; i < n; ++i) cvo_window(c, q0 + i, c->inside ? patch : patch + (size_t)i * k, rows + (size_t)i * (size_t)fh);
   for (; i % EBNN_CVO_TILE; ++i) /* pad the last tile with the last pixel */
     for (fy = 0; fy < fh; ++fy) rows[(size_t)i * (size_t)fh + (size_t)fy] = rows[(size_t)(n - 1) * (size_t)fh + (size_t)fy];
   for (o = 0; o < oc; o += 16) {
@@ -186,7 +187,14 @@ int ebnn__conv2d_blocked_opt(const ebnn_conv2d_params_t *p, const ebnn__geom_t *
                              const float *input, float *output) {
   cvo_ctx_t c;
   const size_t k = (size_t)p->filter_h * (size_t)p->filter_w * (size_t)p->in_c;
-  if (p->filter_layout != EBNN_FILTER_HWIO || (p->out_c % 8) != 0 || k > EBNN_CVO_MAX_K ||
+  /* windows inside the input in both axes, read in place (dilation_w 1) */
+  c.inside = p->dilation_w == 1 && g->pad_top == 0 && g->pad_left == 0 &&
+             (int64_t)(g->out_w - 1) * p->stride_w + p->filter_w <= p->in_w &&
+             (int64_t)(g->out_h - 1) * p->stride_h + (int64_t)(p->filter_h - 1) * p->dilation_h < p->in_h;
+  /* K over 512 only with every window inside: the reference then sums the
+   * same taps (its plain loop skips out-of-bounds taps, its patch adds 0.0f
+   * for them; with none, both are the same sum) */
+  if (p->filter_layout != EBNN_FILTER_HWIO || (p->out_c % 8) != 0 || (k > EBNN_CVO_MAX_K && !c.inside) ||
       p->filter_h > EBNN_CVO_MAX_FH)
     return 0;
   c.p = p;
@@ -194,7 +202,10 @@ int ebnn__conv2d_blocked_opt(const ebnn_conv2d_params_t *p, const ebnn__geom_t *
   c.input = input;
   c.output = output;
   c.row_len = (size_t)p->filter_w * (size_t)p->in_c;
-  c.chunk = (int32_t)(EBNN_CVO_PATCH / k);
+  /* with patches, a chunk's patches fit EBNN_CVO_PATCH; in place, the chunk
+   * is as long as the pointer table allows, so the [K][16] filter block is
+   * read once per 66 pixels */
+  c.chunk = c.inside ? EBNN_CVO_CHUNK : (int32_t)(EBNN_CVO_PATCH / k);
   if (c.chunk > EBNN_CVO_CHUNK) c.chunk = EBNN_CVO_CHUNK;
   c.chunk -= c.chunk % EBNN_CVO_TILE; /* >= 12: k <= 512 */
   {

@@ -901,11 +901,10 @@ ebnn_status_t ebnn_conv2d_opt(const ebnn_conv2d_params_t *params,
     return EBNN_ERROR_NULL_POINTER;
   st = ebnn__conv2d_check(params, &g);
   if (st != EBNN_OK) return st;
-  if (params->filter_layout != EBNN_FILTER_HWIO ||
-      (size_t)params->filter_h * (size_t)params->filter_w * (size_t)params->in_c >
-          EBNN_OPT_PATCH_FLOATS)
-    return ebnn_conv2d_ref(params, input, output);
+  if (params->filter_layout != EBNN_FILTER_HWIO) return ebnn_conv2d_ref(params, input, output);
   if (ebnn__conv2d_blocked_opt(params, &g, input, output)) return EBNN_OK;
+  if ((size_t)params->filter_h * (size_t)params->filter_w * (size_t)params->in_c > EBNN_OPT_PATCH_FLOATS)
+    return ebnn_conv2d_ref(params, input, output);
   for (oy = 0; oy < g.out_h; ++oy)
     opt_conv_row(params, &g, params->filter, input, oy,
                  output + (size_t)oy * (size_t)g.out_w * (size_t)params->out_c);
