@@ -29,6 +29,7 @@
 #define EBNN_CVO_CHUNK 66
 #define EBNN_CVO_MAX_K 512 /* = EBNN_CONV_PATCH_FLOATS of the reference */
 #define EBNN_CVO_MAX_FH 32
+#define EBNN_CVO_KBLOCK 256 /* taps per block of a 1-row filter: a 16 KiB [256][16] slice */
 #define EBNN_CVO_PATCH (EBNN_CVO_CHUNK * 128) /* floats: the chunk shrinks for larger K */
 
 #if defined(__GNUC__) && !defined(EBNN_OPT_PLAIN_C)
@@ -81,17 +82,25 @@ static void cvo_window(const cvo_ctx_t *c, int32_t q, float *patch, const float 
 }
 
 /* EBNN_CVO_TILE pixels (rows[i * fh + fy]) x (8 * nv) channels of the
- * [K][oc] filter at wt: per lane the taps in order from +0.0f, then the
- * bias; stored to out[i]. 6 pixels x 16 channels (12 accumulators) was
- * the fastest shape measured on Zen 3 (4 x 16: about 20% slower). */
+ * [K][oc] filter at wt: per lane the taps in order from +0.0f (first) or
+ * from the partial sums in out[i] (a later block of K), then the bias if
+ * given (the last block); stored to out[i]. 6 pixels x 16 channels (12
+ * accumulators) was the fastest shape measured on Zen 3 (4 x 16: about 20%
+ * slower). */
 EBNN_INLINE void cvo_tile(const float *const *rows, int32_t fh, size_t row_len, const float *wt, size_t oc,
-                          const float *bias, float *const *out, int32_t nv) {
+                          const float *bias, float *const *out, int32_t nv, int first) {
   cvo_v8f acc[EBNN_CVO_TILE][2];
   const float *s[EBNN_CVO_TILE];
   int32_t fy, i, j;
   size_t t;
   for (i = 0; i < EBNN_CVO_TILE; ++i)
-    for (j = 0; j < nv; ++j) acc[i][j] = CVO_SPLAT(0.0f);
+    for (j = 0; j < nv; ++j) {
+      if (first) {
+        acc[i][j] = CVO_SPLAT(0.0f);
+      } else {
+        acc[i][j] = CVO_LOAD(out[i] + 8 * j);
+      }
+    }
   for (fy = 0; fy < fh; ++fy) {
     for (i = 0; i < EBNN_CVO_TILE; ++i) s[i] = rows[i * fh + fy];
     for (t = 0; t < row_len; ++t, wt += oc) {
@@ -114,14 +123,14 @@ EBNN_INLINE void cvo_tile(const float *const *rows, int32_t fh, size_t row_len, 
 }
 
 static void cvo_tile16(const float *const *rows, int32_t fh, size_t row_len, const float *wt, size_t oc,
-                       const float *bias, float *const *out) {
-  cvo_tile(rows, fh, row_len, wt, oc, bias, out, 2);
+                       const float *bias, float *const *out, int first) {
+  cvo_tile(rows, fh, row_len, wt, oc, bias, out, 2, first);
 }
 
 /* the last 8 channels when out_c % 16 == 8 */
 static void cvo_tile8(const float *const *rows, int32_t fh, size_t row_len, const float *wt, size_t oc,
-                      const float *bias, float *const *out) {
-  cvo_tile(rows, fh, row_len, wt, oc, bias, out, 1);
+                      const float *bias, float *const *out, int first) {
+  cvo_tile(rows, fh, row_len, wt, oc, bias, out, 1, first);
 }
 
 /* x = act(x) over n floats (ebnn__act's comparisons). */
@@ -164,11 +173,26 @@ static void cvo_chunk(const cvo_ctx_t *c, int32_t q0, int32_t n) {
     for (fy = 0; fy < fh; ++fy) rows[(size_t)i * (size_t)fh + (size_t)fy] = rows[(size_t)(n - 1) * (size_t)fh + (size_t)fy];
   for (o = 0; o < oc; o += 16) {
     const int wide = o + 16 <= oc;
-    for (t = 0; t < n; t += EBNN_CVO_TILE) {
-      float *dst[EBNN_CVO_TILE];
-      for (i = 0; i < EBNN_CVO_TILE; ++i) dst[i] = t + i < n ? out + (size_t)(t + i) * oc + o : spare;
-      (wide ? cvo_tile16 : cvo_tile8)(rows + (size_t)t * (size_t)fh, fh, c->row_len, p->filter + o, oc,
-                                      p->bias != NULL ? p->bias + o : NULL, dst);
+    size_t k0;
+    /* one filter row (fh 1) runs in blocks of EBNN_CVO_KBLOCK taps, so the
+     * block's [KBLOCK][16] filter slice stays in L1 for the whole chunk;
+     * each lane still adds its taps in order (partial sums wait in out) */
+    const size_t kb = fh == 1 ? EBNN_CVO_KBLOCK : c->row_len;
+    for (k0 = 0; k0 < c->row_len; k0 += kb) {
+      const size_t len = c->row_len - k0 < kb ? c->row_len - k0 : kb;
+      const int last = k0 + len == c->row_len;
+      for (t = 0; t < n; t += EBNN_CVO_TILE) {
+        float *dst[EBNN_CVO_TILE];
+        const float *shifted[EBNN_CVO_TILE];
+        const float *const *r = rows + (size_t)t * (size_t)fh;
+        for (i = 0; i < EBNN_CVO_TILE; ++i) dst[i] = t + i < n ? out + (size_t)(t + i) * oc + o : spare;
+        if (fh == 1) {
+          for (i = 0; i < EBNN_CVO_TILE; ++i) shifted[i] = r[i] + k0;
+          r = shifted;
+        }
+        (wide ? cvo_tile16 : cvo_tile8)(r, fh, len, p->filter + k0 * oc + o, oc,
+                                        last && p->bias != NULL ? p->bias + o : NULL, dst, k0 == 0);
+      }
     }
   }
   if (p->activation != EBNN_ACT_NONE) cvo_act(out, (size_t)n * oc, p->activation);
