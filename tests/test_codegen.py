@@ -324,7 +324,8 @@ def test_invoke_twice_gives_same_output_and_bench_protocol(tmp_path):
     assert len(result["times_ns"]) == 5 and all(t > 0 for t in result["times_ns"])
     assert len(result["cpu_times_ns"]) == 5 and all(t > 0 for t in result["cpu_times_ns"])
     np.testing.assert_allclose(result["output"], y_lce[3].ravel(), rtol=1e-4, atol=1e-6)
-    gen = generate(fixture("tiny_bcnn"), kernels=toolchain_for("native").kernels)  # the bench program's
+    native = toolchain_for("native")
+    gen = generate(fixture("tiny_bcnn"), target=native.target, kernels=native.kernels)  # the bench program's
     assert (result["arena_bytes"], result["weights_bytes"]) == (gen.arena_bytes, gen.weights_bytes)
     # a short input is refused
     proc = subprocess.run([str(exe), "0", "1"], input=b"\0" * 12, capture_output=True)

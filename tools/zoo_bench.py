@@ -32,8 +32,9 @@ measured on another (AVX-512) machine. Float ceiling: 16 MACs per cycle
 -ffp-contract=off) at the clock measured by the same program (one
 dependent add per cycle, best of 200 short trials), or the float loop's
 own figure if that is higher.
-XNORNet and DoReFaNet are skipped by default (their generated C takes
-15-20 min to compile).
+Every larq-zoo model runs by default (XNORNet's and DoReFaNet's generated
+C, 24 and 115 MB of weights, compiles in about 4 and 50 s since weights
+are emitted as byte strings).
 """
 
 import argparse
@@ -49,7 +50,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-SKIP = ("XNORNet", "DoReFaNet")
+SKIP = ()  # models left out of the default list
 
 
 def count_macs(graph):
