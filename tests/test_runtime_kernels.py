@@ -431,6 +431,21 @@ def test_concat_pad_mean_match_numpy(rt):
     np.testing.assert_allclose(rt.mean_hw(a), a.mean((0, 1)), rtol=1e-6)
 
 
+@pytest.mark.parametrize("shape,pads,value", [
+    ((1, 7, 6, 5), [(0, 0), (1, 1), (0, 1), (0, 0)], 0.0),   # MeliusNet's spatial pad
+    ((2, 3, 4, 5), [(1, 2), (0, 1), (2, 0), (3, 1)], -2.5),  # every dim, the row's both ends
+    ((1, 1, 1, 9), [(0, 0), (0, 0), (0, 0), (0, 7)], 1.0),   # the channels only
+    ((1, 5, 1, 1), [(0, 1), (2, 2), (1, 1), (1, 1)], 0.0),   # one-float rows
+])
+def test_pad_rows_match_numpy_bit_for_bit(rt, shape, pads, value):
+    rng = np.random.default_rng(len(shape) + sum(map(sum, pads)))
+    x = rng.normal(size=shape).astype(np.float32)
+    x.flat[: min(3, x.size)] = [np.nan, -0.0, np.inf][: min(3, x.size)]
+    got = rt.pad(x, pads, value)
+    want = np.pad(x, pads, constant_values=np.float32(value))
+    assert got.shape == want.shape and got.tobytes() == want.tobytes()
+
+
 def test_float_kernels_reject_bad_params(rt):
     x = np.ones((4, 4, 2), np.float32)
     with pytest.raises(E.KernelError, match="status 2"):

@@ -242,7 +242,7 @@ ELTWISE = [((1, 40, 40, 24), (24,)), ((1, 9, 7, 13), (1, 9, 7, 13)), ((1, 50, 50
            ((1, 6, 5, 32), (1, 1, 5, 32)), ((1, 6, 5, 3), (1, 6, 5, 1)), ((1, 1, 5, 3), (1, 4, 5, 3))]
 
 
-@pytest.mark.parametrize("op", ["sub", "minimum", "maximum", "prelu"])
+@pytest.mark.parametrize("op", ["sub", "sub_relu", "sub_relu_n1_to_1", "sub_none", "minimum", "maximum", "prelu"])
 @pytest.mark.parametrize("shapes", ELTWISE, ids=["x".join(map(str, a)) + "_b" + "x".join(map(str, b))
                                                  for a, b in ELTWISE])
 def test_eltwise_opt_is_bit_identical_to_ref(pair, op, shapes):
@@ -250,11 +250,13 @@ def test_eltwise_opt_is_bit_identical_to_ref(pair, op, shapes):
     a_shape, b_shape = shapes
     rng = np.random.default_rng(zlib.crc32(repr(shapes).encode()))
     a = (rng.normal(size=a_shape) * 3).astype(np.float32)
-    a.flat[:4] = [0.0, -0.0, np.inf, -np.inf]
+    a.flat[:5] = [0.0, -0.0, np.inf, -np.inf, np.nan]
     b = (rng.normal(size=b_shape) * 3).astype(np.float32)
+    b.flat[-1] = np.nan  # PRELU: a NaN alpha reaches the x < 0 lanes only
     b_dims = (1,) * (len(a_shape) - len(b_shape)) + tuple(b_shape)
     out_shape = tuple(max(x, y) for x, y in zip(a_shape, b_dims))
-    act = E.ACT["RELU6"] if op == "sub" else E.ACT["NONE"]
+    op, _, act_name = op.partition("_") if op.startswith("sub") else (op, "", "")
+    act = E.ACT[act_name.upper() or "RELU6"] if op == "sub" else E.ACT["NONE"]
     p = _BroadcastParams(len(a_shape), (ctypes.c_int32 * 6)(*a_shape), (ctypes.c_int32 * 6)(*b_dims), act)
     want = _call_float(ref, f"ebnn_{op}_ref", p, a, b, out=np.full(out_shape, 5.0, np.float32))
     got = _call_float(opt, f"ebnn_{op}_opt", p, a, b, out=np.full(out_shape, 5.0, np.float32))

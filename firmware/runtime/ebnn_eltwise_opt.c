@@ -25,14 +25,53 @@ typedef struct {
   int32_t size, b_size;
 } eopt_job_t;
 
+#if defined(__GNUC__) && !defined(EBNN_OPT_PLAIN_C)
+typedef float eopt_v8f __attribute__((vector_size(32)));
+typedef int32_t eopt_v8i __attribute__((vector_size(32)));
+typedef float eopt_v8f_u __attribute__((vector_size(32), aligned(4), may_alias));
+#define EOPT_LOAD(ptr) (*(const eopt_v8f_u *)(const void *)(ptr))
+#define EOPT_STORE(ptr, v) (*(eopt_v8f_u *)(void *)(ptr) = (v))
+#endif
+
+/* o = x >= 0 ? x : x * y. GCC will not if-convert the scalar select (it
+ * keeps the product on the x < 0 path), so eight lanes at a time are
+ * written as GNU vectors: the product of every lane, then a bitwise blend
+ * on the ordered compare's mask (NaN and -0.0f select as in the scalar
+ * code: NaN >= 0 is false, -0.0f >= 0 is true). */
+static void eopt_prelu(const float *x, const float *y, float *o, int32_t n) {
+  int32_t k = 0;
+#if defined(__GNUC__) && !defined(EBNN_OPT_PLAIN_C)
+  for (; k + 8 <= n; k += 8) {
+    const eopt_v8f xs = EOPT_LOAD(x + k);
+    const eopt_v8f prod = xs * EOPT_LOAD(y + k);
+    const eopt_v8i keep = xs >= (eopt_v8f){0, 0, 0, 0, 0, 0, 0, 0};
+    const eopt_v8i bits = (keep & (eopt_v8i)xs) | (~keep & (eopt_v8i)prod);
+    EOPT_STORE(o + k, (eopt_v8f)bits);
+  }
+#endif
+  for (; k < n; ++k) o[k] = x[k] >= 0.0f ? x[k] : x[k] * y[k];
+}
+
 /* out[0..n) = op(x[k], y[k]), then SUB's activation. */
 static void eopt_run(eopt_op_t op, ebnn_activation_t act, const float *x, const float *y, float *o, int32_t n) {
   int32_t k;
   switch (op) {
     case EOPT_SUB:
       for (k = 0; k < n; ++k) o[k] = x[k] - y[k];
-      if (act != EBNN_ACT_NONE)
-        for (k = 0; k < n; ++k) o[k] = ebnn__act(o[k], act);
+      /* one loop per activation, so each is branch-free and vectorizes */
+      if (act == EBNN_ACT_RELU) {
+        for (k = 0; k < n; ++k) o[k] = o[k] < 0.0f ? 0.0f : o[k];
+      } else if (act == EBNN_ACT_RELU6) {
+        for (k = 0; k < n; ++k) {
+          const float v = o[k] < 0.0f ? 0.0f : o[k];
+          o[k] = v > 6.0f ? 6.0f : v;
+        }
+      } else if (act == EBNN_ACT_RELU_N1_TO_1) {
+        for (k = 0; k < n; ++k) {
+          const float v = o[k] < -1.0f ? -1.0f : o[k];
+          o[k] = v > 1.0f ? 1.0f : v;
+        }
+      }
       break;
     case EOPT_MIN:
       for (k = 0; k < n; ++k) o[k] = x[k] < y[k] ? x[k] : y[k];
@@ -42,7 +81,7 @@ static void eopt_run(eopt_op_t op, ebnn_activation_t act, const float *x, const 
       break;
     case EOPT_PRELU:
     default:
-      for (k = 0; k < n; ++k) o[k] = x[k] >= 0.0f ? x[k] : x[k] * y[k];
+      eopt_prelu(x, y, o, n);
       break;
   }
 }

@@ -467,8 +467,13 @@ ebnn_status_t ebnn_concatenation_ref(const ebnn_concat_params_t *params,
   for (o = 0; o < params->outer; ++o) {
     for (i = 0; i < params->n_inputs; ++i) {
       const float *src = inputs[i] + (size_t)o * (size_t)params->inner[i];
-      for (k = 0; k < params->inner[i]; ++k)
-        dst[k] = ebnn__act(src[k], params->activation);
+      if (params->activation == EBNN_ACT_NONE) {
+        if (params->inner[i] > 0 && dst != src) /* the planner may place a part in place */
+          memmove(dst, src, (size_t)params->inner[i] * sizeof(float));
+      } else {
+        for (k = 0; k < params->inner[i]; ++k)
+          dst[k] = ebnn__act(src[k], params->activation);
+      }
       dst += params->inner[i];
     }
   }
@@ -487,23 +492,26 @@ ebnn_status_t ebnn_pad_ref(const ebnn_pad_params_t *params, const float *input,
       return EBNN_ERROR_BAD_SHAPE;
     od[d] = p->dims[d] + p->before[d] + p->after[d];
   }
+  /* one innermost row at a time: the fill value, the copied run, the fill */
   for (i0 = 0; i0 < od[0]; ++i0) {
     const int32_t s0 = i0 - p->before[0];
     for (i1 = 0; i1 < od[1]; ++i1) {
       const int32_t s1 = i1 - p->before[1];
       for (i2 = 0; i2 < od[2]; ++i2) {
         const int32_t s2 = i2 - p->before[2];
-        for (i3 = 0; i3 < od[3]; ++i3) {
-          const int32_t s3 = i3 - p->before[3];
-          float v = p->value;
-          if (s0 >= 0 && s0 < p->dims[0] && s1 >= 0 && s1 < p->dims[1] &&
-              s2 >= 0 && s2 < p->dims[2] && s3 >= 0 && s3 < p->dims[3]) {
-            v = input[(((size_t)s0 * (size_t)p->dims[1] + (size_t)s1) *
-                           (size_t)p->dims[2] + (size_t)s2) *
-                          (size_t)p->dims[3] + (size_t)s3];
-          }
-          output[idx++] = v;
+        float *row = output + idx;
+        if (s0 >= 0 && s0 < p->dims[0] && s1 >= 0 && s1 < p->dims[1] &&
+            s2 >= 0 && s2 < p->dims[2]) {
+          const float *src = input + (((size_t)s0 * (size_t)p->dims[1] + (size_t)s1) *
+                                          (size_t)p->dims[2] + (size_t)s2) *
+                                         (size_t)p->dims[3];
+          for (i3 = 0; i3 < p->before[3]; ++i3) row[i3] = p->value;
+          memcpy(row + p->before[3], src, (size_t)p->dims[3] * sizeof(float));
+          for (i3 = p->before[3] + p->dims[3]; i3 < od[3]; ++i3) row[i3] = p->value;
+        } else {
+          for (i3 = 0; i3 < od[3]; ++i3) row[i3] = p->value;
         }
+        idx += (size_t)od[3];
       }
     }
   }
