@@ -256,6 +256,50 @@ typedef struct {
 ebnn_status_t ebnn_bdense_ref(const ebnn_bdense_params_t *params,
                               const int32_t *input, float *output);
 
+/* Level-coded convolution (ebnn_level.c; opt: ebnn_bconv_opt.c): a float
+ * CONV_2D (or a FULLY_CONNECTED, as a 1x1 convolution over rows x 1 pixels)
+ * whose input holds only the integer codes 0..levels and whose filter is
+ * +-s[o] in every tap of output channel o. The graph pass that makes it
+ * proves both from the model (DoReFa-Net's k-bit activations
+ * ROUND(MUL(RELU(MINIMUM(x, 1)), 3)) and its sign weights times a folded
+ * batch-norm scale); see edgebnn/codegen/passes.py.
+ *
+ * The input's codes are packed into the scratch as bitplanes: plane j holds
+ * bit j of every code, EBNN_PACKED_WORDS(in_c) words per pixel, LSB first,
+ * plane after plane ([planes][in_h][in_w][words]); planes = the bit length
+ * of levels. code(x) = 0 for x < 0.5 (and NaN), levels for x >= levels,
+ * else (int)(x + 0.5f): the code itself for an integer x. Then per output
+ * pixel and channel o, with p_j the XOR-popcount of plane j's window
+ * against the filter's sign bits (bit 1 = negative weight; taps outside the
+ * input read 0 bits, i.e. code 0, as the float op's zero padding) and pop
+ * the popcount of channel o's filter bits over all taps:
+ *   S = sum_j 2^j (p_j - pop)   (= sum over taps of sign * code, exact)
+ *   y = act(conv.multiplier[o] * (float)S + conv.bias[o])
+ * TFLite rounds after every product and addition, this once, so outputs
+ * differ from the float op's by float rounding only.
+ *
+ * conv: the geometry and the sign bits ([out_c][fh][fw][words], and
+ *   filter_t as for LceBconv2d); pad_value 1, activation NONE, thresholds
+ *   NULL; multiplier = s[o] (times the input's scale when the pass folded
+ *   one), bias = the op's bias (zeros without one).
+ * filter_pop: pop per channel, or NULL (computed per call); the reference
+ *   always counts it from the filter.
+ * Scratch: ebnn_lconv2d_scratch_bytes() bytes, 4-byte aligned. */
+typedef struct {
+  ebnn_bconv2d_params_t conv;
+  int32_t levels;               /* codes 0..levels, 1 <= levels <= 255 */
+  ebnn_activation_t activation; /* the float op's fused activation */
+  const int32_t *filter_pop;    /* [out_c] or NULL */
+} ebnn_lconv2d_params_t;
+
+size_t ebnn_lconv2d_scratch_bytes(const ebnn_lconv2d_params_t *params);
+ebnn_status_t ebnn_lconv2d_ref(const ebnn_lconv2d_params_t *params,
+                               const float *input, float *output,
+                               void *scratch, size_t scratch_bytes);
+ebnn_status_t ebnn_lconv2d_opt(const ebnn_lconv2d_params_t *params,
+                               const float *input, float *output,
+                               void *scratch, size_t scratch_bytes);
+
 /* ------------------------------------------------------------------------ */
 /* Float kernels (TFLite builtin semantics)                                  */
 /* ------------------------------------------------------------------------ */

@@ -75,6 +75,11 @@ typedef struct {
   float m[EBNN_BOPT_MAX_OC], b[EBNN_BOPT_MAX_OC]; /* float output transform */
   int32_t zsum_ok;                /* same-zero: zsum holds every tap's sums */
   int32_t zsum[EBNN_BOPT_ZSUM];   /* [tap][out_c]: ebnn__bconv_tap_sum */
+  /* Counted pixels are virtual: v = q * planes + j is plane j (planes *
+   * plane_words apart in the input) of output pixel q. 1 and 0 for a bconv;
+   * the level-coded convolution's bitplanes share each weight load. */
+  int32_t planes;
+  size_t plane_words;
 } bopt_ctx_t;
 
 /* Counts of EBNN_BOPT_P pixels (rows[i * fh + fy]: row fy of pixel i's
@@ -316,15 +321,23 @@ static void bopt_window(const bopt_ctx_t *c, const int32_t *input, int32_t oy, i
   }
 }
 
-/* Counts of output pixels [q0, q0 + n) (flattened oy * out_w + ox):
- * cnt[(q - q0) * oc + o]. */
+/* The window rows of virtual pixel v (plane v % planes of output pixel
+ * v / planes). */
+static void bopt_vwindow(const bopt_ctx_t *c, const int32_t *input, int32_t v, uint32_t *patch,
+                         const uint32_t **rows) {
+  const int32_t q = v / c->planes, ow = c->g.g.out_w;
+  bopt_window(c, input + (size_t)(v % c->planes) * c->plane_words, q / ow, q % ow, patch, rows);
+}
+
+/* Counts of virtual pixels [q0, q0 + n) (output pixels, flattened
+ * oy * out_w + ox, for a bconv): cnt[(q - q0) * oc + o]. */
 static void bopt_chunk_counts(const bopt_ctx_t *c, const int32_t *input, int32_t q0, int32_t n,
                               int32_t *cnt) {
   uint32_t patch[EBNN_BOPT_P][EBNN_BOPT_PATCH_WORDS];
   const uint32_t *rows[EBNN_BOPT_P * EBNN_BOPT_MAX_FH];
   int32_t dummy[EBNN_BOPT_P * EBNN_BOPT_BLOCK];
   const ebnn_bconv2d_params_t *p = c->p;
-  const int32_t fh = p->filter_h, ow = c->g.g.out_w;
+  const int32_t fh = p->filter_h;
   const size_t oc = (size_t)p->out_c;
   int32_t tile, i, o, fy;
   size_t t;
@@ -339,8 +352,7 @@ static void bopt_chunk_counts(const bopt_ctx_t *c, const int32_t *input, int32_t
     const uint32_t *xt[2];
     size_t j, k;
     for (i = 0; i < n; ++i) {
-      const int32_t q = q0 + i;
-      bopt_window(c, input, q / ow, q % ow, patch[0], rows);
+      bopt_vwindow(c, input, q0 + i, patch[0], rows);
       for (fy = 0; fy < fh; ++fy)
         bopt_split(rows[fy], c->row_len, xs + 2 * ((size_t)i * k_words + (size_t)fy * c->row_len));
     }
@@ -379,8 +391,7 @@ static void bopt_chunk_counts(const bopt_ctx_t *c, const int32_t *input, int32_t
   for (tile = 0; tile < n; tile += EBNN_BOPT_P) {
     const int32_t np = n - tile < EBNN_BOPT_P ? n - tile : EBNN_BOPT_P;
     for (i = 0; i < np; ++i) {
-      const int32_t q = q0 + tile + i;
-      bopt_window(c, input, q / ow, q % ow, patch[i], rows + i * fh);
+      bopt_vwindow(c, input, q0 + tile + i, patch[i], rows + i * fh);
     }
     for (; i < EBNN_BOPT_P; ++i) /* pad the tile with the last pixel */
       for (fy = 0; fy < fh; ++fy) rows[i * fh + fy] = rows[(np - 1) * fh + fy];
@@ -537,6 +548,8 @@ ebnn_status_t ebnn_bconv2d_opt(const ebnn_bconv2d_params_t *params,
     c.wt = buf;
   }
   c.p = p;
+  c.planes = 1;
+  c.plane_words = 0u;
   c.row_len = (size_t)p->filter_w * (size_t)c.g.words_in;
   c.zsum_ok = c.g.same_zero && (size_t)p->filter_h * (size_t)p->filter_w * (size_t)p->out_c <= EBNN_BOPT_ZSUM;
   if (c.zsum_ok) {
@@ -559,6 +572,109 @@ ebnn_status_t ebnn_bconv2d_opt(const ebnn_bconv2d_params_t *params,
     job.output = output;
     const int32_t n_pix = c.g.g.out_h * c.g.g.out_w;
     ebnn__parallel_for((n_pix + 1) / 2, (int64_t)n_pix * (int64_t)p->out_c * (int64_t)k_words, bopt_job, &job);
+  }
+  return EBNN_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The level-coded convolution (ebnn.h): its bitplanes are the counted     */
+/* virtual pixels of one binary GEMM, so the planes of a pixel share every */
+/* weight load (a FULLY_CONNECTED's one pixel fills a 2-pixel tile with 2  */
+/* planes); the transform combines them per output pixel.                  */
+/* ---------------------------------------------------------------------- */
+
+typedef struct {
+  const bopt_ctx_t *c;
+  const ebnn_lconv2d_params_t *lp;
+  const int32_t *packed;
+  const int32_t *pop;
+  float *output;
+} lopt_job_t;
+
+static void lopt_pixels(const lopt_job_t *jb, int32_t q0, int32_t q1) {
+  int32_t cnt[EBNN_BOPT_CNT];
+  const bopt_ctx_t *c = jb->c;
+  const ebnn_bconv2d_params_t *p = c->p;
+  const int32_t oc = p->out_c, planes = c->planes;
+  int32_t chunk = EBNN_BOPT_CNT / (oc * planes), q, i, j, o;
+#if defined(EBNN_BOPT_ISA_AVX2)
+  {
+    const int32_t k_words = p->filter_h * (int32_t)c->row_len;
+    if (k_words <= EBNN_BOPT_SPLIT_K && chunk * planes > EBNN_BOPT_SPLIT_WORDS / (2 * k_words))
+      chunk = EBNN_BOPT_SPLIT_WORDS / (2 * k_words) / planes;
+  }
+#endif
+  if (chunk < 1) chunk = 1; /* the caller checked oc * planes <= EBNN_BOPT_CNT and the split size */
+  {
+    const int32_t total = q1 - q0;
+    const int32_t n_chunks = total > 0 ? (total + chunk - 1) / chunk : 1;
+    chunk = (total + n_chunks - 1) / n_chunks;
+  }
+  for (q = q0; q < q1; q += chunk) {
+    const int32_t n = q1 - q < chunk ? q1 - q : chunk;
+    bopt_chunk_counts(c, jb->packed, q * planes, n * planes, cnt);
+    for (i = 0; i < n; ++i) {
+      float *out = jb->output + (size_t)(q + i) * (size_t)oc;
+      const int32_t *ct = cnt + (size_t)i * (size_t)planes * (size_t)oc;
+      for (o = 0; o < oc; ++o) {
+        int32_t s = 0;
+        float y;
+        for (j = 0; j < planes; ++j) s += (ct[(size_t)j * (size_t)oc + (size_t)o] - jb->pop[o]) * (1 << j);
+        y = p->multiplier[o] * (float)s;
+        y = y + p->bias[o];
+        out[o] = ebnn__act(y, jb->lp->activation);
+      }
+    }
+  }
+}
+
+static void lopt_job(const void *arg, int32_t begin, int32_t end) {
+  lopt_pixels((const lopt_job_t *)arg, begin, end);
+}
+
+ebnn_status_t ebnn_lconv2d_opt(const ebnn_lconv2d_params_t *params,
+                               const float *input, float *output,
+                               void *scratch, size_t scratch_bytes) {
+  bopt_ctx_t c;
+  int32_t pop[EBNN_BOPT_CNT];
+  int32_t planes;
+  size_t plane_words, k_words, o, k;
+  lopt_job_t job;
+  const ebnn_bconv2d_params_t *p;
+  ebnn_status_t st;
+  st = ebnn__lconv2d_prepare(params, input, output, scratch, scratch_bytes, &c.g, &planes, &plane_words);
+  if (st != EBNN_OK) return st;
+  p = &params->conv;
+  k_words = (size_t)p->filter_h * (size_t)p->filter_w * (size_t)c.g.words_in;
+  if (k_words > EBNN_BOPT_PATCH_WORDS || p->filter_h > EBNN_BOPT_MAX_FH || p->filter_t == NULL ||
+      (size_t)p->out_c * (size_t)planes > EBNN_BOPT_CNT
+#if defined(EBNN_BOPT_ISA_AVX2)
+      || (k_words <= EBNN_BOPT_SPLIT_K && (size_t)planes * 2u * k_words > EBNN_BOPT_SPLIT_WORDS)
+#endif
+  )
+    return ebnn_lconv2d_ref(params, input, output, scratch, scratch_bytes);
+  c.p = p;
+  c.wt = (const uint32_t *)(const void *)p->filter_t;
+  c.row_len = (size_t)p->filter_w * (size_t)c.g.words_in;
+  c.zsum_ok = 0;
+  c.planes = planes;
+  c.plane_words = plane_words;
+  job.pop = params->filter_pop;
+  if (job.pop == NULL) {
+    for (o = 0; o < (size_t)p->out_c; ++o) {
+      int32_t n = 0;
+      for (k = 0; k < k_words; ++k) n += EBNN_POPCOUNT32((uint32_t)p->filter[o * k_words + k]);
+      pop[o] = n;
+    }
+    job.pop = pop;
+  }
+  job.c = &c;
+  job.lp = params;
+  job.packed = (const int32_t *)scratch;
+  job.output = output;
+  {
+    const int32_t n_pix = c.g.g.out_h * c.g.g.out_w;
+    ebnn__parallel_for(n_pix, (int64_t)n_pix * (int64_t)p->out_c * (int64_t)k_words * planes, lopt_job, &job);
   }
   return EBNN_OK;
 }

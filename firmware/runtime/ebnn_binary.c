@@ -116,9 +116,9 @@ ebnn_status_t ebnn__bconv2d_check(const ebnn_bconv2d_params_t *p,
 
 /* XOR-popcount of one output channel at (oy, ox); out-of-bounds taps read
  * bit 0 (+1). The general path, with bounds checks. */
-static int32_t bconv_popcount(const ebnn_bconv2d_params_t *p,
-                              const ebnn__bgeom_t *g, const int32_t *input,
-                              int32_t oy, int32_t ox, int32_t o) {
+int32_t ebnn__bconv_popcount(const ebnn_bconv2d_params_t *p,
+                             const ebnn__bgeom_t *g, const int32_t *input,
+                             int32_t oy, int32_t ox, int32_t o) {
   int32_t fy, fx, w;
   int32_t count = 0;
   const int32_t words = g->words_in;
@@ -424,7 +424,7 @@ static void bconv2d_row_affine(const ebnn_bconv2d_params_t *p,
         } else if (inside) {
           count = bconv_popcount_inside(p, g, input, y_origin, x_origin, filt);
         } else {
-          count = bconv_popcount(p, g, input, oy, ox, o0 + j);
+          count = ebnn__bconv_popcount(p, g, input, oy, ox, o0 + j);
         }
         x = 2 * count;
         x = x > g->clamp_max ? g->clamp_max : x;
@@ -504,7 +504,7 @@ static void bconv2d_row_packed(const ebnn_bconv2d_params_t *p,
         } else if (inside) {
           count = bconv_popcount_inside(p, g, input, y_origin, x_origin, filt);
         } else {
-          count = bconv_popcount(p, g, input, oy, ox, o0 + j);
+          count = ebnn__bconv_popcount(p, g, input, oy, ox, o0 + j);
         }
         if (count > p->thresholds[o0 + j]) word |= (uint32_t)1u << j;
       }

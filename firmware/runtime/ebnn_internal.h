@@ -152,6 +152,17 @@ int ebnn__bconv_zero_pad_correction(const ebnn_bconv2d_params_t *p,
                                     const ebnn__bgeom_t *g, int32_t oy,
                                     int32_t ox, int32_t o, int32_t *sum);
 
+/* XOR-popcount of output channel o at (oy, ox), taps outside read bit 0
+ * (ebnn_binary.c). */
+int32_t ebnn__bconv_popcount(const ebnn_bconv2d_params_t *p, const ebnn__bgeom_t *g,
+                             const int32_t *input, int32_t oy, int32_t ox, int32_t o);
+
+/* The level-coded convolution's checks, then its input packed into the
+ * scratch (ebnn_level.c): *planes bitplanes of plane_words words each. */
+ebnn_status_t ebnn__lconv2d_prepare(const ebnn_lconv2d_params_t *p, const float *input,
+                                    const float *output, void *scratch, size_t scratch_bytes,
+                                    ebnn__bgeom_t *g, int32_t *planes, size_t *plane_words);
+
 ebnn_status_t ebnn__pool_geom(const ebnn_pool2d_params_t *p, ebnn__geom_t *g);
 
 /* The fused chain's geometry, resolved once per call (ebnn_fused.c); shared

@@ -53,6 +53,10 @@ class BConv2DParams(C.Structure):
         ("filter", PI), ("multiplier", PF), ("bias", PF), ("thresholds", PI), ("filter_t", PI)]
 
 
+class LConv2DParams(C.Structure):
+    _fields_ = [("conv", BConv2DParams), ("levels", I32), ("activation", I32), ("filter_pop", PI)]
+
+
 class BMaxPool2DParams(C.Structure):
     _fields_ = [(n, I32) for n in ("in_h", "in_w", "channels", "filter_h", "filter_w",
                                    "stride_h", "stride_w", "padding")]
@@ -128,6 +132,7 @@ class FusedParams(C.Structure):
 STRUCTS = {
     "ebnn_quantize_params_t": QuantizeParams,
     "ebnn_bconv2d_params_t": BConv2DParams,
+    "ebnn_lconv2d_params_t": LConv2DParams,
     "ebnn_bmaxpool2d_params_t": BMaxPool2DParams,
     "ebnn_bdense_params_t": BDenseParams,
     "ebnn_conv2d_params_t": Conv2DParams,
@@ -241,6 +246,32 @@ class Runtime:
             out = np.full((oh, ow, p.out_c), np.nan, np.float32)
             self._call(self.fn("ebnn_bconv2d"), C.byref(p), _pi(packed_input), _pf(out))
         del keep
+        return out
+
+    def lconv2d(self, x, levels, signs, scale, bias, *, stride=(1, 1), dilation=(1, 1),
+                padding="VALID", activation="NONE", filter_pop=True):
+        """The level-coded convolution of float codes x [h, w, c] with +-1 ``signs`` (OHWI) times ``scale``."""
+        x = _f32(x)
+        signs = np.asarray(signs)
+        bits = np.zeros(signs.shape[:3] + (words(signs.shape[3]) * 32,), np.uint64)
+        bits[..., :signs.shape[3]] = signs < 0
+        packed = (bits.reshape(signs.shape[:3] + (-1, 32)) << np.arange(32, dtype=np.uint64)).sum(-1)
+        filt = _i32(packed.astype(np.uint32).view(np.int32))
+        p, keep = self.bconv2d_params(x.shape[:2], x.shape[2], filt, stride=stride, dilation=dilation,
+                                      padding=padding, pad_value=1, multiplier=scale,
+                                      bias=np.zeros(len(signs), np.float32) if bias is None else bias)
+        pop = None
+        if filter_pop:
+            pop = _i32([int(np.unpackbits(filt[o].view(np.uint8)).sum()) for o in range(filt.shape[0])])
+        lp = LConv2DParams(p, levels, ACT[activation], _pi(pop))
+        oh = out_size(x.shape[0], p.filter_h, stride[0], dilation[0], padding)
+        ow = out_size(x.shape[1], p.filter_w, stride[1], dilation[1], padding)
+        out = np.full((oh, ow, p.out_c), np.nan, np.float32)
+        self.lib.ebnn_lconv2d_scratch_bytes.restype = C.c_size_t
+        n = self.lib.ebnn_lconv2d_scratch_bytes(C.byref(lp))
+        scratch = np.zeros(max(n // 4, 1), np.int32)
+        self._call(self.fn("ebnn_lconv2d"), C.byref(lp), _pf(x), _pf(out), _pi(scratch), C.c_size_t(n))
+        del keep, pop
         return out
 
     def bmaxpool2d(self, packed, channels, filt, stride, padding):
