@@ -62,6 +62,31 @@ def test_meliusnet22_c_engine_matches_lce(tmp_path):
     np.testing.assert_allclose(c, lce, rtol=0, atol=1e-5)
 
 
+def test_dorefanet_runs_level_coded_in_the_c_engine_and_matches_lce(tmp_path):
+    """Its 2-bit activations and sign weights: every conv but the stem and every dense layer but the
+    last (float input) run as bitplane popcounts (passes.level_convolutions)."""
+    from edgebnn.codegen import ops as O
+    from edgebnn.codegen.generator import build_nodes
+    from edgebnn.convert import convert
+    from edgebnn.graph import load_graph
+    from edgebnn.hostprog import predict_c
+    from edgebnn.predict import predict_tflite
+    from edgebnn.zoo_models import build_zoo_model, zoo_inputs
+
+    model = build_zoo_model("DoReFaNet", input_shape=(64, 64, 3), num_classes=100, seed=0)
+    path = tmp_path / "dorefa.tflite"
+    path.write_bytes(convert(model, target="x86_64"))
+    _, nodes = build_nodes(load_graph(path), fuse=False)
+    levels = [n for n in nodes if isinstance(n, O.LevelConv)]
+    assert [n.levels for n in levels] == [3] * 6
+    assert sum(type(n) in (O.Conv2D, O.FullyConnected) for n in nodes) == 2
+    x = zoo_inputs((64, 64, 3), n=2, seed=0)
+    lce = predict_tflite(path, x)
+    c = predict_c(path, x)
+    assert np.array_equal(lce.argmax(-1), c.argmax(-1))
+    np.testing.assert_allclose(c, lce, rtol=0, atol=1e-5)
+
+
 @pytest.mark.parametrize("ext,name,shape", [
     ("keras", "QuickNetSmall", (32, 32, 3)), ("h5", "BinaryDenseNet28", (32, 32, 3)),
     ("keras", "DoReFaNet", (64, 64, 3))])

@@ -54,24 +54,39 @@ SKIP = ()  # models left out of the default list
 
 
 def count_macs(graph):
-    """(binary MACs, float MACs) of one inference, from the ops' tensor shapes."""
+    """(binary MACs, float MACs) of one inference, from the ops' tensor shapes.
+
+    As the C engine computes them: a float CONV_2D / FULLY_CONNECTED that the
+    generator runs level-coded (DoReFa-Net's k-bit activations and sign
+    weights, :class:`edgebnn.codegen.ops.LevelConv`) counts as binary MACs,
+    once per bitplane, since that is the work it does.
+    """
+    from edgebnn.codegen.generator import build_nodes
+    from edgebnn.codegen.ops import LevelConv
+
+    planes = {n.op.index: n.planes for n in build_nodes(graph, fuse=False)[1] if isinstance(n, LevelConv)}
     binary = flt = 0
     for op in graph.ops:
-        out = graph.tensor(op.outputs[0])
-        if op.type == "LceBconv2d":
-            w = graph.tensor(op.inputs[1])
-            in_c = int(op.options.get("channels_in") or graph.tensor(op.inputs[0]).shape[-1] * 32)
-            binary += out.shape[1] * out.shape[2] * int(w.shape[0]) * int(w.shape[1]) * int(w.shape[2]) * in_c
-        elif op.type == "CONV_2D":
-            w = graph.tensor(op.inputs[1])
-            flt += out.size * int(w.shape[1]) * int(w.shape[2]) * int(w.shape[3])
-        elif op.type == "DEPTHWISE_CONV_2D":
-            w = graph.tensor(op.inputs[1])
-            flt += out.size * int(w.shape[1]) * int(w.shape[2])
-        elif op.type == "FULLY_CONNECTED":
-            w = graph.tensor(op.inputs[1])
-            flt += (out.size // int(w.shape[0])) * w.size
+        b, f = count_macs_of(graph, op)
+        binary += b + planes.get(op.index, 0) * f
+        flt += 0 if op.index in planes else f
     return binary, flt
+
+
+def count_macs_of(graph, op):
+    """(binary MACs, float MACs) of one op."""
+    out = graph.tensor(op.outputs[0])
+    w = graph.tensor(op.inputs[1]) if len(op.inputs) > 1 and op.inputs[1] >= 0 else None
+    if op.type == "LceBconv2d":
+        in_c = int(op.options.get("channels_in") or graph.tensor(op.inputs[0]).shape[-1] * 32)
+        return out.shape[1] * out.shape[2] * int(w.shape[0]) * int(w.shape[1]) * int(w.shape[2]) * in_c, 0
+    if op.type == "CONV_2D":
+        return 0, out.size * int(w.shape[1]) * int(w.shape[2]) * int(w.shape[3])
+    if op.type == "DEPTHWISE_CONV_2D":
+        return 0, out.size * int(w.shape[1]) * int(w.shape[2])
+    if op.type == "FULLY_CONNECTED":
+        return 0, (out.size // int(w.shape[0])) * w.size
+    return 0, 0
 
 
 def cpu_mhz():

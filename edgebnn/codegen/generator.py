@@ -397,6 +397,7 @@ def build_nodes(graph, *, fuse=True):
         nodes.append(node)
     outs = set(graph.outputs)
     nodes = passes.binary_dense(nodes, outs)
+    nodes = passes.level_convolutions(nodes, outs)
     if fuse:
         nodes = passes.fuse_chains(nodes, outs)
         nodes = passes.fuse_int8_chains(nodes, outs)

@@ -1158,6 +1158,66 @@ class BinaryDense(PassNode):
                                         em.ptr(self.outputs[0], "float")])
 
 
+class LevelConv(PassNode):
+    """A float CONV_2D / FULLY_CONNECTED on integer codes 0..L with +-s weights, as bitplane popcounts.
+
+    Made by :func:`edgebnn.codegen.passes.level_convolutions`, which proved
+    the input's codes (``inputs[0]``, a ROUND output) and the weights' signs;
+    a FULLY_CONNECTED runs as a 1x1 convolution over its rows. The C call
+    packs the codes into ``planes`` bitplanes in its scratch
+    (ebnn_lconv2d, semantics in ebnn.h).
+    """
+
+    c_params_type = "ebnn_lconv2d_params_t"
+    c_function = "ebnn_lconv2d"
+    MAX_LEVELS = 255  # EBNN_LEVEL_MAX
+
+    def __init__(self, node, codes, levels, scales, in_scale=np.float32(1.0)):
+        super().__init__(node.op, node.ctx, node.ops, (codes,), node.outputs)
+        p = node.params
+        w = np.asarray(self.ctx.tensor(self.op.inputs[1]).data, dtype=np.float32)
+        if isinstance(p, FullyConnectedParams):
+            self.geom = dict(in_h=p.rows, in_w=1, in_c=p.in_features, out_c=p.out_features, filter_h=1, filter_w=1,
+                             stride_h=1, stride_w=1, dilation_h=1, dilation_w=1, padding=Padding.VALID)
+            w = w.reshape(p.out_features, 1, 1, p.in_features)
+        else:
+            self.geom = dict(in_h=p.in_h, in_w=p.in_w, in_c=p.in_c, out_c=p.out_c, filter_h=p.filter_h,
+                             filter_w=p.filter_w, stride_h=p.stride_h, stride_w=p.stride_w,
+                             dilation_h=p.dilation_h, dilation_w=p.dilation_w, padding=p.padding)
+        self.activation, self.bias, self.levels = p.activation, p.bias, int(levels)
+        self.planes = self.levels.bit_length()
+        self.sign_bits = pack_bits(w)  # [out_c][fh][fw][words], bit 1 = negative weight
+        self.multiplier = (np.asarray(scales, np.float32) * np.float32(in_scale)).astype(np.float32)
+        self.in_scale = float(in_scale)
+        self.op_type = (f"{node.op_type} on {self.levels + 1}-level codes "
+                        f"(as {self.planes} bitplane popcounts, +-s weights)")
+        g = self.geom
+        self.scratch_bytes = 4 * self.planes * g["in_h"] * g["in_w"] * packed_words(g["in_c"])
+
+    def emit(self, em):
+        g, i = self.geom, self.op.index
+        bits = self.sign_bits.reshape(g["out_c"], -1)
+        conv = dict(g, pad_value=1, activation=Activation.NONE,
+                    filter=em.const_array(f"op{i}_sign_bits", bits, "int32_t",
+                                          note="signs of the +-s weights, bitpacked [out_c][fh][fw][words]"),
+                    multiplier=em.const_array(f"op{i}_level_scales", self.multiplier, "float",
+                                              note="per-channel magnitude of the +-s weights times the input's scale"),
+                    bias=em.const(self.bias, "float") if self.bias >= 0 else em.const_array(
+                        f"op{i}_zero_bias", np.zeros(g["out_c"], np.float32), "float", note="no bias"),
+                    thresholds="NULL")
+        if em.kernels == "opt":
+            conv["filter_t"] = em.const_array(f"op{i}_sign_bits_t", np.ascontiguousarray(bits.T), "int32_t",
+                                              note="the sign bits transposed to [fh][fw][words][out_c] (opt kernels)")
+        pop = np.unpackbits(bits.view(np.uint8), axis=1).sum(axis=1).astype(np.int32)
+        name = em.params(self, self.c_params_type, [
+            ("conv", c_initializer(list(conv.items()))), ("levels", self.levels), ("activation", self.activation),
+            ("filter_pop", em.const_array(f"op{i}_sign_pop", pop, "int32_t", note="popcount of each channel's sign bits")),
+        ])
+        em.call(self, self.c_function, [f"&{name}", em.ptr(self.inputs[0], "float", const=True),
+                                        em.ptr(self.outputs[0], "float"), em.scratch_ptr(self),
+                                        f"{self.scratch_bytes}u"])
+
+
 def pack_bits(values: np.ndarray) -> np.ndarray:
     """Bitpack along the last axis as LCE does: bit 1 for x < 0, LSB first, int32 words."""
     v = np.asarray(values)

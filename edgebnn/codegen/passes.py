@@ -13,6 +13,14 @@
   [MAX_POOL_2D] -> MUL/ADD (constant per-channel or scalar, up to 4) ->
   LceQuantize`` becomes one row-sliced call whose float intermediate maps are
   never materialized (a scratch of a few rows instead).
+- :func:`level_convolutions`: a float ``CONV_2D`` or ``FULLY_CONNECTED``
+  whose input is provably an integer code 0..L (a ``ROUND`` of a value the
+  graph bounds to [0, L + 0.5), NaN-free: DoReFa-Net's k-bit activations
+  ``ROUND(MUL(RELU(MINIMUM(x, 1)), 2^k - 1))``, possibly scaled by a
+  constant ``MUL`` and reshaped) and whose weights are +-s_o per output
+  channel becomes :class:`ops.LevelConv`: bitplane XOR-popcounts with one
+  multiply by s_o (times the scale) of the exact integer sum. Float outputs
+  differ from TFLite's by float rounding only, as for binary dense.
 - :func:`drop_dead`: removes nodes whose outputs nobody reads.
 - :func:`dilated_convolutions` (on the flatbuffer's ops, before handlers):
   ``SPACE_TO_BATCH_ND -> CONV_2D|DEPTHWISE_CONV_2D -> BATCH_TO_SPACE_ND``,
@@ -71,6 +79,120 @@ def binary_row_scales(weights):
     if not np.all(s > 0) or not np.all(np.abs(w) == s) or not np.all(np.isfinite(s)):
         return None
     return s[:, 0].astype(np.float32)
+
+
+_UNBOUNDED = (-np.inf, np.inf, False)  # lo, hi, never NaN
+
+
+def _scalar_const(node, var):
+    """The other operand of a two-operand node when it is one finite float32 constant, else None."""
+    a, b = node.op.inputs[:2]
+    other = b if a == var else a if b == var else None
+    if other is None or other == var:
+        return None
+    t = node.ctx.tensor(other)
+    if not t.is_constant or t.dtype != "float32" or int(np.prod(t.shape or (1,))) != 1:
+        return None
+    v = np.float32(np.asarray(t.data).ravel()[0])
+    return v if np.isfinite(v) else None
+
+
+def _clamp_act(rng, act):
+    lo, hi, nan_free = rng
+    bounds = {O.Activation.RELU: (0.0, np.inf), O.Activation.RELU6: (0.0, 6.0),
+              O.Activation.RELU_N1_TO_1: (-1.0, 1.0)}.get(act)
+    if bounds is None:
+        return rng
+    return (min(max(lo, bounds[0]), bounds[1]), min(max(hi, bounds[0]), bounds[1]), nan_free)
+
+
+def _value_range(tensor, prod, depth=8):
+    """(lo, hi, never NaN) of a float tensor, from the ops that made it (float32 arithmetic).
+
+    Follows MINIMUM/MAXIMUM with a scalar constant, RELU, RELU6,
+    RELU_N1_TO_1 and MUL by a positive scalar constant; anything else is
+    unbounded and may be NaN. The NaN rules are the runtime's (TFLite's):
+    ``MINIMUM(x, c)`` is ``x < c ? x : c``, so a NaN x gives c when x is the
+    first operand, and stays NaN when it is the second; the RELUs keep NaN.
+    """
+    node = prod.get(tensor)
+    if node is None or depth == 0 or len(node.op.inputs) < 1:
+        return _UNBOUNDED
+    kind = node.op.type
+    if kind in ("RELU", "RELU6", "RELU_N1_TO_1"):
+        return _clamp_act(_value_range(node.op.inputs[0], prod, depth - 1), O.Activation[kind])
+    if kind in ("MINIMUM", "MAXIMUM") and len(node.op.inputs) == 2:
+        for pos, var in enumerate(node.op.inputs[:2]):
+            c = _scalar_const(node, var)
+            if c is None:
+                continue
+            lo, hi, nan_free = _value_range(var, prod, depth - 1)
+            f = min if kind == "MINIMUM" else max
+            return (f(lo, float(c)), f(hi, float(c)), nan_free or pos == 0)
+        return _UNBOUNDED
+    if kind == "MUL" and isinstance(node, O.Add) and len(node.op.inputs) == 2:
+        for var in node.op.inputs[:2]:
+            c = _scalar_const(node, var)
+            if c is not None and c > 0:
+                lo, hi, nan_free = _value_range(var, prod, depth - 1)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    rng = (float(np.float32(lo) * c), float(np.float32(hi) * c), nan_free)
+                return _clamp_act(rng, node.params.activation)
+        return _UNBOUNDED
+    return _UNBOUNDED
+
+
+def code_levels(tensor, prod):
+    """L when ``tensor`` is a ROUND output that can only hold the integers 0..L (1 <= L <= 255), else None."""
+    node = prod.get(tensor)
+    if node is None or node.op.type != "ROUND":
+        return None
+    lo, hi, nan_free = _value_range(node.op.inputs[0], prod)
+    if not nan_free or not lo > -0.5 or not np.isfinite(hi):
+        return None
+    levels = int(np.floor(hi + 0.5))
+    return levels if 1 <= levels <= O.LevelConv.MAX_LEVELS else None
+
+
+def _level_source(node, prod):
+    """(codes tensor, levels, input scale) feeding a float CONV_2D/FULLY_CONNECTED, or None.
+
+    The input is the ROUND output itself, or a positive scalar MUL of it
+    (the scale is folded into the weights), and for FULLY_CONNECTED any
+    RESHAPEs in between (they move no data).
+    """
+    t = node.op.inputs[0]
+    if isinstance(node, O.FullyConnected):
+        while isinstance(prod.get(t), O.Reshape):
+            t = prod[t].op.inputs[0]
+    scale = np.float32(1.0)
+    src = prod.get(t)
+    if src is not None and src.op.type == "MUL" and isinstance(src, O.Add) and \
+            src.params.activation == O.Activation.NONE:
+        for var in src.op.inputs[:2]:
+            c = _scalar_const(src, var)
+            if c is not None and c > 0 and code_levels(var, prod):
+                t, scale = var, c
+                break
+    levels = code_levels(t, prod)
+    return None if levels is None else (t, levels, scale)
+
+
+def level_convolutions(nodes, graph_outputs):
+    """Replace float convolutions of integer codes with +-s weights by :class:`ops.LevelConv`."""
+    prod = _producers(nodes)
+    out = []
+    for n in nodes:
+        if type(n) in (O.Conv2D, O.FullyConnected) and n.op.type in ("CONV_2D", "FULLY_CONNECTED"):
+            w = np.asarray(n.ctx.tensor(n.op.inputs[1]).data, dtype=np.float32)
+            scales = binary_row_scales(w.reshape(w.shape[0], -1)) if w.ndim >= 2 else None
+            found = _level_source(n, prod) if scales is not None else None
+            if found is not None:
+                codes, levels, in_scale = found
+                out.append(O.LevelConv(n, codes, levels, scales, in_scale))
+                continue
+        out.append(n)
+    return drop_dead(out, graph_outputs)
 
 
 def drop_dead(nodes, graph_outputs):

@@ -91,6 +91,15 @@ static void eopt_blocks(const void *arg, int32_t i0, int32_t i1) {
   const int32_t e0 = i0 * EBNN_EOPT_BLOCK;
   const int32_t e1 = (int64_t)i1 * EBNN_EOPT_BLOCK < d->size ? i1 * EBNN_EOPT_BLOCK : d->size;
   int32_t i, j, n;
+  if (d->b_size == 1) { /* a scalar b: one vector loop per block, not a call per element */
+    float bb[EBNN_EOPT_BLOCK];
+    for (i = 0; i < EBNN_EOPT_BLOCK; ++i) bb[i] = d->b[0];
+    for (i = e0; i < e1; i += n) {
+      n = e1 - i < EBNN_EOPT_BLOCK ? e1 - i : EBNN_EOPT_BLOCK;
+      eopt_run(d->op, d->act, d->a + i, bb, d->output + i, n);
+    }
+    return;
+  }
   for (i = e0, j = e0 % d->b_size; i < e1; i += n, j = 0) {
     n = d->b_size - j < e1 - i ? d->b_size - j : e1 - i;
     eopt_run(d->op, d->act, d->a + i, d->b + j, d->output + i, n);
