@@ -1,5 +1,5 @@
-"""The NEON path of ebnn_bconv2d_opt (VCNT byte counters), bit for bit against
-ebnn_bconv2d_ref: tests/runtime/bconv_opt_driver.c cross-compiled with the
+"""The NEON paths of ebnn_bconv2d_opt and ebnn_lconv2d_opt (VCNT byte counters), bit for bit against
+their _ref kernels: tests/runtime/bconv_opt_driver.c cross-compiled with the
 arm64 target's compiler and flags (threads on) and run under qemu-aarch64
 -cpu cortex-a72 (a Pi 4's CPU)."""
 import shutil

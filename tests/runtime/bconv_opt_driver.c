@@ -1,5 +1,7 @@
-/* ebnn_bconv2d_opt against ebnn_bconv2d_ref on 8 shapes (tests/test_runtime_opt_arm64.py
- * builds it for aarch64 and runs it under qemu-aarch64: the NEON path). */
+/* ebnn_bconv2d_opt against ebnn_bconv2d_ref on 8 shapes, and ebnn_lconv2d_opt against
+ * ebnn_lconv2d_ref on the same filters (codes 0..3 and 0..7) plus a one-pixel dense layer
+ * (tests/test_runtime_opt_arm64.py builds it for aarch64 and runs it under qemu-aarch64: the
+ * NEON path). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +38,39 @@ int main(void) {
       if (ebnn_bconv2d_ref(&p, in, o1) || ebnn_bconv2d_opt(&p, in, o2)) { printf("status\n"); return 2; }
       const int npx = p.stride_h == 1 ? 90 : 25;
       if (memcmp(o1, o2, (size_t)npx * (size_t)(packed ? (oc + 31) / 32 : oc) * 4u) != 0) { ++bad; printf("MISMATCH cfg %d packed %d\n", cfg, packed); }
+    }
+  }
+  for (cfg = 0; cfg < 5; ++cfg) { /* level-coded: cfg 4 is a 1024 -> 80 dense layer on one pixel */
+    static float codes[9 * 10 * 512], o3[9 * 10 * 80], o4[9 * 10 * 80];
+    static int32_t scratch[3 * 9 * 10 * 16];
+    const int dense = cfg == 4;
+    const int inc = dense ? 1024 : (cfg == 0 ? 512 : (cfg == 1 ? 70 : (cfg == 2 ? 33 : 64)));
+    const int oc = dense ? 80 : (cfg == 0 ? 80 : (cfg == 1 ? 48 : (cfg == 2 ? 17 : 64)));
+    const int words = (inc + 31) / 32, fh = dense ? 1 : 3, k = fh * fh * words;
+    const int h = dense ? 1 : 9, w = dense ? 1 : 10, levels = cfg % 2 ? 7 : 3;
+    int i, o, t;
+    ebnn_lconv2d_params_t lp;
+    for (i = 0; i < h * w * inc; ++i) codes[i] = (float)(rnd() % (unsigned)(levels + 1));
+    for (i = 0; i < oc * k; ++i) filt[i] = (int32_t)rnd();
+    if (inc % 32) {
+      const int32_t mask = (int32_t)((1u << (inc % 32)) - 1u);
+      for (i = words - 1; i < oc * k; i += words) filt[i] &= mask;
+    }
+    for (o = 0; o < oc; ++o) for (t = 0; t < k; ++t) filt_t[t * oc + o] = filt[o * k + t];
+    for (o = 0; o < oc; ++o) { m[o] = (float)(rnd() % 1000) / 30000.0f + 0.01f; b[o] = (float)(rnd() % 1000) / 100.0f; }
+    memset(&lp, 0, sizeof lp);
+    lp.conv.in_h = h; lp.conv.in_w = w; lp.conv.in_c = inc; lp.conv.out_c = oc;
+    lp.conv.filter_h = fh; lp.conv.filter_w = fh; lp.conv.stride_h = 1 + cfg % 2; lp.conv.stride_w = 1 + cfg % 2;
+    lp.conv.dilation_h = 1; lp.conv.dilation_w = 1; lp.conv.padding = dense ? EBNN_PADDING_VALID : EBNN_PADDING_SAME;
+    lp.conv.pad_value = 1; lp.conv.activation = EBNN_ACT_NONE; lp.conv.filter = filt; lp.conv.multiplier = m;
+    lp.conv.bias = b; lp.conv.filter_t = filt_t; lp.levels = levels; lp.activation = EBNN_ACT_RELU;
+    if (ebnn_lconv2d_scratch_bytes(&lp) > sizeof scratch) { printf("scratch\n"); return 2; }
+    memset(o3, 0, sizeof o3); memset(o4, 0xff, sizeof o4);
+    if (ebnn_lconv2d_ref(&lp, codes, o3, scratch, sizeof scratch) ||
+        ebnn_lconv2d_opt(&lp, codes, o4, scratch, sizeof scratch)) { printf("lconv status\n"); return 2; }
+    {
+      const int npx = dense ? 1 : (lp.conv.stride_h == 1 ? 90 : 25);
+      if (memcmp(o3, o4, (size_t)npx * (size_t)oc * 4u) != 0) { ++bad; printf("MISMATCH lconv cfg %d\n", cfg); }
     }
   }
   printf("neon bconv opt vs ref: %d mismatches\n", bad);
