@@ -231,11 +231,6 @@ def test_pool_opt_is_bit_identical_to_ref(pair, kind, case):
     assert checks.bitexact(got, want)
 
 
-class _BroadcastParams(ctypes.Structure):  # ebnn_broadcast_params_t
-    _fields_ = [("rank", ctypes.c_int32), ("a_dims", ctypes.c_int32 * 6), ("b_dims", ctypes.c_int32 * 6),
-                ("activation", ctypes.c_int32)]
-
-
 # a shape, b shape: b repeated along leading dims (the fast path), a full b, a scalar, and
 # broadcasts the fast path leaves to the reference (b with a 1 inside its block, a broadcast)
 ELTWISE = [((1, 40, 40, 24), (24,)), ((1, 9, 7, 13), (1, 9, 7, 13)), ((1, 50, 50, 8), (1,)),
@@ -253,11 +248,9 @@ def test_eltwise_opt_is_bit_identical_to_ref(pair, op, shapes):
     a.flat[:5] = [0.0, -0.0, np.inf, -np.inf, np.nan]
     b = (rng.normal(size=b_shape) * 3).astype(np.float32)
     b.flat[-1] = np.nan  # PRELU: a NaN alpha reaches the x < 0 lanes only
-    b_dims = (1,) * (len(a_shape) - len(b_shape)) + tuple(b_shape)
-    out_shape = tuple(max(x, y) for x, y in zip(a_shape, b_dims))
     op, _, act_name = op.partition("_") if op.startswith("sub") else (op, "", "")
-    act = E.ACT[act_name.upper() or "RELU6"] if op == "sub" else E.ACT["NONE"]
-    p = _BroadcastParams(len(a_shape), (ctypes.c_int32 * 6)(*a_shape), (ctypes.c_int32 * 6)(*b_dims), act)
-    want = _call_float(ref, f"ebnn_{op}_ref", p, a, b, out=np.full(out_shape, 5.0, np.float32))
-    got = _call_float(opt, f"ebnn_{op}_opt", p, a, b, out=np.full(out_shape, 5.0, np.float32))
+    act = (act_name.upper() or "RELU6") if op == "sub" else "NONE"
+    assert opt.fn(f"ebnn_{op}") == f"ebnn_{op}_opt"
+    want = ref.broadcast(op, a, b, act)
+    got = opt.broadcast(op, a, b, act)
     assert checks.bitexact(got, want)

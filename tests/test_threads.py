@@ -120,15 +120,13 @@ def test_host_target_enables_threads_and_mcu_refuses_them(tmp_path):
 
 
 def test_prelu_identical_for_any_thread_count(lib):
-    from test_runtime_opt import _BroadcastParams, _call_float
-
-    rt = E.Runtime(lib, variant="opt")
+    ref, rt = E.Runtime(lib), E.Runtime(lib, variant="opt")
     rng = np.random.default_rng(5)
     a = rng.normal(size=(1, 56, 56, 24)).astype(np.float32)
     alpha = rng.normal(size=24).astype(np.float32)
-    p = _BroadcastParams(4, (ctypes.c_int32 * 6)(1, 56, 56, 24), (ctypes.c_int32 * 6)(1, 1, 1, 24), 0)
-    want = _call_float(rt, "ebnn_prelu_ref", p, a, alpha, out=np.full(a.shape, 5.0, np.float32))
+    want = ref.broadcast("prelu", a, alpha)
+    assert rt.fn("ebnn_prelu") == "ebnn_prelu_opt"
     for n in (1, 2, 3):
         assert rt.lib.ebnn_set_threads(ctypes.c_int32(n)) == 0
-        got = _call_float(rt, "ebnn_prelu_opt", p, a, alpha, out=np.full(a.shape, 5.0, np.float32))
+        got = rt.broadcast("prelu", a, alpha)
         assert checks.bitexact(got, want)

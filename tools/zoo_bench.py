@@ -61,9 +61,11 @@ def count_macs(graph):
     weights, :class:`edgebnn.codegen.ops.LevelConv`) counts as binary MACs,
     once per bitplane, since that is the work it does.
     """
+    from edgebnn.codegen.fold import fold_weight_computations
     from edgebnn.codegen.generator import build_nodes
     from edgebnn.codegen.ops import LevelConv
 
+    graph = fold_weight_computations(graph)  # as generate() sees it (XNORNet's weight scales)
     planes = {n.op.index: n.planes for n in build_nodes(graph, fuse=False)[1] if isinstance(n, LevelConv)}
     binary = flt = 0
     for op in graph.ops:

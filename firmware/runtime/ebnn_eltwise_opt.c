@@ -1,21 +1,22 @@
 /*
- * SUB, MINIMUM, MAXIMUM and PRELU (kernel set "opt"): ebnn_sub_opt,
- * ebnn_minimum_opt, ebnn_maximum_opt, ebnn_prelu_opt. Same params,
- * statuses and results bit for bit as the _ref kernels (one float
- * operation per element, tests/test_runtime_opt.py). The fast path is the
- * broadcast these models use: a not broadcast, b repeated along the leading
- * dims (b's dims are 1, then equal to the output's: a per-channel alpha, a
- * scalar, a full tensor), so out[i] = op(a[i], b[i % b_size]); ranges of
- * EBNN_EOPT_BLOCK elements are shared among threads (ebnn_threads.c) and
- * the per-op loops are branch-free so they vectorize. Every other broadcast,
- * and every bad-params status, is the reference's.
+ * Two-operand elementwise kernels of the "opt" set: ebnn_add_opt,
+ * ebnn_mul_opt (ebnn_binary_params_t: b repeated every b_size elements),
+ * ebnn_sub_opt, ebnn_minimum_opt, ebnn_maximum_opt, ebnn_prelu_opt
+ * (ebnn_broadcast_params_t, fast path when a is not broadcast and b
+ * repeats along the leading dims: a per-channel alpha, a scalar, a full
+ * tensor). Same params, statuses and results bit for bit as the _ref
+ * kernels (one float operation per element, then the activation's;
+ * tests/test_runtime_opt.py). out[i] = op(a[i], b[i % b_size]) in ranges
+ * of EBNN_EOPT_BLOCK elements shared among threads (ebnn_threads.c); the
+ * per-op loops are branch-free so they vectorize (PRELU as GNU vectors).
+ * Every other broadcast, and every bad-params status, is the reference's.
  */
 #include "ebnn.h"
 #include "ebnn_internal.h"
 
 #define EBNN_EOPT_BLOCK 2048
 
-typedef enum { EOPT_SUB, EOPT_MIN, EOPT_MAX, EOPT_PRELU } eopt_op_t;
+typedef enum { EOPT_ADD, EOPT_MUL, EOPT_SUB, EOPT_MIN, EOPT_MAX, EOPT_PRELU } eopt_op_t;
 
 typedef struct {
   eopt_op_t op;
@@ -52,26 +53,37 @@ static void eopt_prelu(const float *x, const float *y, float *o, int32_t n) {
   for (; k < n; ++k) o[k] = x[k] >= 0.0f ? x[k] : x[k] * y[k];
 }
 
-/* out[0..n) = op(x[k], y[k]), then SUB's activation. */
-static void eopt_run(eopt_op_t op, ebnn_activation_t act, const float *x, const float *y, float *o, int32_t n) {
+/* x = act(x) over n floats: one branch-free loop per activation (the
+ * operations of ebnn__act). */
+static void eopt_act(float *x, int32_t n, ebnn_activation_t act) {
+  int32_t k;
+  if (act == EBNN_ACT_RELU) {
+    for (k = 0; k < n; ++k) x[k] = x[k] < 0.0f ? 0.0f : x[k];
+  } else if (act == EBNN_ACT_RELU6) {
+    for (k = 0; k < n; ++k) {
+      const float v = x[k] < 0.0f ? 0.0f : x[k];
+      x[k] = v > 6.0f ? 6.0f : v;
+    }
+  } else if (act == EBNN_ACT_RELU_N1_TO_1) {
+    for (k = 0; k < n; ++k) {
+      const float v = x[k] < -1.0f ? -1.0f : x[k];
+      x[k] = v > 1.0f ? 1.0f : v;
+    }
+  }
+}
+
+/* out[0..n) = op(x[k], y[k]). */
+static void eopt_run(eopt_op_t op, const float *x, const float *y, float *o, int32_t n) {
   int32_t k;
   switch (op) {
+    case EOPT_ADD:
+      for (k = 0; k < n; ++k) o[k] = x[k] + y[k];
+      break;
+    case EOPT_MUL:
+      for (k = 0; k < n; ++k) o[k] = x[k] * y[k];
+      break;
     case EOPT_SUB:
       for (k = 0; k < n; ++k) o[k] = x[k] - y[k];
-      /* one loop per activation, so each is branch-free and vectorizes */
-      if (act == EBNN_ACT_RELU) {
-        for (k = 0; k < n; ++k) o[k] = o[k] < 0.0f ? 0.0f : o[k];
-      } else if (act == EBNN_ACT_RELU6) {
-        for (k = 0; k < n; ++k) {
-          const float v = o[k] < 0.0f ? 0.0f : o[k];
-          o[k] = v > 6.0f ? 6.0f : v;
-        }
-      } else if (act == EBNN_ACT_RELU_N1_TO_1) {
-        for (k = 0; k < n; ++k) {
-          const float v = o[k] < -1.0f ? -1.0f : o[k];
-          o[k] = v > 1.0f ? 1.0f : v;
-        }
-      }
       break;
     case EOPT_MIN:
       for (k = 0; k < n; ++k) o[k] = x[k] < y[k] ? x[k] : y[k];
@@ -93,17 +105,25 @@ static void eopt_blocks(const void *arg, int32_t i0, int32_t i1) {
   int32_t i, j, n;
   if (d->b_size == 1) { /* a scalar b: one vector loop per block, not a call per element */
     float bb[EBNN_EOPT_BLOCK];
-    for (i = 0; i < EBNN_EOPT_BLOCK; ++i) bb[i] = d->b[0];
+    const int32_t fill = e1 - e0 < EBNN_EOPT_BLOCK ? e1 - e0 : EBNN_EOPT_BLOCK;
+    for (i = 0; i < fill; ++i) bb[i] = d->b[0];
     for (i = e0; i < e1; i += n) {
       n = e1 - i < EBNN_EOPT_BLOCK ? e1 - i : EBNN_EOPT_BLOCK;
-      eopt_run(d->op, d->act, d->a + i, bb, d->output + i, n);
+      eopt_run(d->op, d->a + i, bb, d->output + i, n);
     }
-    return;
+  } else {
+    for (i = e0, j = e0 % d->b_size; i < e1; i += n, j = 0) {
+      n = d->b_size - j < e1 - i ? d->b_size - j : e1 - i;
+      eopt_run(d->op, d->a + i, d->b + j, d->output + i, n);
+    }
   }
-  for (i = e0, j = e0 % d->b_size; i < e1; i += n, j = 0) {
-    n = d->b_size - j < e1 - i ? d->b_size - j : e1 - i;
-    eopt_run(d->op, d->act, d->a + i, d->b + j, d->output + i, n);
-  }
+  if (d->act != EBNN_ACT_NONE) eopt_act(d->output + e0, e1 - e0, d->act);
+}
+
+static ebnn_status_t eopt_go(eopt_job_t *d) {
+  ebnn__parallel_for((int32_t)(((int64_t)d->size + EBNN_EOPT_BLOCK - 1) / EBNN_EOPT_BLOCK), (int64_t)d->size,
+                     eopt_blocks, d);
+  return EBNN_OK;
 }
 
 /* 1 (and the sizes) when a is not broadcast and b's dims are 1s, then from
@@ -126,47 +146,75 @@ static int eopt_plan(const ebnn_broadcast_params_t *p, int32_t *size, int32_t *b
   return 1;
 }
 
-static ebnn_status_t eopt(eopt_op_t op, const ebnn_broadcast_params_t *p, const float *a, const float *b,
-                          float *output) {
-  eopt_job_t d;
-  d.op = op;
-  d.act = p->activation;
-  d.a = a;
-  d.b = b;
-  d.output = output;
-  if (!eopt_plan(p, &d.size, &d.b_size)) return EBNN_ERROR_BAD_SHAPE;
-  ebnn__parallel_for((int32_t)(((int64_t)d.size + EBNN_EOPT_BLOCK - 1) / EBNN_EOPT_BLOCK), (int64_t)d.size,
-                     eopt_blocks, &d);
-  return EBNN_OK;
+/* The job of a broadcast kernel, or 0 when the fast path does not apply
+ * (bad params included: the reference then reports them). */
+static int eopt_broadcast_job(eopt_op_t op, const ebnn_broadcast_params_t *p, const float *a, const float *b,
+                              float *out, int with_act, eopt_job_t *d) {
+  if (p == NULL || a == NULL || b == NULL || out == NULL || !ebnn__act_valid(p->activation) ||
+      (!with_act && p->activation != EBNN_ACT_NONE) || !eopt_plan(p, &d->size, &d->b_size))
+    return 0;
+  d->op = op;
+  d->act = p->activation;
+  d->a = a;
+  d->b = b;
+  d->output = out;
+  return 1;
 }
 
-static int eopt_ok(const ebnn_broadcast_params_t *p, const float *a, const float *b, const float *out,
-                   int with_act) {
-  int32_t size, b_size;
-  return p != NULL && a != NULL && b != NULL && out != NULL && ebnn__act_valid(p->activation) &&
-         (with_act || p->activation == EBNN_ACT_NONE) && eopt_plan(p, &size, &b_size);
+/* The job of ADD / MUL, or 0 (bad params: the reference reports them). */
+static int eopt_binary_job(eopt_op_t op, const ebnn_binary_params_t *p, const float *a, const float *b,
+                           float *out, eopt_job_t *d) {
+  if (p == NULL || a == NULL || b == NULL || out == NULL || p->size < 0 || p->b_size <= 0 ||
+      (p->size % p->b_size) != 0 || !ebnn__act_valid(p->activation))
+    return 0;
+  d->op = op;
+  d->act = p->activation;
+  d->a = a;
+  d->b = b;
+  d->output = out;
+  d->size = p->size;
+  d->b_size = p->b_size;
+  return 1;
+}
+
+ebnn_status_t ebnn_add_opt(const ebnn_binary_params_t *params, const float *a, const float *b,
+                           float *output) {
+  eopt_job_t d;
+  if (!eopt_binary_job(EOPT_ADD, params, a, b, output, &d)) return ebnn_add_ref(params, a, b, output);
+  return eopt_go(&d);
+}
+
+ebnn_status_t ebnn_mul_opt(const ebnn_binary_params_t *params, const float *a, const float *b,
+                           float *output) {
+  eopt_job_t d;
+  if (!eopt_binary_job(EOPT_MUL, params, a, b, output, &d)) return ebnn_mul_ref(params, a, b, output);
+  return eopt_go(&d);
 }
 
 ebnn_status_t ebnn_sub_opt(const ebnn_broadcast_params_t *params, const float *a, const float *b,
                            float *output) {
-  if (!eopt_ok(params, a, b, output, 1)) return ebnn_sub_ref(params, a, b, output);
-  return eopt(EOPT_SUB, params, a, b, output);
+  eopt_job_t d;
+  if (!eopt_broadcast_job(EOPT_SUB, params, a, b, output, 1, &d)) return ebnn_sub_ref(params, a, b, output);
+  return eopt_go(&d);
 }
 
 ebnn_status_t ebnn_minimum_opt(const ebnn_broadcast_params_t *params, const float *a, const float *b,
                                float *output) {
-  if (!eopt_ok(params, a, b, output, 0)) return ebnn_minimum_ref(params, a, b, output);
-  return eopt(EOPT_MIN, params, a, b, output);
+  eopt_job_t d;
+  if (!eopt_broadcast_job(EOPT_MIN, params, a, b, output, 0, &d)) return ebnn_minimum_ref(params, a, b, output);
+  return eopt_go(&d);
 }
 
 ebnn_status_t ebnn_maximum_opt(const ebnn_broadcast_params_t *params, const float *a, const float *b,
                                float *output) {
-  if (!eopt_ok(params, a, b, output, 0)) return ebnn_maximum_ref(params, a, b, output);
-  return eopt(EOPT_MAX, params, a, b, output);
+  eopt_job_t d;
+  if (!eopt_broadcast_job(EOPT_MAX, params, a, b, output, 0, &d)) return ebnn_maximum_ref(params, a, b, output);
+  return eopt_go(&d);
 }
 
 ebnn_status_t ebnn_prelu_opt(const ebnn_broadcast_params_t *params, const float *a, const float *b,
                              float *output) {
-  if (!eopt_ok(params, a, b, output, 0)) return ebnn_prelu_ref(params, a, b, output);
-  return eopt(EOPT_PRELU, params, a, b, output);
+  eopt_job_t d;
+  if (!eopt_broadcast_job(EOPT_PRELU, params, a, b, output, 0, &d)) return ebnn_prelu_ref(params, a, b, output);
+  return eopt_go(&d);
 }

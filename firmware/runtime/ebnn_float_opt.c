@@ -1,6 +1,6 @@
 /*
- * Optimized float kernels (kernel set "opt"): ebnn_depthwise_conv2d_opt,
- * ebnn_add_opt, ebnn_mul_opt. Same params, statuses and results bit for bit
+ * Optimized float kernels (kernel set "opt"): ebnn_depthwise_conv2d_opt
+ * (ADD and MUL are in ebnn_eltwise_opt.c). Same params, statuses and results bit for bit
  * as the _ref kernels (tests/test_runtime_opt_float.py): per output element
  * the same IEEE operations in the same order; only the loop order changes so
  * that the channel loop is innermost and free of branches (compilers
@@ -97,75 +97,4 @@ ebnn_status_t ebnn_depthwise_conv2d_opt(const ebnn_depthwise_conv2d_params_t *pa
   ebnn__parallel_for(out_h * d.out_w,
                      (int64_t)out_h * d.out_w * p->in_c * p->filter_h * p->filter_w, fopt_dw_pixels, &d);
   return EBNN_OK;
-}
-
-static int fopt_binary_ok(const ebnn_binary_params_t *p, const float *a, const float *b,
-                          const float *out) {
-  return p != NULL && a != NULL && b != NULL && out != NULL && p->size >= 0 &&
-         p->b_size > 0 && (p->size % p->b_size) == 0 && ebnn__act_valid(p->activation);
-}
-
-/* ADD / MUL: out[i] = a[i] op b[i % b_size], then the activation. Threads
- * take ranges of EBNN_FOPT_BLOCK elements; within a range the b index wraps
- * once per b_size elements (no modulo per element). */
-typedef struct {
-  const ebnn_binary_params_t *p;
-  const float *a, *b;
-  float *output;
-  int mul;
-} fopt_bin_t;
-
-#define EBNN_FOPT_BLOCK 2048
-
-static void fopt_bin_blocks(const void *arg, int32_t i0, int32_t i1) {
-  const fopt_bin_t *d = (const fopt_bin_t *)arg;
-  const int32_t size = d->p->size, bs = d->p->b_size;
-  const int32_t e0 = i0 * EBNN_FOPT_BLOCK;
-  const int32_t e1 = (int64_t)i1 * EBNN_FOPT_BLOCK < size ? i1 * EBNN_FOPT_BLOCK : size;
-  int32_t i, j, k;
-  if (bs == 1) {
-    const float b0 = d->b[0];
-    if (d->mul) {
-      for (i = e0; i < e1; ++i) d->output[i] = d->a[i] * b0;
-    } else {
-      for (i = e0; i < e1; ++i) d->output[i] = d->a[i] + b0;
-    }
-  } else {
-    for (i = e0, j = e0 % bs; i < e1; i += k, j = 0) {
-      const int32_t n = bs - j < e1 - i ? bs - j : e1 - i;
-      float *o = d->output + i;
-      const float *x = d->a + i, *y = d->b + j;
-      if (d->mul) {
-        for (k = 0; k < n; ++k) o[k] = x[k] * y[k];
-      } else {
-        for (k = 0; k < n; ++k) o[k] = x[k] + y[k];
-      }
-    }
-  }
-  if (d->p->activation != EBNN_ACT_NONE) fopt_act(d->output + e0, e1 - e0, d->p->activation);
-}
-
-static ebnn_status_t fopt_binary(const ebnn_binary_params_t *params, const float *a, const float *b,
-                                 float *output, int mul) {
-  fopt_bin_t d;
-  d.p = params;
-  d.a = a;
-  d.b = b;
-  d.output = output;
-  d.mul = mul;
-  ebnn__parallel_for((int32_t)(((int64_t)params->size + EBNN_FOPT_BLOCK - 1) / EBNN_FOPT_BLOCK),
-                     (int64_t)params->size, fopt_bin_blocks, &d);
-  return EBNN_OK;
-}
-
-ebnn_status_t ebnn_add_opt(const ebnn_binary_params_t *params, const float *a,
-                           const float *b, float *output) {
-  if (!fopt_binary_ok(params, a, b, output)) return ebnn_add_ref(params, a, b, output);
-  return fopt_binary(params, a, b, output, 0);
-}
-
-ebnn_status_t ebnn_mul_opt(const ebnn_binary_params_t *params, const float *a,
-                           const float *b, float *output) {
-  if (!fopt_binary_ok(params, a, b, output)) return ebnn_mul_ref(params, a, b, output);
-  return fopt_binary(params, a, b, output, 1);
 }

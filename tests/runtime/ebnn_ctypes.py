@@ -57,6 +57,13 @@ class LConv2DParams(C.Structure):
     _fields_ = [("conv", BConv2DParams), ("levels", I32), ("activation", I32), ("filter_pop", PI)]
 
 
+MAX_DIMS = 6  # EBNN_MAX_DIMS
+
+
+class BroadcastParams(C.Structure):
+    _fields_ = [("rank", I32), ("a_dims", I32 * MAX_DIMS), ("b_dims", I32 * MAX_DIMS), ("activation", I32)]
+
+
 class BMaxPool2DParams(C.Structure):
     _fields_ = [(n, I32) for n in ("in_h", "in_w", "channels", "filter_h", "filter_w",
                                    "stride_h", "stride_w", "padding")]
@@ -133,6 +140,7 @@ STRUCTS = {
     "ebnn_quantize_params_t": QuantizeParams,
     "ebnn_bconv2d_params_t": BConv2DParams,
     "ebnn_lconv2d_params_t": LConv2DParams,
+    "ebnn_broadcast_params_t": BroadcastParams,
     "ebnn_bmaxpool2d_params_t": BMaxPool2DParams,
     "ebnn_bdense_params_t": BDenseParams,
     "ebnn_conv2d_params_t": Conv2DParams,
@@ -272,6 +280,17 @@ class Runtime:
         scratch = np.zeros(max(n // 4, 1), np.int32)
         self._call(self.fn("ebnn_lconv2d"), C.byref(lp), _pf(x), _pf(out), _pi(scratch), C.c_size_t(n))
         del keep, pop
+        return out
+
+    def broadcast(self, op, a, b, activation="NONE", out_fill=5.0):
+        """SUB / MINIMUM / MAXIMUM / PRELU (``op``) of a and b with NumPy broadcasting."""
+        a, b = _f32(a), _f32(b)
+        rank = max(a.ndim, b.ndim)
+        a_dims = (1,) * (rank - a.ndim) + a.shape
+        b_dims = (1,) * (rank - b.ndim) + b.shape
+        out = np.full(tuple(max(x, y) for x, y in zip(a_dims, b_dims)), out_fill, np.float32)
+        p = BroadcastParams(rank, (I32 * MAX_DIMS)(*a_dims), (I32 * MAX_DIMS)(*b_dims), ACT[activation])
+        self._call(self.fn(f"ebnn_{op}"), C.byref(p), _pf(a), _pf(b), _pf(out))
         return out
 
     def bmaxpool2d(self, packed, channels, filt, stride, padding):
