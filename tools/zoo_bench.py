@@ -194,8 +194,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default=",".join(n for n in zoo_model_names() if n not in SKIP))
     ap.add_argument("--size", type=int, help="override every model's input size")
-    ap.add_argument("--runs", type=int, default=10, help="timed invokes per engine and round")
-    ap.add_argument("--rounds", type=int, default=3,
+    ap.add_argument("--runs", type=int, default=3, help="timed invokes per engine and round")
+    ap.add_argument("--rounds", type=int, default=10,
                     help="rounds in which C (1 and 2 threads) and LCE take turns; medians over all rounds")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache", default="/tmp/edgebnn-zoo")
