@@ -146,6 +146,15 @@ static int eopt_plan(const ebnn_broadcast_params_t *p, int32_t *size, int32_t *b
   return 1;
 }
 
+static void eopt_fill(eopt_job_t *d, eopt_op_t op, ebnn_activation_t act, const float *a, const float *b,
+                      float *out) {
+  d->op = op;
+  d->act = act;
+  d->a = a;
+  d->b = b;
+  d->output = out;
+}
+
 /* The job of a broadcast kernel, or 0 when the fast path does not apply
  * (bad params included: the reference then reports them). */
 static int eopt_broadcast_job(eopt_op_t op, const ebnn_broadcast_params_t *p, const float *a, const float *b,
@@ -153,11 +162,7 @@ static int eopt_broadcast_job(eopt_op_t op, const ebnn_broadcast_params_t *p, co
   if (p == NULL || a == NULL || b == NULL || out == NULL || !ebnn__act_valid(p->activation) ||
       (!with_act && p->activation != EBNN_ACT_NONE) || !eopt_plan(p, &d->size, &d->b_size))
     return 0;
-  d->op = op;
-  d->act = p->activation;
-  d->a = a;
-  d->b = b;
-  d->output = out;
+  eopt_fill(d, op, p->activation, a, b, out);
   return 1;
 }
 
@@ -167,11 +172,7 @@ static int eopt_binary_job(eopt_op_t op, const ebnn_binary_params_t *p, const fl
   if (p == NULL || a == NULL || b == NULL || out == NULL || p->size < 0 || p->b_size <= 0 ||
       (p->size % p->b_size) != 0 || !ebnn__act_valid(p->activation))
     return 0;
-  d->op = op;
-  d->act = p->activation;
-  d->a = a;
-  d->b = b;
-  d->output = out;
+  eopt_fill(d, op, p->activation, a, b, out);
   d->size = p->size;
   d->b_size = p->b_size;
   return 1;
