@@ -165,17 +165,16 @@ def _level_source(node, prod):
     if isinstance(node, O.FullyConnected):
         while isinstance(prod.get(t), O.Reshape):
             t = prod[t].op.inputs[0]
-    scale = np.float32(1.0)
     src = prod.get(t)
     if src is not None and src.op.type == "MUL" and isinstance(src, O.Add) and \
             src.params.activation == O.Activation.NONE:
         for var in src.op.inputs[:2]:
             c = _scalar_const(src, var)
-            if c is not None and c > 0 and code_levels(var, prod):
-                t, scale = var, c
-                break
+            levels = code_levels(var, prod) if c is not None and c > 0 else None
+            if levels is not None:
+                return var, levels, c
     levels = code_levels(t, prod)
-    return None if levels is None else (t, levels, scale)
+    return None if levels is None else (t, levels, np.float32(1.0))
 
 
 def level_convolutions(nodes, graph_outputs):

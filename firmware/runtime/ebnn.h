@@ -623,10 +623,11 @@ ebnn_status_t ebnn_fused_conv_pool_affine_quantize_opt(
     const ebnn_fused_params_t *params, const void *input, int32_t *output,
     void *scratch, size_t scratch_bytes);
 /* ebnn_opt.c: CONV_2D over an HWIO filter (ebnn_conv_opt.c: its blocked
- * GEMM path); ebnn_float_opt.c: depthwise (depth_multiplier 1), ADD, MUL;
+ * GEMM path); ebnn_float_opt.c: depthwise (depth_multiplier 1);
  * ebnn_fc_opt.c: FULLY_CONNECTED; ebnn_quantize_opt.c: LceQuantize;
- * ebnn_bconv_opt.c: LceBconv2d; ebnn_pool_opt.c: MAX_POOL_2D and
- * AVERAGE_POOL_2D; ebnn_eltwise_opt.c: SUB, MINIMUM, MAXIMUM, PRELU. */
+ * ebnn_bconv_opt.c: LceBconv2d and the level-coded convolution;
+ * ebnn_pool_opt.c: MAX_POOL_2D and AVERAGE_POOL_2D; ebnn_eltwise_opt.c:
+ * ADD, MUL, SUB, MINIMUM, MAXIMUM, PRELU. */
 /* Threads for the _opt kernels (ebnn_threads.c; host builds with
  * -DEBNN_THREADS=1 -pthread, else always 1): n in [1, 64], else
  * EBNN_ERROR_BAD_SHAPE. Default: $EBNN_NUM_THREADS, else 1. Results are

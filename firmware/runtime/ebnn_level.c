@@ -88,21 +88,22 @@ ebnn_status_t ebnn_lconv2d_ref(const ebnn_lconv2d_params_t *params,
   if (st != EBNN_OK) return st;
   c = &params->conv;
   k_words = (size_t)c->filter_h * (size_t)c->filter_w * (size_t)g.words_in;
-  for (oy = 0; oy < g.g.out_h; ++oy) {
-    for (ox = 0; ox < g.g.out_w; ++ox) {
-      float *out = output + ((size_t)oy * (size_t)g.g.out_w + (size_t)ox) * (size_t)c->out_c;
-      for (o = 0; o < c->out_c; ++o) {
-        const int32_t *filt = c->filter + (size_t)o * k_words;
-        int32_t pop = 0, s = 0;
+  for (o = 0; o < c->out_c; ++o) { /* channel outermost: its filter popcount once */
+    const int32_t *filt = c->filter + (size_t)o * k_words;
+    int32_t pop = 0;
+    for (k = 0; k < k_words; ++k) pop += EBNN_POPCOUNT32((uint32_t)filt[k]);
+    for (oy = 0; oy < g.g.out_h; ++oy) {
+      for (ox = 0; ox < g.g.out_w; ++ox) {
+        int32_t s = 0;
         float y;
-        for (k = 0; k < k_words; ++k) pop += EBNN_POPCOUNT32((uint32_t)filt[k]);
         for (j = 0; j < planes; ++j) {
           const int32_t *plane = (const int32_t *)scratch + (size_t)j * plane_words;
           s += (ebnn__bconv_popcount(c, &g, plane, oy, ox, o) - pop) * (1 << j);
         }
         y = c->multiplier[o] * (float)s;
         y = y + c->bias[o];
-        out[o] = ebnn__act(y, params->activation);
+        output[((size_t)oy * (size_t)g.g.out_w + (size_t)ox) * (size_t)c->out_c + (size_t)o] =
+            ebnn__act(y, params->activation);
       }
     }
   }
