@@ -109,7 +109,12 @@ CONV = [((9, 10, 3), 32, 3, 2, 1, "SAME", "RELU"), ((12, 11, 64), 128, 1, 1, 1, 
         # K over 512 (BinaryDenseNet's 1x1 transitions): blocked only when every window is inside
         ((14, 14, 544), 192, 1, 1, 1, "VALID", "NONE"), ((7, 7, 576), 256, 1, 1, 1, "SAME", "RELU"),
         ((9, 8, 70), 24, 3, 1, 1, "VALID", "NONE"), ((10, 9, 70), 16, 3, 2, 2, "VALID", "RELU6"),
-        ((6, 6, 70), 16, 3, 1, 1, "SAME", "NONE")]
+        ((6, 6, 70), 16, 3, 1, 1, "SAME", "NONE"),
+        # one input channel, stride_w 1 (cvo_mono: padded row buffers, 6-pixel tiles past the row
+        # end, 8-channel tails): the MNIST stem, 5x5 same, a filter wider than the input
+        ((28, 28, 1), 32, 3, 1, 1, "VALID", "NONE"), ((9, 31, 1), 8, 5, 1, 1, "SAME", "RELU6"),
+        ((11, 13, 1), 24, 3, 1, 1, "SAME", "RELU_N1_TO_1"), ((6, 5, 1), 16, 7, 1, 1, "SAME", "RELU"),
+        ((15, 15, 1), 16, 3, 2, 1, "SAME", "RELU")]
 
 
 @pytest.mark.parametrize("case", CONV, ids=[f"{'x'.join(map(str, c[0]))}_o{c[1]}_k{c[2]}_s{c[3]}_d{c[4]}_"
@@ -229,6 +234,20 @@ def test_pool_opt_is_bit_identical_to_ref(pair, kind, case):
     assert opt.fn(f"ebnn_{method}") == f"ebnn_{method}_opt"
     got, want = getattr(opt, method)(x, filt, stride, pad, act), getattr(ref, method)(x, filt, stride, pad, act)
     assert checks.bitexact(got, want)
+
+
+@pytest.mark.parametrize("shape", [(6, 6, 43), (5, 7, 8)])
+def test_max_pool_opt_keeps_the_first_maximum(pair, shape):
+    """Ties of -0.0 and +0.0 and NaN taps everywhere: the vector compare-select keeps, per lane,
+    the first of equal maxima and skips NaN exactly as the reference's running compare."""
+    ref, opt = pair
+    rng = np.random.default_rng(7)
+    x = rng.choice(np.array([-0.0, 0.0, np.nan, 1.0, -1.0, -np.inf], np.float32), size=shape)
+    for filt, stride, pad in [((2, 2), (2, 2), "VALID"), ((3, 3), (1, 1), "SAME")]:
+        got, want = opt.max_pool2d(x, filt, stride, pad, "NONE"), ref.max_pool2d(x, filt, stride, pad, "NONE")
+        assert checks.bitexact(got, want)
+        zero = want == 0
+        assert (zero & np.signbit(want)).any() and (zero & ~np.signbit(want)).any()  # both zeros reach it
 
 
 # a shape, b shape: b repeated along leading dims (the fast path), a full b, a scalar, and
