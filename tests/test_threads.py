@@ -57,8 +57,9 @@ def _shared_kernel_cases(rng):
          dict(stride=(1, 1), padding="SAME", activation="RELU6")),
         ("add_broadcast", "add", (x56, f(32)), dict(activation="RELU")),
         ("mul_scalar", "mul", (x56, f(1)), {}),
-        # b of 24: the 2048-element ranges of the threads start inside a b period
-        ("add_broadcast_24", "add", (f(40, 40, 24), f(24)), dict(activation="RELU6")),
+        # b of 40: the threads' ranges (9 or 6 and 12 blocks of 2048 elements) start inside a b
+        # period (with 24 they did not: 6 * 2048 is a multiple of 24)
+        ("add_broadcast_40", "add", (f(30, 32, 40), f(40)), dict(activation="RELU6")),
         ("mul_elementwise", "mul", (x56, f(56, 56, 32)), {}),
         ("quantize", "quantize", (f(2048, 64),), {}),
         ("fully_connected", "fully_connected", (f(1, 512), f(1000, 512), f(1000)), {}),

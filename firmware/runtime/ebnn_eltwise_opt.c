@@ -15,6 +15,7 @@
 #include "ebnn_internal.h"
 
 #define EBNN_EOPT_BLOCK 2048
+#define EBNN_EOPT_RUN 256 /* a short b is repeated into this many floats at most */
 
 typedef enum { EOPT_ADD, EOPT_MUL, EOPT_SUB, EOPT_MIN, EOPT_MAX, EOPT_PRELU } eopt_op_t;
 
@@ -103,12 +104,24 @@ static void eopt_blocks(const void *arg, int32_t i0, int32_t i1) {
   const int32_t e0 = i0 * EBNN_EOPT_BLOCK;
   const int32_t e1 = (int64_t)i1 * EBNN_EOPT_BLOCK < d->size ? i1 * EBNN_EOPT_BLOCK : d->size;
   int32_t i, j, n;
-  if (d->b_size == 1) { /* a scalar b: one vector loop per block, not a call per element */
+  if (d->b_size == 1 || d->b_size * 4 <= EBNN_EOPT_RUN) {
+    /* a scalar or a short b (a per-channel vector): repeated into bb, whole
+     * runs of b at a time, so each call is one long vector loop, not a call
+     * per element or per pixel (MNIST bcnn's BN MUL over 32 channels: 0.83
+     * -> 0.50 us). The elements see the same operations. */
     float bb[EBNN_EOPT_BLOCK];
-    const int32_t fill = e1 - e0 < EBNN_EOPT_BLOCK ? e1 - e0 : EBNN_EOPT_BLOCK;
-    for (i = 0; i < fill; ++i) bb[i] = d->b[0];
+    const int32_t run = d->b_size == 1 ? EBNN_EOPT_BLOCK : EBNN_EOPT_RUN / d->b_size * d->b_size;
+    const int32_t fill = e1 - e0 < run ? e1 - e0 : run;
+    if (d->b_size == 1) {
+      for (i = 0; i < fill; ++i) bb[i] = d->b[0];
+    } else {
+      for (i = 0, j = e0 % d->b_size; i < fill; ++i) {
+        bb[i] = d->b[j];
+        if (++j == d->b_size) j = 0;
+      }
+    }
     for (i = e0; i < e1; i += n) {
-      n = e1 - i < EBNN_EOPT_BLOCK ? e1 - i : EBNN_EOPT_BLOCK;
+      n = e1 - i < run ? e1 - i : run;
       eopt_run(d->op, d->a + i, bb, d->output + i, n);
     }
   } else {
