@@ -29,10 +29,11 @@ typedef float popt_v8f_u __attribute__((vector_size(32), aligned(4), may_alias))
  * keeps m), as a select on the compare's mask. The reference keeps the
  * running maxima in out, which may alias the input for all the compiler
  * knows, so it does not vectorize (MNIST bcnn's first pool: about 4 us). */
-EBNN_INLINE popt_v8f popt_vmax(popt_v8f m, const float *px) {
+/* (by pointer: a vector argument would change the ABI without -mavx) */
+EBNN_INLINE void popt_vmax(popt_v8f *m, const float *px) {
   const popt_v8f v = POPT_LOAD(px);
-  const popt_v8i take = (popt_v8i)(m < v);
-  return (popt_v8f)(((popt_v8i)m & ~take) | ((popt_v8i)v & take));
+  const popt_v8i take = (popt_v8i)(*m < v);
+  *m = (popt_v8f)(((popt_v8i)*m & ~take) | ((popt_v8i)v & take));
 }
 
 static void popt_max_pixel(const float *in, int32_t width, int32_t channels, int32_t y0, int32_t y1,
@@ -46,10 +47,10 @@ static void popt_max_pixel(const float *in, int32_t width, int32_t channels, int
     for (y = y0; y < y1; ++y)
       for (x = x0; x < x1; ++x) {
         const float *px = in + ((size_t)y * (size_t)width + (size_t)x) * (size_t)channels + c;
-        m0 = popt_vmax(m0, px);
-        m1 = popt_vmax(m1, px + 8);
-        m2 = popt_vmax(m2, px + 16);
-        m3 = popt_vmax(m3, px + 24);
+        popt_vmax(&m0, px);
+        popt_vmax(&m1, px + 8);
+        popt_vmax(&m2, px + 16);
+        popt_vmax(&m3, px + 24);
       }
     POPT_STORE(out + c, m0);
     POPT_STORE(out + c + 8, m1);
@@ -59,7 +60,7 @@ static void popt_max_pixel(const float *in, int32_t width, int32_t channels, int
   for (; c + 8 <= channels; c += 8) {
     popt_v8f m = lowest;
     for (y = y0; y < y1; ++y)
-      for (x = x0; x < x1; ++x) m = popt_vmax(m, in + ((size_t)y * (size_t)width + (size_t)x) * (size_t)channels + c);
+      for (x = x0; x < x1; ++x) popt_vmax(&m, in + ((size_t)y * (size_t)width + (size_t)x) * (size_t)channels + c);
     POPT_STORE(out + c, m);
   }
   for (; c < channels; ++c) {

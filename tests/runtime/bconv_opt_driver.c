@@ -1,7 +1,7 @@
 /* ebnn_bconv2d_opt against ebnn_bconv2d_ref on 8 shapes, and ebnn_lconv2d_opt against
  * ebnn_lconv2d_ref on the same filters (codes 0..3 and 0..7) plus a one-pixel dense layer
  * (tests/test_runtime_opt_arm64.py builds it for aarch64 and runs it under qemu-aarch64: the
- * NEON path). */
+ * NEON path), then one-channel float convs and max pools (GNU vectors on NEON). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +71,36 @@ int main(void) {
     {
       const int npx = dense ? 1 : (lp.conv.stride_h == 1 ? 90 : 25);
       if (memcmp(o3, o4, (size_t)npx * (size_t)oc * 4u) != 0) { ++bad; printf("MISMATCH lconv cfg %d\n", cfg); }
+    }
+  }
+  for (cfg = 0; cfg < 3; ++cfg) { /* one-channel float stems (cvo_mono) and a max pool on GNU vectors */
+    static float x[28 * 28], fw[7 * 7 * 40], fb[40], y1[28 * 28 * 40], y2[28 * 28 * 40], y3[14 * 14 * 40];
+    const int hw = cfg == 0 ? 28 : 11, oc = cfg == 2 ? 40 : 32, f = cfg == 1 ? 5 : 3;
+    const size_t n_out = (size_t)hw * (size_t)hw * (size_t)oc; /* SAME: the largest output */
+    ebnn_conv2d_params_t cp;
+    ebnn_pool2d_params_t pp;
+    int i;
+    for (i = 0; i < hw * hw; ++i) x[i] = (float)(rnd() % 2001) / 1000.0f - 1.0f;
+    for (i = 0; i < f * f * oc; ++i) fw[i] = (float)(rnd() % 2001) / 997.0f - 1.0f;
+    for (i = 0; i < oc; ++i) fb[i] = (float)(rnd() % 2001) / 991.0f - 1.0f;
+    memset(&cp, 0, sizeof cp);
+    cp.in_h = hw; cp.in_w = hw; cp.in_c = 1; cp.out_c = oc; cp.filter_h = f; cp.filter_w = f;
+    cp.stride_h = cfg == 2 ? 2 : 1; cp.stride_w = 1; cp.dilation_h = 1; cp.dilation_w = 1;
+    cp.padding = cfg == 0 ? EBNN_PADDING_VALID : EBNN_PADDING_SAME;
+    cp.activation = cfg == 1 ? EBNN_ACT_RELU6 : EBNN_ACT_NONE; cp.filter = fw; cp.bias = fb;
+    cp.filter_layout = EBNN_FILTER_HWIO;
+    memset(y1, 0, sizeof y1); memset(y2, 0, sizeof y2);
+    if (ebnn_conv2d_ref(&cp, x, y1) || ebnn_conv2d_opt(&cp, x, y2)) { printf("conv status\n"); return 2; }
+    if (memcmp(y1, y2, n_out * 4u) != 0) { ++bad; printf("MISMATCH conv cfg %d\n", cfg); }
+    memset(&pp, 0, sizeof pp); /* the conv's output, pooled 2x2 / 2 (SAME: a clamped last window) */
+    pp.in_h = hw; pp.in_w = hw; pp.channels = oc; pp.filter_h = 2; pp.filter_w = 2; pp.stride_h = 2; pp.stride_w = 2;
+    pp.padding = cfg == 0 ? EBNN_PADDING_VALID : EBNN_PADDING_SAME; pp.activation = EBNN_ACT_NONE;
+    if (cfg == 0) pp.in_h = pp.in_w = 26;
+    y1[0] = 0.0f / 0.0f; y1[1] = -0.0f; y1[oc + 1] = 0.0f; /* a NaN tap, a tie of zeros */
+    if (ebnn_max_pool2d_ref(&pp, y1, y2) || ebnn_max_pool2d_opt(&pp, y1, y3)) { printf("pool status\n"); return 2; }
+    if (memcmp(y2, y3, (size_t)((pp.in_h + 1) / 2) * (size_t)((pp.in_w + 1) / 2) * (size_t)oc * 4u) != 0) {
+      ++bad;
+      printf("MISMATCH pool cfg %d\n", cfg);
     }
   }
   printf("neon bconv opt vs ref: %d mismatches\n", bad);
