@@ -487,7 +487,7 @@ def test_fused_mnist_first_block_scratch_is_small(rt):
 
 
 # ------------------------------------------------------ optimized kernels
-# The "opt" kernel set (firmware/runtime/ebnn_opt.c) that host builds call:
+# The "opt" kernel set (firmware/runtime/*_opt.c) that host builds call:
 # the same results bit for bit as the _ref kernels. Built with the host
 # flags of edgebnn.hostprog (-O3 -march=native: AVX-512 VPOPCNTDQ
 # intrinsics on a CPU that has them), and with -DEBNN_OPT_PLAIN_C (plain

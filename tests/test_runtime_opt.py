@@ -1,4 +1,4 @@
-"""The "opt" kernels (ebnn_bconv_opt.c, ebnn_opt.c, ebnn_float_opt.c) against
+"""The "opt" kernels (ebnn_bconv_opt.c, ebnn_conv_opt.c, ebnn_float_opt.c, ...) against
 the _ref kernels, bit for bit, on a grid of shapes: odd channel counts (tails
 of the 16/32-channel blocks and of the 4-pixel tiles), padding, strides,
 dilations, every activation. Both libraries are built from the same sources:

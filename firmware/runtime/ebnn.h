@@ -610,7 +610,7 @@ ebnn_status_t ebnn_fused_conv_pool_affine_quantize_ref(
     void *scratch, size_t scratch_bytes);
 
 /* ------------------------------------------------------------------------ */
-/* Optimized variants (kernel set "opt", ebnn_opt.c)                         */
+/* Optimized variants (kernel set "opt", the *_opt.c files)                 */
 /* ------------------------------------------------------------------------ */
 
 /* Same params, results (bit for bit) and statuses as the _ref kernels; loops
@@ -622,8 +622,8 @@ ebnn_status_t ebnn_bconv2d_opt(const ebnn_bconv2d_params_t *params,
 ebnn_status_t ebnn_fused_conv_pool_affine_quantize_opt(
     const ebnn_fused_params_t *params, const void *input, int32_t *output,
     void *scratch, size_t scratch_bytes);
-/* ebnn_opt.c: CONV_2D over an HWIO filter (ebnn_conv_opt.c: its blocked
- * GEMM path); ebnn_float_opt.c: depthwise (depth_multiplier 1);
+/* ebnn_conv_opt.c: CONV_2D over an HWIO filter; ebnn_fused_opt.c: the
+ * fused chain; ebnn_float_opt.c: depthwise (depth_multiplier 1);
  * ebnn_fc_opt.c: FULLY_CONNECTED; ebnn_quantize_opt.c: LceQuantize;
  * ebnn_bconv_opt.c: LceBconv2d and the level-coded convolution;
  * ebnn_pool_opt.c: MAX_POOL_2D and AVERAGE_POOL_2D; ebnn_eltwise_opt.c:

@@ -33,7 +33,7 @@
  *
  * Delegated to ebnn_bconv2d_ref: windows over EBNN_BOPT_PATCH_WORDS words,
  * more than EBNN_BOPT_MAX_OC channels, no filter_t with a filter over the
- * stack buffer. Stack: about 240 KiB (hosts only, like ebnn_opt.c; glibc
+ * stack buffer. Stack: about 240 KiB (hosts only, like ebnn_fused_opt.c; glibc
  * threads get the stack rlimit, usually 8 MiB).
  */
 #include <string.h>
