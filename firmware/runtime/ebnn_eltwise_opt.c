@@ -13,6 +13,7 @@
  */
 #include "ebnn.h"
 #include "ebnn_internal.h"
+#include "ebnn_opt_internal.h"
 
 #define EBNN_EOPT_BLOCK 2048
 #define EBNN_EOPT_RUN 256 /* a short b is repeated into this many floats at most */
@@ -27,13 +28,6 @@ typedef struct {
   int32_t size, b_size;
 } eopt_job_t;
 
-#if defined(__GNUC__) && !defined(EBNN_OPT_PLAIN_C)
-typedef float eopt_v8f __attribute__((vector_size(32)));
-typedef int32_t eopt_v8i __attribute__((vector_size(32)));
-typedef float eopt_v8f_u __attribute__((vector_size(32), aligned(4), may_alias));
-#define EOPT_LOAD(ptr) (*(const eopt_v8f_u *)(const void *)(ptr))
-#define EOPT_STORE(ptr, v) (*(eopt_v8f_u *)(void *)(ptr) = (v))
-#endif
 
 /* o = x >= 0 ? x : x * y. GCC will not if-convert the scalar select (it
  * keeps the product on the x < 0 path), so eight lanes at a time are
@@ -42,35 +36,16 @@ typedef float eopt_v8f_u __attribute__((vector_size(32), aligned(4), may_alias))
  * code: NaN >= 0 is false, -0.0f >= 0 is true). */
 static void eopt_prelu(const float *x, const float *y, float *o, int32_t n) {
   int32_t k = 0;
-#if defined(__GNUC__) && !defined(EBNN_OPT_PLAIN_C)
+#if EBNN_OPT_VEC
   for (; k + 8 <= n; k += 8) {
-    const eopt_v8f xs = EOPT_LOAD(x + k);
-    const eopt_v8f prod = xs * EOPT_LOAD(y + k);
-    const eopt_v8i keep = xs >= (eopt_v8f){0, 0, 0, 0, 0, 0, 0, 0};
-    const eopt_v8i bits = (keep & (eopt_v8i)xs) | (~keep & (eopt_v8i)prod);
-    EOPT_STORE(o + k, (eopt_v8f)bits);
+    const ebnn_v8f xs = EBNN_V8F_LOAD(x + k);
+    const ebnn_v8f prod = xs * EBNN_V8F_LOAD(y + k);
+    const ebnn_v8i keep = xs >= (ebnn_v8f){0, 0, 0, 0, 0, 0, 0, 0};
+    const ebnn_v8i bits = (keep & (ebnn_v8i)xs) | (~keep & (ebnn_v8i)prod);
+    EBNN_V8F_STORE(o + k, (ebnn_v8f)bits);
   }
 #endif
   for (; k < n; ++k) o[k] = x[k] >= 0.0f ? x[k] : x[k] * y[k];
-}
-
-/* x = act(x) over n floats: one branch-free loop per activation (the
- * operations of ebnn__act). */
-static void eopt_act(float *x, int32_t n, ebnn_activation_t act) {
-  int32_t k;
-  if (act == EBNN_ACT_RELU) {
-    for (k = 0; k < n; ++k) x[k] = x[k] < 0.0f ? 0.0f : x[k];
-  } else if (act == EBNN_ACT_RELU6) {
-    for (k = 0; k < n; ++k) {
-      const float v = x[k] < 0.0f ? 0.0f : x[k];
-      x[k] = v > 6.0f ? 6.0f : v;
-    }
-  } else if (act == EBNN_ACT_RELU_N1_TO_1) {
-    for (k = 0; k < n; ++k) {
-      const float v = x[k] < -1.0f ? -1.0f : x[k];
-      x[k] = v > 1.0f ? 1.0f : v;
-    }
-  }
 }
 
 /* out[0..n) = op(x[k], y[k]). */
@@ -130,7 +105,7 @@ static void eopt_blocks(const void *arg, int32_t i0, int32_t i1) {
       eopt_run(d->op, d->a + i, d->b + j, d->output + i, n);
     }
   }
-  if (d->act != EBNN_ACT_NONE) eopt_act(d->output + e0, e1 - e0, d->act);
+  if (d->act != EBNN_ACT_NONE) ebnn__opt_act(d->output + e0, e1 - e0, d->act);
 }
 
 static ebnn_status_t eopt_go(eopt_job_t *d) {

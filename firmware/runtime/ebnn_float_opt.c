@@ -1,7 +1,7 @@
 /*
  * Optimized float kernels (kernel set "opt"): ebnn_depthwise_conv2d_opt
  * (ADD and MUL are in ebnn_eltwise_opt.c). Same params, statuses and results bit for bit
- * as the _ref kernels (tests/test_runtime_opt_float.py): per output element
+ * as the _ref kernels (tests/test_runtime_opt.py): per output element
  * the same IEEE operations in the same order; only the loop order changes so
  * that the channel loop is innermost and free of branches (compilers
  * vectorize it; builds use -ffp-contract=off, so no FMA contraction).
@@ -10,30 +10,7 @@
  */
 #include "ebnn.h"
 #include "ebnn_internal.h"
-
-/* x = act(x) over n floats, one branch per call (ebnn__act's operations). */
-static void fopt_act(float *x, int32_t n, ebnn_activation_t act) {
-  int32_t i;
-  switch (act) {
-    case EBNN_ACT_RELU:
-      for (i = 0; i < n; ++i) x[i] = x[i] < 0.0f ? 0.0f : x[i];
-      break;
-    case EBNN_ACT_RELU_N1_TO_1:
-      for (i = 0; i < n; ++i) {
-        const float v = x[i] < -1.0f ? -1.0f : x[i];
-        x[i] = v > 1.0f ? 1.0f : v;
-      }
-      break;
-    case EBNN_ACT_RELU6:
-      for (i = 0; i < n; ++i) {
-        const float v = x[i] < 0.0f ? 0.0f : x[i];
-        x[i] = v > 6.0f ? 6.0f : v;
-      }
-      break;
-    default:
-      break;
-  }
-}
+#include "ebnn_opt_internal.h"
 
 /* DEPTHWISE_CONV_2D with depth_multiplier 1: each channel starts at +0.0f,
  * adds x * w over the in-bounds taps in (fy, fx) order (out-of-bounds taps
@@ -70,7 +47,7 @@ static void fopt_dw_pixels(const void *arg, int32_t q0, int32_t q1) {
     if (p->bias != NULL) {
       for (c = 0; c < ch; ++c) out[c] += p->bias[c];
     }
-    if (p->activation != EBNN_ACT_NONE) fopt_act(out, ch, p->activation);
+    if (p->activation != EBNN_ACT_NONE) ebnn__opt_act(out, ch, p->activation);
   }
 }
 

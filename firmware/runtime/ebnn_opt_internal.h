@@ -29,6 +29,7 @@
 #define EBNN_OPT_WIDE 0
 #endif
 typedef float ebnn_v8f __attribute__((vector_size(32)));
+typedef int32_t ebnn_v8i __attribute__((vector_size(32))); /* lane masks of ebnn_v8f compares */
 typedef float ebnn_v8f_u __attribute__((vector_size(32), aligned(4), may_alias));
 #define EBNN_V8F_LOAD(ptr) (*(const ebnn_v8f_u *)(const void *)(ptr))
 #define EBNN_V8F_STORE(ptr, v) (*(ebnn_v8f_u *)(void *)(ptr) = (v))

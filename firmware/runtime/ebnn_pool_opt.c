@@ -9,6 +9,7 @@
  */
 #include "ebnn.h"
 #include "ebnn_internal.h"
+#include "ebnn_opt_internal.h"
 
 typedef struct {
   const ebnn_pool2d_params_t *p;
@@ -17,12 +18,7 @@ typedef struct {
   float *output;
 } popt_job_t;
 
-#if defined(__GNUC__) && !defined(EBNN_OPT_PLAIN_C)
-typedef float popt_v8f __attribute__((vector_size(32)));
-typedef int32_t popt_v8i __attribute__((vector_size(32)));
-typedef float popt_v8f_u __attribute__((vector_size(32), aligned(4), may_alias));
-#define POPT_LOAD(ptr) (*(const popt_v8f_u *)(const void *)(ptr))
-#define POPT_STORE(ptr, v) (*(popt_v8f_u *)(void *)(ptr) = (v))
+#if EBNN_OPT_VEC
 
 /* The reference's max pixel with 8 channels per vector: per lane
  * m = m < v ? v : m over the taps in (y, x) order from -FLT_MAX (a NaN tap
@@ -30,20 +26,20 @@ typedef float popt_v8f_u __attribute__((vector_size(32), aligned(4), may_alias))
  * running maxima in out, which may alias the input for all the compiler
  * knows, so it does not vectorize (MNIST bcnn's first pool: about 4 us). */
 /* (by pointer: a vector argument would change the ABI without -mavx) */
-EBNN_INLINE void popt_vmax(popt_v8f *m, const float *px) {
-  const popt_v8f v = POPT_LOAD(px);
-  const popt_v8i take = (popt_v8i)(*m < v);
-  *m = (popt_v8f)(((popt_v8i)*m & ~take) | ((popt_v8i)v & take));
+EBNN_INLINE void popt_vmax(ebnn_v8f *m, const float *px) {
+  const ebnn_v8f v = EBNN_V8F_LOAD(px);
+  const ebnn_v8i take = (ebnn_v8i)(*m < v);
+  *m = (ebnn_v8f)(((ebnn_v8i)*m & ~take) | ((ebnn_v8i)v & take));
 }
 
 static void popt_max_pixel(const float *in, int32_t width, int32_t channels, int32_t y0, int32_t y1,
                            int32_t x0, int32_t x1, ebnn_activation_t act, float *out) {
-  const popt_v8f lowest = {-FLT_MAX, -FLT_MAX, -FLT_MAX, -FLT_MAX, -FLT_MAX, -FLT_MAX, -FLT_MAX, -FLT_MAX};
+  const ebnn_v8f lowest = {-FLT_MAX, -FLT_MAX, -FLT_MAX, -FLT_MAX, -FLT_MAX, -FLT_MAX, -FLT_MAX, -FLT_MAX};
   int32_t c = 0, y, x;
   /* 32 channels at a time: four independent compare-select chains (one
    * chain waits on its compare's latency at every tap) */
   for (; c + 32 <= channels; c += 32) {
-    popt_v8f m0 = lowest, m1 = lowest, m2 = lowest, m3 = lowest;
+    ebnn_v8f m0 = lowest, m1 = lowest, m2 = lowest, m3 = lowest;
     for (y = y0; y < y1; ++y)
       for (x = x0; x < x1; ++x) {
         const float *px = in + ((size_t)y * (size_t)width + (size_t)x) * (size_t)channels + c;
@@ -52,16 +48,16 @@ static void popt_max_pixel(const float *in, int32_t width, int32_t channels, int
         popt_vmax(&m2, px + 16);
         popt_vmax(&m3, px + 24);
       }
-    POPT_STORE(out + c, m0);
-    POPT_STORE(out + c + 8, m1);
-    POPT_STORE(out + c + 16, m2);
-    POPT_STORE(out + c + 24, m3);
+    EBNN_V8F_STORE(out + c, m0);
+    EBNN_V8F_STORE(out + c + 8, m1);
+    EBNN_V8F_STORE(out + c + 16, m2);
+    EBNN_V8F_STORE(out + c + 24, m3);
   }
   for (; c + 8 <= channels; c += 8) {
-    popt_v8f m = lowest;
+    ebnn_v8f m = lowest;
     for (y = y0; y < y1; ++y)
       for (x = x0; x < x1; ++x) popt_vmax(&m, in + ((size_t)y * (size_t)width + (size_t)x) * (size_t)channels + c);
-    POPT_STORE(out + c, m);
+    EBNN_V8F_STORE(out + c, m);
   }
   for (; c < channels; ++c) {
     float m = -FLT_MAX;
