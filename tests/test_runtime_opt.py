@@ -173,14 +173,17 @@ def test_add_mul_opt_are_bit_identical_to_ref(pair, op, b_size, act):
     assert checks.bitexact(got, want)
 
 
-# rows, in_features, out_features, bias, act: tails of the 8-output blocks, one output
+# rows, in_features, out_features, bias, act: tails of the 8- and 64-output blocks, one output
 FC = [(1, 512, 1000, True, "NONE"), (3, 37, 13, True, "RELU"), (2, 5, 8, False, "RELU6"),
-      (1, 1, 1, True, "RELU_N1_TO_1"), (4, 300, 7, False, "NONE")]
+      (1, 1, 1, True, "RELU_N1_TO_1"), (4, 300, 7, False, "NONE"), (2, 130, 203, True, "RELU6")]
 
 
+@pytest.mark.parametrize("io", [False, True], ids=["oi", "io"])
 @pytest.mark.parametrize("case", FC, ids=[f"r{c[0]}_i{c[1]}_o{c[2]}_{'bias' if c[3] else 'nobias'}_{c[4].lower()}"
                                           for c in FC])
-def test_fully_connected_opt_is_bit_identical_to_ref(pair, case):
+def test_fully_connected_opt_is_bit_identical_to_ref(pair, case, io):
+    """Both weight layouts, against the reference on the flatbuffer's [out][in] layout (the
+    [in][out] path: blocks of 64 outputs and their tails, inputs 4 at a time and the rest)."""
     ref, opt = pair
     rows, n_in, n_out, bias, act = case
     rng = np.random.default_rng(zlib.crc32(repr(case).encode()))
@@ -188,11 +191,13 @@ def test_fully_connected_opt_is_bit_identical_to_ref(pair, case):
     x.flat[:3] = [np.inf, -0.0, np.nan][:x.size]
     w = rng.normal(size=(n_out, n_in)).astype(np.float32)
     b = rng.normal(size=n_out).astype(np.float32) if bias else None
-    p = E.FullyConnectedParams(rows, n_in, n_out, E.ACT[act], w.ctypes.data_as(E.PF),
-                               b.ctypes.data_as(E.PF) if bias else None)
-    want = _call_float(ref, "ebnn_fully_connected_ref", p, x, out=np.full((rows, n_out), 5.0, np.float32))
-    got = _call_float(opt, "ebnn_fully_connected_opt", p, x, out=np.full((rows, n_out), 5.0, np.float32))
-    assert checks.bitexact(got, want)
+    want = ref.fully_connected(x, w, b, act)
+    for rt in (ref, opt):
+        assert checks.bitexact(rt.fully_connected(x, w, b, act, io=io), want)
+    bad = E.FullyConnectedParams(rows, n_in, n_out, E.ACT[act], w.ctypes.data_as(E.PF), None, 2)
+    for rt, name in ((ref, "ebnn_fully_connected_ref"), (opt, "ebnn_fully_connected_opt")):
+        with pytest.raises(E.KernelError, match="status 3"):  # EBNN_ERROR_BAD_ENUM
+            _call_float(rt, name, bad, x, out=np.full((rows, n_out), 5.0, np.float32))
 
 
 @pytest.mark.parametrize("channels", [32, 64, 96, 70, 5])

@@ -64,13 +64,14 @@ def _shared_kernel_cases(rng):
         ("quantize", "quantize", (f(2048, 64),), {}),
         ("fully_connected", "fully_connected", (f(1, 512), f(1000, 512), f(1000)), {}),
         ("fully_connected_rows", "fully_connected", (f(5, 300), f(37, 300), f(37)), dict(activation="RELU")),
+        ("fully_connected_io", "fully_connected", (f(2, 509), f(1000, 509), f(1000)), dict(io=True)),
         ("max_pool", "max_pool2d", (x56, (3, 3), (2, 2), "SAME"), {}),
         ("average_pool", "average_pool2d", (x56, (3, 3), (2, 2), "SAME"), dict(activation="RELU_N1_TO_1")),
         ("average_pool_7x7", "average_pool2d", (f(7, 7, 1024), (7, 7), (1, 1), "VALID"), {}),
     ]
 
 
-@pytest.mark.parametrize("case", range(14), ids=[c[0] for c in _shared_kernel_cases(np.random.default_rng(0))])
+@pytest.mark.parametrize("case", range(15), ids=[c[0] for c in _shared_kernel_cases(np.random.default_rng(0))])
 def test_shared_kernels_identical_for_any_thread_count_and_to_ref(lib, case):
     name, method, args, kw = _shared_kernel_cases(np.random.default_rng(case))[case]
     rt = E.Runtime(lib, variant="opt")

@@ -794,6 +794,16 @@ class FullyConnected(OpKernel):
             raise self.fail(f"output shape {y.shape} does not hold {self.params.rows} x {self.params.out_features} values")
         return None
 
+    def c_struct(self, em):
+        if em.kernels != "opt":
+            return self.params.c_fields(em)
+        # the "opt" kernel set streams the weights as [in][out] (the same sums, bit-identical)
+        t = self.params.weights
+        w = np.asarray(em.ctx.tensor(t).data, dtype=np.float32).reshape(self.params.out_features, -1)
+        io = em.const_array(f"t{t}_io", np.ascontiguousarray(w.T), "float",
+                            f"tensor {t} transposed [out][in] -> [in][out] (opt kernels)")
+        return self.params.c_fields(em, weights=io) + [("weights_layout", "EBNN_WEIGHTS_IO")]
+
 
 @dataclass(frozen=True)
 class Pool2DParams(Params):

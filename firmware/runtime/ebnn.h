@@ -347,14 +347,23 @@ ebnn_status_t ebnn_depthwise_conv2d_ref(
     const ebnn_depthwise_conv2d_params_t *params, const float *input,
     float *output);
 
-/* FULLY_CONNECTED: y[r][o] = act(sum_i x[r][i] * w[o][i] + bias[o]). */
+/* FULLY_CONNECTED: y[r][o] = act(sum_i x[r][i] * w[o][i] + bias[o]).
+ * weights_layout EBNN_WEIGHTS_OI (0, the flatbuffer's [out][in]) or
+ * EBNN_WEIGHTS_IO ([in][out], transposed at export time for the "opt"
+ * kernels, which then stream the weights in order): the same results bit
+ * for bit. */
+typedef int32_t ebnn_weights_layout_t;
+#define EBNN_WEIGHTS_OI 0
+#define EBNN_WEIGHTS_IO 1
+
 typedef struct {
   int32_t rows;
   int32_t in_features;
   int32_t out_features;
   ebnn_activation_t activation;
-  const float *weights; /* [out_features][in_features] */
+  const float *weights; /* [out_features][in_features], or IO, see weights_layout */
   const float *bias;    /* [out_features] or NULL */
+  ebnn_weights_layout_t weights_layout; /* 0 (OI) when omitted */
 } ebnn_fully_connected_params_t;
 
 ebnn_status_t ebnn_fully_connected_ref(

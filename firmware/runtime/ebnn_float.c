@@ -278,13 +278,20 @@ ebnn_status_t ebnn_fully_connected_ref(
     return EBNN_ERROR_NULL_POINTER;
   if (p->rows <= 0 || p->in_features <= 0 || p->out_features <= 0)
     return EBNN_ERROR_BAD_SHAPE;
-  if (!ebnn__act_valid(p->activation)) return EBNN_ERROR_BAD_ENUM;
+  if (!ebnn__act_valid(p->activation) ||
+      (p->weights_layout != EBNN_WEIGHTS_OI && p->weights_layout != EBNN_WEIGHTS_IO))
+    return EBNN_ERROR_BAD_ENUM;
   for (r = 0; r < p->rows; ++r) {
     const float *x = input + (size_t)r * (size_t)p->in_features;
     for (o = 0; o < p->out_features; ++o) {
-      const float *w = p->weights + (size_t)o * (size_t)p->in_features;
       float total = 0.0f;
-      for (i = 0; i < p->in_features; ++i) total += x[i] * w[i];
+      if (p->weights_layout == EBNN_WEIGHTS_IO) {
+        for (i = 0; i < p->in_features; ++i)
+          total += x[i] * p->weights[(size_t)i * (size_t)p->out_features + (size_t)o];
+      } else {
+        const float *w = p->weights + (size_t)o * (size_t)p->in_features;
+        for (i = 0; i < p->in_features; ++i) total += x[i] * w[i];
+      }
       if (p->bias != NULL) total += p->bias[o];
       output[(size_t)r * (size_t)p->out_features + (size_t)o] =
           ebnn__act(total, p->activation);

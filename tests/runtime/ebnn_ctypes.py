@@ -88,7 +88,7 @@ class DepthwiseConv2DParams(C.Structure):
 
 class FullyConnectedParams(C.Structure):
     _fields_ = [(n, I32) for n in ("rows", "in_features", "out_features", "activation")] + [
-        ("weights", PF), ("bias", PF)]
+        ("weights", PF), ("bias", PF), ("weights_layout", I32)]
 
 
 class Pool2DParams(C.Structure):
@@ -350,13 +350,15 @@ class Runtime:
         self._call(self.fn("ebnn_depthwise_conv2d"), C.byref(p), _pf(x), _pf(out))
         return out
 
-    def fully_connected(self, x, weights, bias=None, activation="NONE"):
+    def fully_connected(self, x, weights, bias=None, activation="NONE", io=False):
+        """``weights`` [out, in]; ``io``: pass them transposed, as EBNN_WEIGHTS_IO."""
         weights = _f32(weights)
         x = _f32(x).reshape(-1, weights.shape[1])
         b = None if bias is None else _f32(bias)
         out = np.full((x.shape[0], weights.shape[0]), np.nan, np.float32)
+        w = np.ascontiguousarray(weights.T) if io else weights
         p = FullyConnectedParams(x.shape[0], weights.shape[1], weights.shape[0], ACT[activation],
-                                 _pf(weights), _pf(b))
+                                 _pf(w), _pf(b), 1 if io else 0)
         self._call(self.fn("ebnn_fully_connected"), C.byref(p), _pf(x), _pf(out))
         return out
 
