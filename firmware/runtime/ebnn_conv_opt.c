@@ -192,13 +192,13 @@ static void cvo_job(const void *arg, int32_t begin, int32_t end) {
 /* Such a conv has only fh * fw taps per window, too few for the tiles
  * above to earn back their setup (MNIST's stem ran at 12.7 G MAC/s). Here
  * an output row's input rows are first copied into a zero-padded buffer,
- * fh rows of CVO_MONO_W floats, so every window lies inside it and
+ * fh rows of width floats, so every window lies inside it and
  * window x starts at float x of each buffer row: the border needs no case
  * of its own and a padded tap adds 0.0f * w, as the reference's patch
  * does. Then 6 pixels x 16 channels at a time as cvo_tile, with the
  * pixels' taps read at fixed offsets from one pointer. */
 #define CVO_MONO_PX 6 /* pixels per tile (4: about 10% slower on the MNIST stem, Zen 3) */
-#define CVO_MONO_W 1024     /* floats per buffer row: out_w + fw - 1, rounded up to 4 */
+#define CVO_MONO_W 1024     /* floats per buffer row at most: out_w rounded up to CVO_MONO_PX, + fw - 1 */
 #define CVO_MONO_FLOATS 4096 /* fh * CVO_MONO_W at most (16 KiB of stack) */
 
 typedef struct {
@@ -212,7 +212,7 @@ typedef struct {
 /* CVO_MONO_PX pixels at buf[x..] x 8 * nv channels of the [fh * fw][oc] filter:
  * per lane the taps in order from +0.0f, then the bias; pixel i is stored
  * to dst[i]. */
-EBNN_INLINE void cvo_mono_quad(const float *buf, int32_t width, int32_t fh, int32_t fw, const float *wt,
+EBNN_INLINE void cvo_mono_tile(const float *buf, int32_t width, int32_t fh, int32_t fw, const float *wt,
                                size_t oc, const float *bias, float *const *dst, int32_t nv) {
   ebnn_v8f a[CVO_MONO_PX][2];
   int32_t fy, fx, i, v;
@@ -253,9 +253,9 @@ EBNN_INLINE void cvo_mono_row(const cvo_mono_t *m, const float *buf, float *out,
       const int32_t nv = o + 16 <= oc ? 2 : 1;
       for (i = 0; i < CVO_MONO_PX; ++i) dst[i] = x + i < out_w ? out + (size_t)(x + i) * oc + o : spare;
       if (nv == 2) {
-        cvo_mono_quad(buf + x, m->width, fh, fw, p->filter + o, oc, p->bias != NULL ? p->bias + o : NULL, dst, 2);
+        cvo_mono_tile(buf + x, m->width, fh, fw, p->filter + o, oc, p->bias != NULL ? p->bias + o : NULL, dst, 2);
       } else {
-        cvo_mono_quad(buf + x, m->width, fh, fw, p->filter + o, oc, p->bias != NULL ? p->bias + o : NULL, dst, 1);
+        cvo_mono_tile(buf + x, m->width, fh, fw, p->filter + o, oc, p->bias != NULL ? p->bias + o : NULL, dst, 1);
       }
     }
   }

@@ -10,8 +10,8 @@
  * the 8 weight rows stream side by side; blocks of 8 outputs are shared
  * among threads. Weights transposed at export time ([in][out],
  * EBNN_WEIGHTS_IO, the generator's layout for "opt") stream in order and
- * vectorize over outputs (fco_io_cols). Everything the fast path does not cover (bad params) goes
- * to the reference, which reports the status.
+ * vectorize over outputs (fco_io_cols). Everything the fast paths do not
+ * cover (bad params) goes to the reference, which reports the status.
  */
 #include "ebnn.h"
 #include "ebnn_internal.h"
