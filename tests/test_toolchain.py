@@ -8,8 +8,8 @@ import pytest
 
 from edgebnn import toolchain
 from edgebnn import hostprog
-from edgebnn.codegen.generator import generate, runtime_functions
-from edgebnn.errors import TargetError
+from edgebnn.codegen.generator import RUNTIME_DIR, generate, runtime_functions
+from edgebnn.errors import TargetError, UnsupportedOpError
 from edgebnn.firmware import project
 from edgebnn.targets import list_targets, load_target
 
@@ -68,6 +68,19 @@ def test_a_kernel_set_calls_its_first_variant_the_runtime_defines():
     assert toolchain.KERNEL_SETS["ref"].pick("ebnn_bconv2d", defs) == "ebnn_bconv2d_ref"
     calls = {c["kernel"] for c in generate(MODEL, kernels="ref").ops if c["kernel"]}
     assert calls and all(k.endswith("_ref") for k in calls)
+
+
+def test_a_runtime_defining_a_function_twice_is_refused(tmp_path):
+    # a stale file from an older version beside the current ones (an unclean build/ dir
+    # once put the removed ebnn_opt.c into a wheel next to ebnn_conv_opt.c)
+    for src in RUNTIME_DIR.iterdir():
+        (tmp_path / src.name).write_bytes(src.read_bytes())
+    assert "ebnn_conv2d_opt" in runtime_functions(tmp_path)
+    (tmp_path / "ebnn_opt.c").write_text('#include "ebnn.h"\nebnn_status_t ebnn_conv2d_opt(const '
+                                         'ebnn_conv2d_params_t *p, const float *x, float *y) {\n'
+                                         '  return ebnn_conv2d_ref(p, x, y);\n}\n')
+    with pytest.raises(UnsupportedOpError, match="ebnn_conv2d_opt in both ebnn_conv_opt.c and ebnn_opt.c"):
+        runtime_functions(tmp_path)
 
 
 def test_the_mcu_kernel_set_calls_the_mcu_kernels_where_they_exist():

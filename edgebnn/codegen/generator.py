@@ -193,7 +193,13 @@ def check_name(name, *, flag: str = "--name") -> str:
 
 
 def runtime_functions(runtime_dir=RUNTIME_DIR) -> dict:
-    """Map every function defined in the runtime's .c files to its file name."""
+    """Map every function defined in the runtime's .c files to its file name.
+
+    Raises:
+        UnsupportedOpError: a function is defined in two files (a stale file
+            left by an older version, e.g. in an unclean build directory:
+            the generated program would not link).
+    """
     defs = {}
     for path in sorted(Path(runtime_dir).glob("*.c")):
         text = path.read_text()
@@ -205,7 +211,12 @@ def runtime_functions(runtime_dir=RUNTIME_DIR) -> dict:
                 depth += {"(": 1, ")": -1}.get(text[i], 0)
                 i += 1
             if text[i:].lstrip().startswith("{"):
-                defs.setdefault(m.group(1), path.name)
+                first = defs.setdefault(m.group(1), path.name)
+                if first != path.name:
+                    raise UnsupportedOpError(
+                        f"the C runtime in {runtime_dir} defines {m.group(1)} in both {first} and {path.name}; "
+                        "one of them is probably left from an older edgebnn (reinstall it from a clean "
+                        "build: remove build/ before building a wheel)")
     return defs
 
 
