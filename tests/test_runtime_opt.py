@@ -137,7 +137,10 @@ def _call_float(rt, name, p, *arrays, out):
 
 
 DW = [((9, 10, 32), 3, 1, 1, "SAME", "RELU"), ((8, 9, 13), 3, 2, 1, "SAME", "NONE"),
-      ((10, 10, 64), 5, 1, 2, "VALID", "RELU6"), ((7, 7, 3), 3, 2, 1, "VALID", "RELU_N1_TO_1")]
+      ((10, 10, 64), 5, 1, 2, "VALID", "RELU6"), ((7, 7, 3), 3, 2, 1, "VALID", "RELU_N1_TO_1"),
+      # whole vectors in registers: 2, 3 and 4 + 3 of them per pass over the taps
+      ((11, 12, 16), 3, 2, 1, "SAME", "RELU"), ((6, 7, 24), 3, 1, 1, "SAME", "NONE"),
+      ((5, 6, 56), 3, 1, 1, "SAME", "RELU6")]
 
 
 @pytest.mark.parametrize("case", DW, ids=[f"{'x'.join(map(str, c[0]))}_k{c[1]}_s{c[2]}_d{c[3]}_{c[4].lower()}_"
