@@ -1,0 +1,195 @@
+/*
+ * Microbenchmarks of single _opt kernels on the shapes the runtime README
+ * quotes (MNIST bcnn's stem, pool and BN MUL; QuickNet's depthwise convs and
+ * 512 -> 1000 head), each first checked bit for bit against its _ref
+ * kernel. Build it against any runtime directory, e.g. this checkout's and
+ * an older commit's (git worktree), and run the builds in turn:
+ *
+ *   R=firmware/runtime
+ *   gcc -O3 -march=native -ffp-contract=off -DEBNN_USE_BUILTIN_POPCOUNT -I$R \
+ *       tools/kernel_bench.c $R/ebnn_*.c -lm -o kbench && ./kbench
+ *
+ * Prints one line per case: the best time of ROUNDS rounds (each the mean
+ * of a few calls, CLOCK_MONOTONIC, one thread), in microseconds. "cold"
+ * FULLY_CONNECTED cases read 64 MiB of other memory before each call, so
+ * the weights come from DRAM, as a model's last layer finds them. Where a
+ * kernel has the weights_layout field (this commit on), the head runs both
+ * layouts; older runtimes print only "oi".
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ebnn.h"
+
+#define ROUNDS 200
+
+static double now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
+}
+
+static unsigned rnd_state = 1u;
+static float rnd(void) { /* uniform in [-1, 1) */
+  rnd_state = rnd_state * 1664525u + 1013904223u;
+  return (float)(rnd_state >> 8) / 8388608.0f - 1.0f;
+}
+
+static float *floats(size_t n) {
+  float *p = malloc(n * sizeof(float) + 64);
+  size_t i;
+  if (p == NULL) exit(2);
+  for (i = 0; i < n; ++i) p[i] = rnd();
+  return p;
+}
+
+static void check(const char *name, const float *want, const float *got, size_t n) {
+  if (memcmp(want, got, n * sizeof(float)) != 0) {
+    printf("%s: MISMATCH against _ref\n", name);
+    exit(1);
+  }
+}
+
+/* best over ROUNDS of the mean of `calls` calls of the statement */
+#define TIME(name, calls, stmt)                                       \
+  do {                                                                \
+    double best = 1e30;                                               \
+    int r_, c_;                                                       \
+    for (r_ = 0; r_ < ROUNDS; ++r_) {                                 \
+      const double t0 = now_ns();                                     \
+      for (c_ = 0; c_ < (calls); ++c_) stmt;                          \
+      if ((now_ns() - t0) / (calls) < best) best = (now_ns() - t0) / (calls); \
+    }                                                                 \
+    printf("%-40s %9.2f us\n", name, best / 1e3);                     \
+  } while (0)
+
+static void conv_stem(void) { /* MNIST bcnn: 28x28x1 -> 26x26x32, 3x3 VALID, HWIO */
+  float *x = floats(28 * 28), *w = floats(9 * 32), *b = floats(32);
+  float *y1 = floats(26 * 26 * 32), *y2 = floats(26 * 26 * 32);
+  ebnn_conv2d_params_t p;
+  memset(&p, 0, sizeof p);
+  p.in_h = p.in_w = 28; p.in_c = 1; p.out_c = 32; p.filter_h = p.filter_w = 3;
+  p.stride_h = p.stride_w = p.dilation_h = p.dilation_w = 1;
+  p.padding = EBNN_PADDING_VALID; p.activation = EBNN_ACT_NONE;
+  p.filter = w; p.bias = b; p.filter_layout = EBNN_FILTER_HWIO;
+  ebnn_conv2d_ref(&p, x, y1);
+  ebnn_conv2d_opt(&p, x, y2);
+  check("conv2d 28x28x1 -> 32", y1, y2, 26 * 26 * 32);
+  TIME("conv2d 28x28x1 -> 32, 3x3", 50, ebnn_conv2d_opt(&p, x, y2));
+}
+
+static void max_pool(void) { /* MNIST bcnn: 26x26x32 -> 13x13x32, 2x2 / 2 */
+  float *x = floats(26 * 26 * 32), *y1 = floats(13 * 13 * 32), *y2 = floats(13 * 13 * 32);
+  ebnn_pool2d_params_t p;
+  memset(&p, 0, sizeof p);
+  p.in_h = p.in_w = 26; p.channels = 32; p.filter_h = p.filter_w = 2; p.stride_h = p.stride_w = 2;
+  p.padding = EBNN_PADDING_VALID; p.activation = EBNN_ACT_NONE;
+  ebnn_max_pool2d_ref(&p, x, y1);
+  ebnn_max_pool2d_opt(&p, x, y2);
+  check("max_pool2d", y1, y2, 13 * 13 * 32);
+  TIME("max_pool2d 26x26x32, 2x2 / 2", 50, ebnn_max_pool2d_opt(&p, x, y2));
+}
+
+static void bn_mul(void) { /* MNIST bcnn: 13x13x32 times a per-channel vector */
+  const int n = 13 * 13 * 32;
+  float *a = floats((size_t)n), *b = floats(32), *y1 = floats((size_t)n), *y2 = floats((size_t)n);
+  ebnn_binary_params_t p;
+  p.size = n; p.b_size = 32; p.activation = EBNN_ACT_NONE;
+  ebnn_mul_ref(&p, a, b, y1);
+  ebnn_mul_opt(&p, a, b, y2);
+  check("mul", y1, y2, (size_t)n);
+  TIME("mul 13x13x32 by [32]", 50, ebnn_mul_opt(&p, a, b, y2));
+}
+
+static void depthwise(int hw, int ch, int stride) { /* QuickNet: 3x3 SAME, RELU */
+  const int oh = (hw + stride - 1) / stride;
+  const size_t n_out = (size_t)oh * (size_t)oh * (size_t)ch;
+  float *x = floats((size_t)hw * (size_t)hw * (size_t)ch), *w = floats(9 * (size_t)ch), *b = floats((size_t)ch);
+  float *y1 = floats(n_out), *y2 = floats(n_out);
+  char name[64];
+  ebnn_depthwise_conv2d_params_t p;
+  memset(&p, 0, sizeof p);
+  p.in_h = p.in_w = hw; p.in_c = ch; p.depth_multiplier = 1; p.filter_h = p.filter_w = 3;
+  p.stride_h = p.stride_w = stride; p.dilation_h = p.dilation_w = 1;
+  p.padding = EBNN_PADDING_SAME; p.activation = EBNN_ACT_RELU; p.filter = w; p.bias = b;
+  ebnn_depthwise_conv2d_ref(&p, x, y1);
+  ebnn_depthwise_conv2d_opt(&p, x, y2);
+  check("depthwise", y1, y2, n_out);
+  snprintf(name, sizeof name, "depthwise %dx%dx%d, 3x3 / %d", hw, hw, ch, stride);
+  TIME(name, 5, ebnn_depthwise_conv2d_opt(&p, x, y2));
+}
+
+static volatile long sink;
+
+static void evict(void) { /* read 64 MiB of other memory */
+  static char *junk;
+  const size_t n = (size_t)64 << 20;
+  size_t i;
+  long s = 0;
+  if (junk == NULL) {
+    junk = malloc(n);
+    if (junk == NULL) exit(2);
+    memset(junk, 1, n);
+  }
+  for (i = 0; i < n; i += 64) s += junk[i];
+  sink = s;
+}
+
+static void fully_connected(int n_in, int n_out, int io, int cold) {
+  float *x = floats((size_t)n_in), *w = floats((size_t)n_in * (size_t)n_out), *b = floats((size_t)n_out);
+  float *y1 = floats((size_t)n_out), *y2 = floats((size_t)n_out);
+  char name[64];
+  ebnn_fully_connected_params_t p;
+  memset(&p, 0, sizeof p);
+  p.rows = 1; p.in_features = n_in; p.out_features = n_out; p.activation = EBNN_ACT_NONE;
+  p.weights = w; p.bias = b;
+  ebnn_fully_connected_ref(&p, x, y1);
+#ifdef EBNN_WEIGHTS_IO
+  if (io) { /* the same weights as [in][out] */
+    float *wt = floats((size_t)n_in * (size_t)n_out);
+    int i, o;
+    for (o = 0; o < n_out; ++o)
+      for (i = 0; i < n_in; ++i) wt[(size_t)i * (size_t)n_out + (size_t)o] = w[(size_t)o * (size_t)n_in + (size_t)i];
+    p.weights = wt;
+    p.weights_layout = EBNN_WEIGHTS_IO;
+  }
+#else
+  if (io) return;
+#endif
+  ebnn_fully_connected_opt(&p, x, y2);
+  check("fully_connected", y1, y2, (size_t)n_out);
+  snprintf(name, sizeof name, "fully_connected %d -> %d %s %s", n_in, n_out, io ? "io" : "oi", cold ? "cold" : "warm");
+  if (cold) {
+    double best = 1e30;
+    int r;
+    for (r = 0; r < 50; ++r) {
+      double t0;
+      evict();
+      t0 = now_ns();
+      ebnn_fully_connected_opt(&p, x, y2);
+      if (now_ns() - t0 < best) best = now_ns() - t0;
+    }
+    printf("%-40s %9.2f us\n", name, best / 1e3);
+  } else {
+    TIME(name, 5, ebnn_fully_connected_opt(&p, x, y2));
+  }
+}
+
+int main(void) {
+  int io;
+  conv_stem();
+  max_pool();
+  bn_mul();
+  depthwise(112, 16, 2);
+  depthwise(55, 64, 2);
+  depthwise(28, 13, 1);
+  for (io = 0; io < 2; ++io) {
+    fully_connected(512, 1000, io, 0);
+    fully_connected(512, 1000, io, 1);
+    fully_connected(4096, 1000, io, 1);
+  }
+  return 0;
+}
