@@ -300,6 +300,40 @@ def test_bconv_rejects_what_lce_rejects(rt):
         rt.bconv2d(xp, 3, filt, padding="VALID", pad_value=2, thresholds=thr)
 
 
+@pytest.mark.parametrize("pad_value", [1, 0])
+@pytest.mark.parametrize("first", [0, 1])
+@pytest.mark.parametrize("act", ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"])
+def test_bconv_add_ref_is_the_bconv_then_the_add(rt, pad_value, first, act):
+    """ebnn_bconv2d_add_ref = ebnn_bconv2d_ref, then the ADD in the given operand order and its activation."""
+    rng = np.random.default_rng(zlib.crc32(f"{pad_value}{first}{act}".encode()))
+    xp = rt.quantize(rng.normal(size=(6, 7, 70)).astype(np.float32))
+    filt = rt.quantize(rng.normal(size=(24, 3, 3, 70)).astype(np.float32))
+    kw = dict(padding="SAME", pad_value=pad_value, multiplier=rng.normal(size=24).astype(np.float32),
+              bias=rng.normal(size=24).astype(np.float32))
+    y = rt.bconv2d(xp, 70, filt, **kw)
+    r = (4 * rng.normal(size=y.shape)).astype(np.float32)
+    total = (r + y) if first else (y + r)  # float32 + float32 in NumPy: one IEEE rounding, as in C
+    lo, hi = {"NONE": (-np.inf, np.inf), "RELU": (0, np.inf), "RELU6": (0, 6), "RELU_N1_TO_1": (-1, 1)}[act]
+    want = np.clip(total, np.float32(lo), np.float32(hi)).astype(np.float32)
+    got = rt.bconv2d_add(xp, 70, filt, r, residual_first=first, add_activation=act, **kw)
+    assert np.count_nonzero(want != y) > want.size // 2 and checks.bitexact(got, want)
+
+
+def test_bconv_add_rejects_bad_params(rt):
+    xp = rt.quantize(np.ones((4, 4, 3), np.float32))
+    filt = rt.quantize(np.ones((2, 3, 3, 3), np.float32))
+    r = np.zeros((2, 2, 2), np.float32)
+    kw = dict(padding="VALID", multiplier=np.ones(2), bias=np.zeros(2))
+    with pytest.raises(E.KernelError, match="status 4"):  # bitpacked output: no float y to add to
+        rt.bconv2d_add(xp, 3, filt, r, padding="VALID", thresholds=np.zeros(2, np.int32))
+    with pytest.raises(E.KernelError, match="status 3"):
+        rt.bconv2d_add(xp, 3, filt, r, residual_first=2, **kw)
+    with pytest.raises(E.KernelError, match="status 3"):
+        rt.bconv2d_add(xp, 3, filt, r, add_activation="NONE", activation="NONE", pad_value=3,
+                       padding="VALID", multiplier=np.ones(2), bias=np.zeros(2))
+    assert checks.bitexact(rt.bconv2d_add(xp, 3, filt, r, **kw), rt.bconv2d(xp, 3, filt, **kw))
+
+
 @pytest.mark.tf
 @pytest.mark.slow
 def test_live_lce_cross_check(rt):

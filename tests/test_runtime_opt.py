@@ -69,7 +69,8 @@ def _bid(c):
     return f"{h}x{w}_c{ci}_o{co}_k{k}_s{s}_d{d}_{pad.lower()}{pv}_{act.lower()}_{'packed' if packed else 'float'}"
 
 
-def _bconv_run(rt, c, rng):
+def _bconv_args(c, rng):
+    """(packed input, in_c, filter, keyword arguments of Runtime.bconv2d) of BCONV case c."""
     (h, w), ci, co, k, s, d, pad, pv, act, packed = c
     x = rng.integers(-2**31, 2**31, size=(h, w, E.words(ci)), dtype=np.int64).astype(np.int32)
     filt = rng.integers(-2**31, 2**31, size=(co, k, k, E.words(ci)), dtype=np.int64).astype(np.int32)
@@ -83,6 +84,11 @@ def _bconv_run(rt, c, rng):
     else:
         kw.update(activation=act, multiplier=rng.normal(size=co).astype(np.float32),
                   bias=rng.normal(size=co).astype(np.float32))
+    return x, ci, filt, kw
+
+
+def _bconv_run(rt, c, rng):
+    x, ci, filt, kw = _bconv_args(c, rng)
     return rt.bconv2d(x, ci, filt, **kw)
 
 
@@ -94,6 +100,26 @@ def test_bconv_opt_is_bit_identical_to_ref(pair, case):
     want = _bconv_run(ref, case, np.random.default_rng(seed))
     got = _bconv_run(opt, case, np.random.default_rng(seed))
     assert want.size > 0 and checks.bitexact(got, want)
+
+
+BCONV_ADD = [c for c in BCONV if not c[9]]  # float output: the ones a residual ADD can follow
+
+
+@pytest.mark.parametrize("case", BCONV_ADD, ids=[_bid(c) for c in BCONV_ADD])
+def test_bconv_add_opt_is_bit_identical_to_ref(pair, case):
+    """ebnn_bconv2d_add: the residual added in the opt transform, both operand orders, the ADD's activations."""
+    ref, opt = pair
+    assert opt.fn("ebnn_bconv2d_add") == "ebnn_bconv2d_add_opt"
+    seed = zlib.crc32(_bid(case).encode())
+    x, ci, filt, kw = _bconv_args(case, np.random.default_rng(seed))
+    y = ref.bconv2d(x, ci, filt, **kw)
+    residual = np.random.default_rng(seed + 1).normal(size=y.shape).astype(np.float32)
+    first = seed % 2
+    act = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")[seed % 4]
+    want = ref.bconv2d_add(x, ci, filt, residual, residual_first=first, add_activation=act, **kw)
+    got = opt.bconv2d_add(x, ci, filt, residual, residual_first=first, add_activation=act, **kw)
+    assert want.size > 0 and checks.bitexact(got, want)
+    assert not checks.bitexact(got, y)  # the residual was added
 
 
 # in_hwc, out_c, k, stride, dilation, padding, act

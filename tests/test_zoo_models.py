@@ -62,6 +62,32 @@ def test_meliusnet22_c_engine_matches_lce(tmp_path):
     np.testing.assert_allclose(c, lce, rtol=0, atol=1e-5)
 
 
+def test_quicknet_residual_adds_merge_into_the_bconvs_bit_for_bit(tmp_path):
+    """Each block's bconv -> ADD runs as one ebnn_bconv2d_add call (passes.residual_adds) where the
+    kernel set has it ("opt"); the "mcu" set, which has no merged kernel, keeps the two calls.
+    Both programs give the same bits."""
+    from edgebnn.codegen import ops as O
+    from edgebnn.codegen.generator import build_nodes, generate
+    from edgebnn.convert import convert
+    from edgebnn.graph import load_graph
+    from edgebnn.hostprog import predict_c
+    from edgebnn.zoo_models import build_zoo_model, zoo_inputs
+
+    model = build_zoo_model("QuickNetSmall", input_shape=(32, 32, 3), num_classes=10, seed=0, n_calibration=2)
+    path = tmp_path / "quicknet_small.tflite"
+    path.write_bytes(convert(model, target="x86_64"))
+    _, plain = build_nodes(load_graph(path), fuse=False)
+    _, merged = build_nodes(load_graph(path), fuse=False, residual_adds=True)
+    adds = sum(type(n) is O.Add and n.op.type == "ADD" for n in plain)
+    assert adds == 16 and sum(isinstance(n, O.BconvAdd) for n in merged) == adds
+    assert not any(type(n) is O.Add and n.op.type == "ADD" for n in merged)
+    assert "ebnn_bconv2d_add_opt(" in generate(path, kernels="opt").files["model.c"]
+    assert "ebnn_bconv2d_add" not in generate(path, kernels="mcu").files["model.c"]
+    x = zoo_inputs((32, 32, 3), n=2, seed=0)
+    opt, mcu = predict_c(path, x), predict_c(path, x, kernels="mcu")
+    assert np.array_equal(opt.view(np.uint32), mcu.view(np.uint32))
+
+
 def test_dorefanet_runs_level_coded_in_the_c_engine_and_matches_lce(tmp_path):
     """Its 2-bit activations and sign weights: every conv but the stem and every dense layer but the
     last (float input) run as bitplane popcounts (passes.level_convolutions)."""

@@ -14,7 +14,8 @@
  * FULLY_CONNECTED cases read 64 MiB of other memory before each call, so
  * the weights come from DRAM, as a model's last layer finds them. Where a
  * kernel has the weights_layout field (this commit on), the head runs both
- * layouts; older runtimes print only "oi".
+ * layouts; older runtimes print only "oi". Arguments name the groups to
+ * run (stem pool mul dw fc bconv; none: all).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -178,18 +179,89 @@ static void fully_connected(int n_in, int n_out, int io, int cold) {
   }
 }
 
-int main(void) {
-  int io;
-  conv_stem();
-  max_pool();
-  bn_mul();
-  depthwise(112, 16, 2);
-  depthwise(55, 64, 2);
-  depthwise(28, 13, 1);
-  for (io = 0; io < 2; ++io) {
-    fully_connected(512, 1000, io, 0);
-    fully_connected(512, 1000, io, 1);
-    fully_connected(4096, 1000, io, 1);
+static int32_t *words(size_t n) {
+  int32_t *p = malloc(n * sizeof(int32_t) + 64);
+  size_t i;
+  if (p == NULL) exit(2);
+  for (i = 0; i < n; ++i) {
+    rnd_state = rnd_state * 1664525u + 1013904223u;
+    p[i] = (int32_t)rnd_state;
   }
+  return p;
+}
+
+/* QuickNet's binary convs: hw x hw x ch -> ch, 3x3 SAME (pad value 1), float
+ * output (the block's residual ADD follows), filter_t given as exported */
+static void bconv(int hw, int ch) {
+  const int wpp = (ch + 31) / 32, k = 9 * wpp;
+  const size_t n_out = (size_t)hw * (size_t)hw * (size_t)ch;
+  int32_t *x = words((size_t)hw * (size_t)hw * (size_t)wpp), *w = words((size_t)ch * (size_t)k);
+  int32_t *wt = words((size_t)ch * (size_t)k);
+  float *m = floats((size_t)ch), *b = floats((size_t)ch), *y1 = floats(n_out), *y2 = floats(n_out);
+  char name[64];
+  int o, t;
+  ebnn_bconv2d_params_t p;
+  for (o = 0; o < ch; ++o)
+    for (t = 0; t < k; ++t) wt[(size_t)t * (size_t)ch + (size_t)o] = w[(size_t)o * (size_t)k + (size_t)t];
+  memset(&p, 0, sizeof p);
+  p.in_h = p.in_w = hw; p.in_c = ch; p.out_c = ch; p.filter_h = p.filter_w = 3;
+  p.stride_h = p.stride_w = p.dilation_h = p.dilation_w = 1;
+  p.padding = EBNN_PADDING_SAME; p.pad_value = 1; p.activation = EBNN_ACT_NONE;
+  p.filter = w; p.multiplier = m; p.bias = b; p.filter_t = wt;
+  ebnn_bconv2d_ref(&p, x, y1);
+  ebnn_bconv2d_opt(&p, x, y2);
+  check("bconv2d", y1, y2, n_out);
+  snprintf(name, sizeof name, "bconv2d %dx%dx%d -> %d, 3x3", hw, hw, ch, ch);
+  TIME(name, 3, ebnn_bconv2d_opt(&p, x, y2));
+#ifdef EBNN_BCONV_ADD
+  { /* the block's residual ADD: as two calls, and merged (ebnn_bconv2d_add) */
+    float *r = floats(n_out), *z1 = floats(n_out), *z2 = floats(n_out);
+    ebnn_binary_params_t ap;
+    ebnn_bconv2d_add_params_t bp;
+    ap.size = (int32_t)n_out; ap.b_size = (int32_t)n_out; ap.activation = EBNN_ACT_NONE;
+    bp.conv = p; bp.residual_first = 1; bp.activation = EBNN_ACT_NONE;
+    ebnn_add_ref(&ap, r, y1, z1);
+    ebnn_bconv2d_add_opt(&bp, x, r, z2);
+    check("bconv2d_add", z1, z2, n_out);
+    snprintf(name, sizeof name, "  then add %dx%dx%d", hw, hw, ch);
+    TIME(name, 3, (ebnn_bconv2d_opt(&p, x, y2), ebnn_add_opt(&ap, r, y2, z1)));
+    snprintf(name, sizeof name, "  bconv2d_add %dx%dx%d", hw, hw, ch);
+    TIME(name, 3, ebnn_bconv2d_add_opt(&bp, x, r, z2));
+  }
+#endif
+}
+
+/* argv: run only the cases whose group name is given (stem pool mul dw fc
+ * bconv); none: all */
+static int want(int argc, char **argv, const char *group) {
+  int i;
+  if (argc < 2) return 1;
+  for (i = 1; i < argc; ++i)
+    if (strcmp(argv[i], group) == 0) return 1;
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  int io;
+  if (want(argc, argv, "bconv")) {
+    bconv(56, 64);
+    bconv(28, 128);
+    bconv(14, 256);
+    bconv(7, 512);
+  }
+  if (want(argc, argv, "stem")) conv_stem();
+  if (want(argc, argv, "pool")) max_pool();
+  if (want(argc, argv, "mul")) bn_mul();
+  if (want(argc, argv, "dw")) {
+    depthwise(112, 16, 2);
+    depthwise(55, 64, 2);
+    depthwise(28, 13, 1);
+  }
+  if (want(argc, argv, "fc"))
+    for (io = 0; io < 2; ++io) {
+      fully_connected(512, 1000, io, 0);
+      fully_connected(512, 1000, io, 1);
+      fully_connected(4096, 1000, io, 1);
+    }
   return 0;
 }

@@ -395,8 +395,13 @@ def _read(model):
     return path.read_bytes(), path
 
 
-def build_nodes(graph, *, fuse=True):
-    """Parse every op into a handler and run the graph passes."""
+def build_nodes(graph, *, fuse=True, residual_adds=False):
+    """Parse every op into a handler and run the graph passes.
+
+    ``residual_adds``: merge bconv -> ADD residual pairs
+    (:func:`passes.residual_adds`); :func:`generate` turns it on when the
+    kernel set's merged kernel is the same variant as its bconv.
+    """
     ctx = _Context(graph)
     nodes = []
     for op, covered in passes.dilated_convolutions(graph):
@@ -412,6 +417,8 @@ def build_nodes(graph, *, fuse=True):
     if fuse:
         nodes = passes.fuse_chains(nodes, outs)
         nodes = passes.fuse_int8_chains(nodes, outs)
+    if residual_adds:
+        nodes = passes.residual_adds(nodes, outs)
     nodes = passes.drop_dead(nodes, outs)
     return ctx, nodes
 
@@ -562,9 +569,13 @@ def generate(model, *, name="model", target=None, fuse=None, command=None, kerne
         command = f"edgebnn.codegen.generate({path.name if path else '<bytes>'!s}, name={name!r}, fuse={fuse})"
     inp, out = graph.tensor(graph.inputs[0]), graph.tensor(graph.outputs[-1])
     io_ctype = _io_ctype(inp, out)
-    ctx, nodes = build_nodes(graph, fuse=fuse)
-    locations, plan, scratch, peak_scratch = _plan(graph, nodes)
     defs = runtime_functions()
+    # bconv -> ADD as one call only where that call is as fast a variant as
+    # the bconv alone (the mcu set has no ebnn_bconv2d_add_mcu)
+    variant = lambda base: tc.kernels.pick(base, defs).rsplit("_", 1)[1]  # noqa: E731
+    ctx, nodes = build_nodes(graph, fuse=fuse,
+                             residual_adds=variant("ebnn_bconv2d_add") == variant("ebnn_bconv2d"))
+    locations, plan, scratch, peak_scratch = _plan(graph, nodes)
     em = Emitter(name, ctx, locations, tc.kernels, defs)
     em.scratch_offsets = scratch
     for n in nodes:

@@ -1228,6 +1228,33 @@ class LevelConv(PassNode):
                                         f"{self.scratch_bytes}u"])
 
 
+class BconvAdd(PassNode):
+    """``LceBconv2d`` (float output) -> ``ADD`` with a same-shape tensor, as one call.
+
+    Made by :func:`edgebnn.codegen.passes.residual_adds` for residual blocks
+    (``x + bconv(quantize(x))``): the bconv's output is never stored and
+    the ADD's pass over memory is gone. ``ebnn_bconv2d_add`` computes both
+    ops' results bit for bit (the ADD's operand order and activation kept).
+    """
+
+    c_params_type = "ebnn_bconv2d_add_params_t"
+    c_function = "ebnn_bconv2d_add"
+
+    def __init__(self, bconv, add, residual):
+        super().__init__(bconv.op, bconv.ctx, bconv.ops + add.ops, (bconv.inputs[0], residual), add.outputs)
+        self.bconv, self.add = bconv, add
+        self.residual_first = int(add.op.inputs[0] == residual)
+        self.op_type = f"{bconv.op_type} -> {add.op_type} (residual)"
+
+    def emit(self, em):
+        name = em.params(self, self.c_params_type, [
+            ("conv", c_initializer(self.bconv.c_struct(em))), ("residual_first", self.residual_first),
+            ("activation", self.add.params.activation)])
+        em.call(self, self.c_function, [f"&{name}", em.ptr(self.inputs[0], "int32_t", const=True),
+                                        em.ptr(self.inputs[1], "float", const=True),
+                                        em.ptr(self.outputs[0], "float")])
+
+
 def pack_bits(values: np.ndarray) -> np.ndarray:
     """Bitpack along the last axis as LCE does: bit 1 for x < 0, LSB first, int32 words."""
     v = np.asarray(values)

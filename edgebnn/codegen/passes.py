@@ -21,6 +21,12 @@
   channel becomes :class:`ops.LevelConv`: bitplane XOR-popcounts with one
   multiply by s_o (times the scale) of the exact integer sum. Float outputs
   differ from TFLite's by float rounding only, as for binary dense.
+- :func:`residual_adds`: ``LceBconv2d`` with float output whose only reader
+  is an ``ADD`` with another activation tensor of the same shape (a
+  residual block) becomes :class:`ops.BconvAdd`, one call whose transform
+  adds the residual while the pixel is in cache. Same results bit for bit.
+  Only for kernel sets whose ``ebnn_bconv2d_add`` is as fast a variant as
+  their ``ebnn_bconv2d`` (the generator decides).
 - :func:`drop_dead`: removes nodes whose outputs nobody reads.
 - :func:`dilated_convolutions` (on the flatbuffer's ops, before handlers):
   ``SPACE_TO_BATCH_ND -> CONV_2D|DEPTHWISE_CONV_2D -> BATCH_TO_SPACE_ND``,
@@ -203,6 +209,32 @@ def drop_dead(nodes, graph_outputs):
         if len(keep) == len(nodes):
             return keep
         nodes = keep
+
+
+def residual_adds(nodes, graph_outputs):
+    """Replace ``LceBconv2d (float) -> ADD(y, r)`` (r an activation of y's shape) by :class:`ops.BconvAdd`.
+
+    The merged node takes the ADD's place in the call list, where the
+    residual r is computed, whatever the order of the two ops' producers.
+    """
+    cons = _consumers(nodes)
+    merged, absorbed = {}, set()
+    for n in nodes:
+        if type(n) is not O.LceBconv2d or n.params.bitpacked_output:
+            continue
+        t = n.outputs[0]
+        add = _only_consumer(cons, t, graph_outputs)
+        if type(add) is not O.Add or add.op.type != "ADD" or id(add) in merged:
+            continue
+        a, b = add.op.inputs[:2]
+        other = b if a == t else a
+        if other == t or n.ctx.tensor(t).dtype != "float32" or n.ctx.tensor(other).is_constant:
+            continue
+        if add.params.b_size != add.params.size or n.ctx.tensor(other).shape != n.ctx.tensor(t).shape:
+            continue
+        merged[id(add)] = O.BconvAdd(n, add, other)
+        absorbed.add(id(n))
+    return [merged.get(id(n), n) for n in nodes if id(n) not in absorbed]
 
 
 def _only_consumer(cons, tensor, graph_outputs):

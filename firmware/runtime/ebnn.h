@@ -219,6 +219,25 @@ typedef struct {
 ebnn_status_t ebnn_bconv2d_ref(const ebnn_bconv2d_params_t *params,
                                const int32_t *input, void *output);
 
+/* LceBconv2d with float output whose only reader is an ADD of a tensor of
+ * the same shape (a residual block: QuickNet, Bi-Real Net, ResNet-E), as
+ * one call, so the bconv's output y is never stored (a pass of the
+ * generator). output[i] = act(y[i] + residual[i]), or act(residual[i] +
+ * y[i]) when residual_first (the ADD's operand order), with y as
+ * ebnn_bconv2d_ref computes it and act the ADD's fused activation: the two
+ * ops' results bit for bit. conv.thresholds must be NULL
+ * (EBNN_ERROR_UNSUPPORTED); output must not overlap input or residual. */
+#define EBNN_BCONV_ADD 1 /* this runtime has ebnn_bconv2d_add */
+typedef struct {
+  ebnn_bconv2d_params_t conv;
+  int32_t residual_first;       /* 0 or 1 */
+  ebnn_activation_t activation; /* the ADD's */
+} ebnn_bconv2d_add_params_t;
+
+ebnn_status_t ebnn_bconv2d_add_ref(const ebnn_bconv2d_add_params_t *params,
+                                   const int32_t *input, const float *residual,
+                                   float *output);
+
 /* LceBMaxPool2d: bitwise AND over the window (max of +-1 values), window
  * clamped at the edges (no pad value). channels is the true channel count;
  * input and output are bitpacked with EBNN_PACKED_WORDS(channels) words.
@@ -628,6 +647,9 @@ ebnn_status_t ebnn_fused_conv_pool_affine_quantize_ref(
  * outside their fast paths are delegated to the _ref kernels. */
 ebnn_status_t ebnn_bconv2d_opt(const ebnn_bconv2d_params_t *params,
                                const int32_t *input, void *output);
+ebnn_status_t ebnn_bconv2d_add_opt(const ebnn_bconv2d_add_params_t *params,
+                                   const int32_t *input, const float *residual,
+                                   float *output);
 ebnn_status_t ebnn_fused_conv_pool_affine_quantize_opt(
     const ebnn_fused_params_t *params, const void *input, int32_t *output,
     void *scratch, size_t scratch_bytes);

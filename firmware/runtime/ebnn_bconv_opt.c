@@ -31,7 +31,10 @@
  * border pixels get the reference's correction (the same float operations:
  * ebnn__bconv_zero_pad_correction).
  *
- * Delegated to ebnn_bconv2d_ref: windows over EBNN_BOPT_PATCH_WORDS words,
+ * ebnn_bconv2d_add_opt is the same GEMM; each pixel's float outputs get
+ * their residual added right after the transform, while still in L1.
+ *
+ * Delegated to ebnn_bconv2d_ref (ebnn_bconv2d_add_ref): windows over EBNN_BOPT_PATCH_WORDS words,
  * more than EBNN_BOPT_MAX_OC channels, no filter_t with a filter over the
  * stack buffer. Stack: about 240 KiB (hosts only, like ebnn_fused_opt.c; glibc
  * threads get the stack rlimit, usually 8 MiB).
@@ -40,6 +43,7 @@
 
 #include "ebnn.h"
 #include "ebnn_internal.h"
+#include "ebnn_opt_internal.h"
 
 #define EBNN_BOPT_P 4
 #define EBNN_BOPT_MAX_OC 2048
@@ -80,6 +84,10 @@ typedef struct {
    * the level-coded convolution's bitplanes share each weight load. */
   int32_t planes;
   size_t plane_words;
+  /* ebnn_bconv2d_add: each pixel's float outputs are added to its residual
+   * right after the transform (NULL: a plain bconv) */
+  const ebnn_bconv2d_add_params_t *add;
+  const float *residual;
 } bopt_ctx_t;
 
 /* Counts of EBNN_BOPT_P pixels (rows[i * fh + fy]: row fy of pixel i's
@@ -468,6 +476,15 @@ static void bopt_transform(const bopt_ctx_t *c, const int32_t *ct, int32_t q, vo
         }
       }
     }
+    if (c->residual != NULL) { /* the ADD, in its operand order, then its activation: two vector loops */
+      const float *r = c->residual + (size_t)q * (size_t)oc;
+      if (c->add->residual_first) {
+        for (o = 0; o < oc; ++o) out[o] = r[o] + out[o];
+      } else {
+        for (o = 0; o < oc; ++o) out[o] = out[o] + r[o];
+      }
+      ebnn__opt_act(out, oc, c->add->activation);
+    }
   } else {
     const int32_t words_out = EBNN_PACKED_WORDS(oc);
     int32_t *px = (int32_t *)output + (size_t)q * (size_t)words_out;
@@ -523,26 +540,24 @@ static void bopt_job(const void *arg, int32_t begin, int32_t end) {
   bopt_pixels(j->c, j->input, 2 * begin, 2 * end < n_pix ? 2 * end : n_pix, j->output);
 }
 
-ebnn_status_t ebnn_bconv2d_opt(const ebnn_bconv2d_params_t *params,
-                               const int32_t *input, void *output) {
-  static uint32_t buf_unused[1];
+/* The bconv (add == NULL) or ebnn_bconv2d_add, its geometry checked into g;
+ * cases off the fast paths go to the matching _ref kernel. */
+static ebnn_status_t bopt_run(const ebnn_bconv2d_params_t *p, const ebnn__bgeom_t *g, const int32_t *input,
+                              void *output, const ebnn_bconv2d_add_params_t *add, const float *residual) {
   uint32_t buf[EBNN_BOPT_FILTER_ELEMS];
   bopt_ctx_t c;
-  ebnn_status_t st;
   size_t k_words, o, k;
-  const ebnn_bconv2d_params_t *p = params;
-  (void)buf_unused;
-  if (p == NULL || input == NULL || output == NULL) return EBNN_ERROR_NULL_POINTER;
-  st = ebnn__bconv2d_check(p, &c.g);
-  if (st != EBNN_OK) return st;
+  c.g = *g;
+  c.add = add;
+  c.residual = residual;
   k_words = (size_t)p->filter_h * (size_t)p->filter_w * (size_t)c.g.words_in;
-  if ((size_t)p->filter_h * (size_t)p->filter_w * (size_t)c.g.words_in > EBNN_BOPT_PATCH_WORDS ||
-      p->filter_h > EBNN_BOPT_MAX_FH || p->out_c > EBNN_BOPT_MAX_OC)
-    return ebnn_bconv2d_ref(p, input, output);
+  if (k_words > EBNN_BOPT_PATCH_WORDS || p->filter_h > EBNN_BOPT_MAX_FH || p->out_c > EBNN_BOPT_MAX_OC ||
+      (p->filter_t == NULL && k_words * (size_t)p->out_c > EBNN_BOPT_FILTER_ELEMS))
+    return add != NULL ? ebnn_bconv2d_add_ref(add, input, residual, (float *)output)
+                       : ebnn_bconv2d_ref(p, input, output);
   if (p->filter_t != NULL) {
     c.wt = (const uint32_t *)(const void *)p->filter_t;
   } else {
-    if (k_words * (size_t)p->out_c > EBNN_BOPT_FILTER_ELEMS) return ebnn_bconv2d_ref(p, input, output);
     for (o = 0; o < (size_t)p->out_c; ++o)
       for (k = 0; k < k_words; ++k) buf[k * (size_t)p->out_c + o] = (uint32_t)p->filter[o * k_words + k];
     c.wt = buf;
@@ -574,6 +589,25 @@ ebnn_status_t ebnn_bconv2d_opt(const ebnn_bconv2d_params_t *params,
     ebnn__parallel_for((n_pix + 1) / 2, (int64_t)n_pix * (int64_t)p->out_c * (int64_t)k_words, bopt_job, &job);
   }
   return EBNN_OK;
+}
+
+ebnn_status_t ebnn_bconv2d_opt(const ebnn_bconv2d_params_t *params,
+                               const int32_t *input, void *output) {
+  ebnn__bgeom_t g;
+  ebnn_status_t st;
+  if (params == NULL || input == NULL || output == NULL) return EBNN_ERROR_NULL_POINTER;
+  st = ebnn__bconv2d_check(params, &g);
+  if (st != EBNN_OK) return st;
+  return bopt_run(params, &g, input, output, NULL, NULL);
+}
+
+ebnn_status_t ebnn_bconv2d_add_opt(const ebnn_bconv2d_add_params_t *params,
+                                   const int32_t *input, const float *residual,
+                                   float *output) {
+  ebnn__bgeom_t g;
+  const ebnn_status_t st = ebnn__bconv2d_add_check(params, input, residual, output, &g);
+  if (st != EBNN_OK) return st;
+  return bopt_run(&params->conv, &g, input, output, params, residual);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -657,6 +691,8 @@ ebnn_status_t ebnn_lconv2d_opt(const ebnn_lconv2d_params_t *params,
   c.wt = (const uint32_t *)(const void *)p->filter_t;
   c.row_len = (size_t)p->filter_w * (size_t)c.g.words_in;
   c.zsum_ok = 0;
+  c.add = NULL;
+  c.residual = NULL;
   c.planes = planes;
   c.plane_words = plane_words;
   job.pop = params->filter_pop;

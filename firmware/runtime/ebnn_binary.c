@@ -536,6 +536,42 @@ ebnn_status_t ebnn_bconv2d_ref(const ebnn_bconv2d_params_t *params,
   return EBNN_OK;
 }
 
+ebnn_status_t ebnn__bconv2d_add_check(const ebnn_bconv2d_add_params_t *p, const int32_t *input,
+                                      const float *residual, const float *output, ebnn__bgeom_t *g) {
+  ebnn_status_t st;
+  if (p == NULL || input == NULL || residual == NULL || output == NULL) return EBNN_ERROR_NULL_POINTER;
+  st = ebnn__bconv2d_check(&p->conv, g);
+  if (st != EBNN_OK) return st;
+  if (p->residual_first != 0 && p->residual_first != 1) return EBNN_ERROR_BAD_ENUM;
+  if (!ebnn__act_valid(p->activation)) return EBNN_ERROR_BAD_ENUM;
+  if (p->conv.thresholds != NULL) return EBNN_ERROR_UNSUPPORTED; /* float output only */
+  return EBNN_OK;
+}
+
+void ebnn__residual_add(const ebnn_bconv2d_add_params_t *p, const float *residual, float *y, size_t n) {
+  size_t i;
+  if (p->residual_first) {
+    for (i = 0; i < n; ++i) y[i] = ebnn__add1(residual[i], y[i], p->activation);
+  } else {
+    for (i = 0; i < n; ++i) y[i] = ebnn__add1(y[i], residual[i], p->activation);
+  }
+}
+
+ebnn_status_t ebnn_bconv2d_add_ref(const ebnn_bconv2d_add_params_t *params,
+                                   const int32_t *input, const float *residual,
+                                   float *output) {
+  ebnn__bgeom_t g;
+  int32_t oy;
+  const ebnn_status_t st = ebnn__bconv2d_add_check(params, input, residual, output, &g);
+  if (st != EBNN_OK) return st;
+  for (oy = 0; oy < g.g.out_h; ++oy) { /* a row of y, then its sums: y stays in cache */
+    const size_t at = (size_t)oy * (size_t)g.g.out_w * (size_t)params->conv.out_c;
+    ebnn__bconv2d_row_float(&params->conv, &g, input, oy, output + at);
+    ebnn__residual_add(params, residual + at, output + at, (size_t)g.g.out_w * (size_t)params->conv.out_c);
+  }
+  return EBNN_OK;
+}
+
 /* ---------------------------------------------------------------------- */
 /* LceBMaxPool2d                                                           */
 /* ---------------------------------------------------------------------- */

@@ -123,12 +123,19 @@ typedef struct {
 
 ebnn_status_t ebnn__bconv2d_check(const ebnn_bconv2d_params_t *p,
                                   ebnn__bgeom_t *g);
-/* LceBconv2d float output of row oy (out_w * out_c floats). Channel-outer
- * so the fused multiplier/bias (double arithmetic, soft-float on Cortex-M)
- * are computed once per row and channel, not per pixel. */
+/* ebnn_bconv2d_add's checks (statuses as ebnn.h says), then g as
+ * ebnn__bconv2d_check fills it. */
+ebnn_status_t ebnn__bconv2d_add_check(const ebnn_bconv2d_add_params_t *p, const int32_t *input,
+                                      const float *residual, const float *output, ebnn__bgeom_t *g);
+/* y[i] = act(y[i] + residual[i]) (or residual first), i < n: the ADD of
+ * ebnn_bconv2d_add on y as the bconv computed it. */
+void ebnn__residual_add(const ebnn_bconv2d_add_params_t *p, const float *residual, float *y, size_t n);
 /* LceBconv2d's int8 output of one transformed value: LCE's rounding (half
  * away from zero) and saturation to [-128, 127]; NaN gives 0. */
 int8_t ebnn__bconv_saturate_round(float y);
+/* LceBconv2d float output of row oy (out_w * out_c floats). Channel-outer
+ * so the fused multiplier/bias (double arithmetic, soft-float on Cortex-M)
+ * are computed once per row and channel, not per pixel. */
 void ebnn__bconv2d_row_float(const ebnn_bconv2d_params_t *p,
                              const ebnn__bgeom_t *g, const int32_t *input,
                              int32_t oy, float *out_row);

@@ -53,6 +53,10 @@ class BConv2DParams(C.Structure):
         ("filter", PI), ("multiplier", PF), ("bias", PF), ("thresholds", PI), ("filter_t", PI)]
 
 
+class BConv2DAddParams(C.Structure):
+    _fields_ = [("conv", BConv2DParams), ("residual_first", I32), ("activation", I32)]
+
+
 class LConv2DParams(C.Structure):
     _fields_ = [("conv", BConv2DParams), ("levels", I32), ("activation", I32), ("filter_pop", PI)]
 
@@ -253,6 +257,22 @@ class Runtime:
         else:
             out = np.full((oh, ow, p.out_c), np.nan, np.float32)
             self._call(self.fn("ebnn_bconv2d"), C.byref(p), _pi(packed_input), _pf(out))
+        del keep
+        return out
+
+    def bconv2d_add(self, packed_input, in_c, filt, residual, *, residual_first=0, add_activation="NONE",
+                    **kw):
+        """ebnn_bconv2d_add: the float-output bconv of ``kw`` (as :meth:`bconv2d`), then its ADD with ``residual``."""
+        packed_input = _i32(packed_input)
+        residual = _f32(residual)
+        h, w = packed_input.shape[-3], packed_input.shape[-2]
+        p, keep = self.bconv2d_params((h, w), in_c, filt, **kw)
+        oh = out_size(h, p.filter_h, p.stride_h, p.dilation_h, kw.get("padding", "VALID"))
+        ow = out_size(w, p.filter_w, p.stride_w, p.dilation_w, kw.get("padding", "VALID"))
+        assert residual.shape == (oh, ow, p.out_c)
+        ap = BConv2DAddParams(p, residual_first, ACT[add_activation])
+        out = np.full((oh, ow, p.out_c), np.nan, np.float32)
+        self._call(self.fn("ebnn_bconv2d_add"), C.byref(ap), _pi(packed_input), _pf(residual), _pf(out))
         del keep
         return out
 
