@@ -404,19 +404,22 @@ def test_conv2d_dilation_matches_numpy(rt, k, stride, dil, padding):
     np.testing.assert_allclose(mine, _np_conv(x, w, b, stride, dil, padding), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("layout", [True, "hwio16"])
 @pytest.mark.parametrize("k,stride,dil,padding,cin,cout,act", [
     (3, 1, 1, "VALID", 1, 32, "NONE"), (3, 2, 1, "SAME", 3, 13, "RELU"), (5, 1, 2, "SAME", 4, 8, "RELU6"),
-    (1, 1, 1, "VALID", 70, 9, "RELU_N1_TO_1"), (3, 1, 1, "SAME", 60, 8, "NONE")])
-def test_conv2d_hwio_layout_is_bit_identical_to_ohwi(rt, k, stride, dil, padding, cin, cout, act):
-    """EBNN_FILTER_HWIO only changes the memory layout, not the order of the float operations
-    (cin 60 with k 3 exceeds the gathered-patch limit and takes the plain loop)."""
+    (1, 1, 1, "VALID", 70, 9, "RELU_N1_TO_1"), (3, 1, 1, "SAME", 60, 8, "NONE"), (3, 1, 1, "SAME", 5, 40, "RELU"),
+    (3, 1, 1, "SAME", 60, 44, "NONE")])
+def test_conv2d_hwio_layout_is_bit_identical_to_ohwi(rt, k, stride, dil, padding, cin, cout, act, layout):
+    """EBNN_FILTER_HWIO and HWIO16 only change the memory layout, not the order of the float operations
+    (cin 60 with k 3 exceeds the gathered-patch limit and takes the plain loop; 40 and 44 channels are
+    HWIO16 blocks of 16, 16 and a last one of 8 or 12)."""
     rng = np.random.default_rng(cin * 100 + cout)
     x = rng.normal(size=(9, 10, cin)).astype(np.float32)
     w = rng.normal(size=(cout, k, k, cin)).astype(np.float32)
     b = rng.normal(size=cout).astype(np.float32)
     kw = dict(stride=(stride, stride), dilation=(dil, dil), padding=padding, activation=act)
     ohwi = rt.conv2d(x, w, b, **kw)
-    p, keep = rt.conv2d_params(x.shape, w, b, hwio=True, **kw)
+    p, keep = rt.conv2d_params(x.shape, w, b, hwio=layout, **kw)
     out = np.full_like(ohwi, np.nan)
     rt._call("ebnn_conv2d_ref", ctypes.byref(p), x.ctypes.data_as(E.PF), out.ctypes.data_as(E.PF))
     assert checks.bitexact(out, ohwi)

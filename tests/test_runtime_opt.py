@@ -145,16 +145,19 @@ CONV = [((9, 10, 3), 32, 3, 2, 1, "SAME", "RELU"), ((12, 11, 64), 128, 1, 1, 1, 
 
 @pytest.mark.parametrize("case", CONV, ids=[f"{'x'.join(map(str, c[0]))}_o{c[1]}_k{c[2]}_s{c[3]}_d{c[4]}_"
                                             f"{c[5].lower()}_{c[6].lower()}" for c in CONV])
-def test_conv2d_opt_is_bit_identical_to_ref(pair, case):
+@pytest.mark.parametrize("layout", ["hwio", "hwio16"])
+def test_conv2d_opt_is_bit_identical_to_ref(pair, case, layout):
+    """opt on an HWIO or HWIO16 filter (both read by the blocked GEMM) against ref on HWIO."""
     ref, opt = pair
     shape, co, k, s, d, pad, act = case
     rng = np.random.default_rng(zlib.crc32(repr(case).encode()))
     x = rng.normal(size=shape).astype(np.float32)
     w = rng.normal(size=(co, k, k, shape[2])).astype(np.float32)
     b = rng.normal(size=co).astype(np.float32)
-    kw = dict(stride=(s, s), dilation=(d, d), padding=pad, activation=act, hwio=True)
+    kw = dict(stride=(s, s), dilation=(d, d), padding=pad, activation=act)
     assert opt.fn("ebnn_conv2d") == "ebnn_conv2d_opt"
-    assert checks.bitexact(opt.conv2d(x, w, b, **kw), ref.conv2d(x, w, b, **kw))
+    got = opt.conv2d(x, w, b, hwio="hwio16" if layout == "hwio16" else True, **kw)
+    assert checks.bitexact(got, ref.conv2d(x, w, b, hwio=True, **kw))
 
 
 def _call_float(rt, name, p, *arrays, out):

@@ -15,7 +15,7 @@
  * the weights come from DRAM, as a model's last layer finds them. Where a
  * kernel has the weights_layout field (this commit on), the head runs both
  * layouts; older runtimes print only "oi". Arguments name the groups to
- * run (stem pool mul dw fc bconv; none: all).
+ * run (stem conv pool mul dw fc bconv; none: all).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -67,6 +67,22 @@ static void check(const char *name, const float *want, const float *got, size_t 
     printf("%-40s %9.2f us\n", name, best / 1e3);                     \
   } while (0)
 
+static volatile long sink;
+
+static void evict(void) { /* read 64 MiB of other memory */
+  static char *junk;
+  const size_t n = (size_t)64 << 20;
+  size_t i;
+  long s = 0;
+  if (junk == NULL) {
+    junk = malloc(n);
+    if (junk == NULL) exit(2);
+    memset(junk, 1, n);
+  }
+  for (i = 0; i < n; i += 64) s += junk[i];
+  sink = s;
+}
+
 static void conv_stem(void) { /* MNIST bcnn: 28x28x1 -> 26x26x32, 3x3 VALID, HWIO */
   float *x = floats(28 * 28), *w = floats(9 * 32), *b = floats(32);
   float *y1 = floats(26 * 26 * 32), *y2 = floats(26 * 26 * 32);
@@ -80,6 +96,42 @@ static void conv_stem(void) { /* MNIST bcnn: 28x28x1 -> 26x26x32, 3x3 VALID, HWI
   ebnn_conv2d_opt(&p, x, y2);
   check("conv2d 28x28x1 -> 32", y1, y2, 26 * 26 * 32);
   TIME("conv2d 28x28x1 -> 32, 3x3", 50, ebnn_conv2d_opt(&p, x, y2));
+}
+
+/* QuickNet's float convs, HWIO, as exported for opt: the 3x3x3 / 2 stem and
+ * the 1x1 transitions; cold: 64 MiB read before each call, so the filter
+ * comes from DRAM as in a whole invoke */
+static void conv_float(int hw, int in_c, int out_c, int k, int stride, int cold) {
+  const int oh = (hw + stride - 1) / stride;
+  const size_t n_out = (size_t)oh * (size_t)oh * (size_t)out_c;
+  float *x = floats((size_t)hw * (size_t)hw * (size_t)in_c), *w = floats((size_t)k * (size_t)k * (size_t)in_c * (size_t)out_c);
+  float *b = floats((size_t)out_c), *y1 = floats(n_out), *y2 = floats(n_out);
+  char name[64];
+  ebnn_conv2d_params_t p;
+  memset(&p, 0, sizeof p);
+  p.in_h = p.in_w = hw; p.in_c = in_c; p.out_c = out_c; p.filter_h = p.filter_w = k;
+  p.stride_h = p.stride_w = stride; p.dilation_h = p.dilation_w = 1;
+  p.padding = EBNN_PADDING_SAME; p.activation = EBNN_ACT_NONE;
+  p.filter = w; p.bias = b; p.filter_layout = EBNN_FILTER_HWIO;
+  ebnn_conv2d_ref(&p, x, y1);
+  ebnn_conv2d_opt(&p, x, y2);
+  check("conv2d", y1, y2, n_out);
+  snprintf(name, sizeof name, "conv2d %dx%dx%d -> %d, %dx%d / %d %s", hw, hw, in_c, out_c, k, k, stride,
+           cold ? "cold" : "warm");
+  if (cold) {
+    double best = 1e30;
+    int r;
+    for (r = 0; r < 30; ++r) {
+      double t0;
+      evict();
+      t0 = now_ns();
+      ebnn_conv2d_opt(&p, x, y2);
+      if (now_ns() - t0 < best) best = now_ns() - t0;
+    }
+    printf("%-40s %9.2f us\n", name, best / 1e3);
+  } else {
+    TIME(name, 3, ebnn_conv2d_opt(&p, x, y2));
+  }
 }
 
 static void max_pool(void) { /* MNIST bcnn: 26x26x32 -> 13x13x32, 2x2 / 2 */
@@ -121,22 +173,6 @@ static void depthwise(int hw, int ch, int stride) { /* QuickNet: 3x3 SAME, RELU 
   check("depthwise", y1, y2, n_out);
   snprintf(name, sizeof name, "depthwise %dx%dx%d, 3x3 / %d", hw, hw, ch, stride);
   TIME(name, 5, ebnn_depthwise_conv2d_opt(&p, x, y2));
-}
-
-static volatile long sink;
-
-static void evict(void) { /* read 64 MiB of other memory */
-  static char *junk;
-  const size_t n = (size_t)64 << 20;
-  size_t i;
-  long s = 0;
-  if (junk == NULL) {
-    junk = malloc(n);
-    if (junk == NULL) exit(2);
-    memset(junk, 1, n);
-  }
-  for (i = 0; i < n; i += 64) s += junk[i];
-  sink = s;
 }
 
 static void fully_connected(int n_in, int n_out, int io, int cold) {
@@ -231,7 +267,7 @@ static void bconv(int hw, int ch) {
 #endif
 }
 
-/* argv: run only the cases whose group name is given (stem pool mul dw fc
+/* argv: run only the cases whose group name is given (stem conv pool mul dw fc
  * bconv); none: all */
 static int want(int argc, char **argv, const char *group) {
   int i;
@@ -250,6 +286,14 @@ int main(int argc, char **argv) {
     bconv(7, 512);
   }
   if (want(argc, argv, "stem")) conv_stem();
+  if (want(argc, argv, "conv")) {
+    for (io = 0; io < 2; ++io) {
+      conv_float(224, 3, 32, 3, 2, io);
+      conv_float(56, 64, 128, 1, 1, io);
+      conv_float(14, 128, 256, 1, 1, io);
+      conv_float(7, 256, 512, 1, 1, io);
+    }
+  }
   if (want(argc, argv, "pool")) max_pool();
   if (want(argc, argv, "mul")) bn_mul();
   if (want(argc, argv, "dw")) {

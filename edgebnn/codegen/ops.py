@@ -709,15 +709,37 @@ class Conv2D(OpKernel):
     def infer(self):
         return [(1, *self.out_hw(), self.params.out_c)]
 
-    def c_struct(self, em):
+    def c_struct(self, em, blocked=False):
+        """The "opt" kernel set reads the filter HWIO ([fh][fw][in_c][out_c]), or with ``blocked``
+        HWIO16 (HWIO in contiguous blocks of 16 output channels: what the unfused conv reads
+        fastest, not the fused chain): the same sums either way (bit-identical)."""
         if em.kernels != "opt" or not isinstance(self.params, Conv2DParams):
             return self.params.c_fields(em)
-        # the "opt" kernel set: [fh][fw][in_c][out_c], same sums (bit-identical)
         t = self.params.filter
         w = np.asarray(em.ctx.tensor(t).data, dtype=np.float32)
-        hwio = em.const_array(f"t{t}_hwio", np.ascontiguousarray(w.transpose(1, 2, 3, 0)), "float",
-                              f"tensor {t} transposed OHWI -> HWIO (opt kernels)")
-        return self.params.c_fields(em, filter=hwio) + [("filter_layout", "EBNN_FILTER_HWIO")]
+        hwio = np.ascontiguousarray(w.transpose(1, 2, 3, 0))
+        if blocked:
+            arr = em.const_array(f"t{t}_hwio16", hwio16(hwio), "float",
+                                 f"tensor {t} as HWIO in blocks of 16 output channels (opt kernels)")
+            return self.params.c_fields(em, filter=arr) + [("filter_layout", "EBNN_FILTER_HWIO16")]
+        arr = em.const_array(f"t{t}_hwio", hwio, "float", f"tensor {t} transposed OHWI -> HWIO (opt kernels)")
+        return self.params.c_fields(em, filter=arr) + [("filter_layout", "EBNN_FILTER_HWIO")]
+
+    def emit(self, em):
+        # HWIO16 where the opt conv's blocked GEMM reads it; one-channel stems (a conv
+        # of their own, cvo_mono) and out_c not a multiple of 8 keep HWIO
+        p = self.params
+        blocked = isinstance(p, Conv2DParams) and p.in_c > 1 and p.out_c % 8 == 0
+        name = em.params(self, self.c_params_type, self.c_struct(em, blocked=blocked))
+        em.call(self, self.c_function, [f"&{name}"] + self.tensor_args(em))
+
+
+def hwio16(hwio: np.ndarray) -> np.ndarray:
+    """An HWIO filter ``[fh, fw, in_c, out_c]`` in the EBNN_FILTER_HWIO16 order (ebnn.h), flat:
+    blocks of 16 output channels one after the other, each its ``[K, width]`` slice."""
+    k = int(np.prod(hwio.shape[:3]))
+    flat = hwio.reshape(k, hwio.shape[3])
+    return np.concatenate([flat[:, o:o + 16].ravel() for o in range(0, flat.shape[1], 16)])
 
 
 @dataclass(frozen=True)

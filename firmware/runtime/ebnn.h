@@ -328,10 +328,18 @@ ebnn_status_t ebnn_lconv2d_opt(const ebnn_lconv2d_params_t *params,
  * after the sum over ky, kx, ci (in that order), whatever the layout.
  * filter_layout EBNN_FILTER_OHWI (0, the flatbuffer's) or EBNN_FILTER_HWIO
  * ([fh][fw][in_c][out_c], transposed at export time): the same results bit
- * for bit, HWIO lets compilers vectorize over output channels. */
+ * for bit, HWIO lets compilers vectorize over output channels.
+ * EBNN_FILTER_HWIO16: HWIO cut into blocks of 16 output channels, each
+ * block's [fh][fw][in_c][16] slice contiguous, one after the other (the
+ * last block is out_c % 16 wide when that is not 0): element (o, k) at
+ * (o / 16) * 16 * K + k * width + o % 16, K = fh * fw * in_c. The "opt"
+ * kernels read a block's slice as one stream (in HWIO it is one cache line
+ * per tap, 4 * out_c bytes apart). Written by the generator for "opt";
+ * the fused kernels do not take it (EBNN_ERROR_UNSUPPORTED). */
 typedef int32_t ebnn_filter_layout_t;
 #define EBNN_FILTER_OHWI 0
 #define EBNN_FILTER_HWIO 1
+#define EBNN_FILTER_HWIO16 2
 
 typedef struct {
   int32_t in_h, in_w, in_c;
@@ -341,7 +349,7 @@ typedef struct {
   int32_t dilation_h, dilation_w;
   ebnn_padding_t padding;
   ebnn_activation_t activation;
-  const float *filter; /* [out_c][fh][fw][in_c], or HWIO, see filter_layout */
+  const float *filter; /* [out_c][fh][fw][in_c], or HWIO / HWIO16, see filter_layout */
   const float *bias;   /* [out_c] or NULL */
   ebnn_filter_layout_t filter_layout; /* 0 (OHWI) when omitted */
 } ebnn_conv2d_params_t;

@@ -27,7 +27,10 @@
  *    ebnn_fused_opt.c): 4 (32 vector registers) or 2 pixels x 32 channels
  *    per step, windows up to EBNN_OPT_PATCH_FLOATS floats; larger ones go
  *    to the reference.
- * Filters other than HWIO go to the reference.
+ * The GEMM (2.) also reads EBNN_FILTER_HWIO16, where a block's [K][16]
+ * slice is one contiguous run: from L3 or DRAM (QuickNet's 7x7x256 -> 512
+ * 1x1 conv, a 512 KiB filter) HWIO's one line per tap, 4 * out_c bytes
+ * apart, was about 1.7x slower. OHWI filters go to the reference.
  */
 #include "ebnn.h"
 #include "ebnn_internal.h"
@@ -49,6 +52,7 @@ typedef struct {
   size_t row_len; /* filter_w * in_c */
   int32_t chunk;  /* pixels per chunk */
   int inside;     /* every window lies inside the input: read in place, no patch */
+  int hwio16;     /* the filter is EBNN_FILTER_HWIO16, else HWIO */
 } cvo_ctx_t;
 
 /* Filter-row pointers of output pixel q's window: into the input when the
@@ -152,6 +156,10 @@ static void cvo_chunk(const cvo_ctx_t *c, int32_t q0, int32_t n) {
   for (o = 0; o < oc; o += 16) {
     const int wide = o + 16 <= oc;
     size_t k0;
+    /* block o's [K][16] slice: stride out_c in HWIO, its own contiguous
+     * [K][width] run in HWIO16 */
+    const size_t wstep = c->hwio16 ? (oc - o < 16 ? oc - o : 16) : oc;
+    const float *wblock = c->hwio16 ? p->filter + o * k : p->filter + o;
     /* one filter row (fh 1) runs in blocks of EBNN_CVO_KBLOCK taps, so the
      * block's [KBLOCK][16] filter slice stays in L1 for the whole chunk;
      * each lane still adds its taps in order (partial sums wait in out) */
@@ -168,7 +176,7 @@ static void cvo_chunk(const cvo_ctx_t *c, int32_t q0, int32_t n) {
           for (i = 0; i < EBNN_CVO_TILE; ++i) shifted[i] = r[i] + k0;
           r = shifted;
         }
-        (wide ? cvo_tile16 : cvo_tile8)(r, fh, len, p->filter + k0 * oc + o, oc,
+        (wide ? cvo_tile16 : cvo_tile8)(r, fh, len, wblock + k0 * wstep, wstep,
                                         last && p->bias != NULL ? p->bias + o : NULL, dst, k0 == 0);
       }
     }
@@ -317,10 +325,11 @@ int ebnn__conv2d_blocked_opt(const ebnn_conv2d_params_t *p, const ebnn__geom_t *
   /* K over 512 only with every window inside: the reference then sums the
    * same taps (its plain loop skips out-of-bounds taps, its patch adds 0.0f
    * for them; with none, both are the same sum) */
-  if (p->filter_layout != EBNN_FILTER_HWIO || (p->out_c % 8) != 0 || (k > EBNN_CVO_MAX_K && !c.inside) ||
+  if ((p->filter_layout != EBNN_FILTER_HWIO && p->filter_layout != EBNN_FILTER_HWIO16) || (p->out_c % 8) != 0 || (k > EBNN_CVO_MAX_K && !c.inside) ||
       p->filter_h > EBNN_CVO_MAX_FH)
     return 0;
-  if (cvo_mono(p, g, input, output)) return 1;
+  if (p->filter_layout == EBNN_FILTER_HWIO && cvo_mono(p, g, input, output)) return 1;
+  c.hwio16 = p->filter_layout == EBNN_FILTER_HWIO16;
   c.p = p;
   c.g = g;
   c.input = input;
@@ -359,7 +368,8 @@ int ebnn__opt_conv_prepare(const ebnn_conv2d_params_t *p, float *buf, const floa
       (size_t)p->filter_h * (size_t)p->filter_w * (size_t)p->in_c;
   const size_t oc = (size_t)p->out_c;
   size_t o, k;
-  if (k_size > EBNN_OPT_PATCH_FLOATS || p->out_c > EBNN_OPT_MAX_OC) return 0;
+  if (k_size > EBNN_OPT_PATCH_FLOATS || p->out_c > EBNN_OPT_MAX_OC || p->filter_layout == EBNN_FILTER_HWIO16)
+    return 0;
   if (p->filter_layout == EBNN_FILTER_HWIO) {
     *wt = p->filter;
     return 1;
@@ -714,8 +724,9 @@ ebnn_status_t ebnn_conv2d_opt(const ebnn_conv2d_params_t *params,
     return EBNN_ERROR_NULL_POINTER;
   st = ebnn__conv2d_check(params, &g);
   if (st != EBNN_OK) return st;
-  if (params->filter_layout != EBNN_FILTER_HWIO) return ebnn_conv2d_ref(params, input, output);
+  if (params->filter_layout == EBNN_FILTER_OHWI) return ebnn_conv2d_ref(params, input, output);
   if (ebnn__conv2d_blocked_opt(params, &g, input, output)) return EBNN_OK;
+  if (params->filter_layout != EBNN_FILTER_HWIO) return ebnn_conv2d_ref(params, input, output);
   if ((size_t)params->filter_h * (size_t)params->filter_w * (size_t)params->in_c > EBNN_OPT_PATCH_FLOATS)
     return ebnn_conv2d_ref(params, input, output);
   for (oy = 0; oy < g.out_h; ++oy)

@@ -29,7 +29,8 @@ ebnn_status_t ebnn__conv2d_check(const ebnn_conv2d_params_t *p,
   if (p->padding != EBNN_PADDING_SAME && p->padding != EBNN_PADDING_VALID)
     return EBNN_ERROR_BAD_ENUM;
   if (!ebnn__act_valid(p->activation)) return EBNN_ERROR_BAD_ENUM;
-  if (p->filter_layout != EBNN_FILTER_OHWI && p->filter_layout != EBNN_FILTER_HWIO)
+  if (p->filter_layout != EBNN_FILTER_OHWI && p->filter_layout != EBNN_FILTER_HWIO &&
+      p->filter_layout != EBNN_FILTER_HWIO16)
     return EBNN_ERROR_BAD_ENUM;
   g->out_h = ebnn_output_size(p->in_h, p->filter_h, p->stride_h, p->dilation_h,
                               p->padding);
@@ -56,14 +57,12 @@ ebnn_status_t ebnn__conv2d_check(const ebnn_conv2d_params_t *p,
 static void conv2d_pixel_plain(const ebnn_conv2d_params_t *p, const float *input,
                                int32_t y_origin, int32_t x_origin, float *out) {
   int32_t o, fy, fx, c;
-  const int hwio = p->filter_layout == EBNN_FILTER_HWIO;
-  /* element (o, tap t, c): OHWI at o * K + t * in_c + c, HWIO at
-   * (t * in_c + c) * out_c + o */
+  /* element (o, k = tap t * in_c + c) at filt[k * c_step] (any layout) */
   const size_t k_size = (size_t)p->filter_h * (size_t)p->filter_w * (size_t)p->in_c;
-  const size_t c_step = hwio ? (size_t)p->out_c : 1u;
   for (o = 0; o < p->out_c; ++o) {
     float total = 0.0f;
-    const float *filt = hwio ? p->filter + (size_t)o : p->filter + (size_t)o * k_size;
+    size_t c_step;
+    const float *filt = ebnn__conv_filter_col(p, o, k_size, &c_step);
     for (fy = 0; fy < p->filter_h; ++fy) {
       const int32_t iy = y_origin + fy * p->dilation_h;
       if (iy < 0 || iy >= p->in_h) continue;
@@ -81,20 +80,21 @@ static void conv2d_pixel_plain(const ebnn_conv2d_params_t *p, const float *input
   }
 }
 
-/* HWIO: 8 output channels per step over the gathered patch; the 8 lanes are
- * independent, each summing in tap order. */
+/* HWIO and HWIO16: 8 output channels per step over the gathered patch (8
+ * adjacent channels of one row of the filter: o is a multiple of 8, so in
+ * HWIO16 they lie in one block); the 8 lanes are independent, each summing
+ * in tap order. */
 static void conv2d_pixel_hwio(const ebnn_conv2d_params_t *p, const float *patch,
                               size_t k_size, float *out) {
   int32_t o;
-  size_t k;
-  const size_t oc = (size_t)p->out_c;
+  size_t k, step;
   for (o = 0; o + 8 <= p->out_c; o += 8) {
     float acc[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-    const float *w = p->filter + (size_t)o;
+    const float *w = ebnn__conv_filter_col(p, o, k_size, &step);
     int32_t j;
     for (k = 0; k < k_size; ++k) {
       const float xv = patch[k];
-      const float *wk = w + k * oc;
+      const float *wk = w + k * step;
       /* constant trip count: GCC vectorizes this at -O2 (SSE/AVX/NEON) */
       for (j = 0; j < 8; ++j) acc[j] += xv * wk[j];
     }
@@ -106,7 +106,8 @@ static void conv2d_pixel_hwio(const ebnn_conv2d_params_t *p, const float *patch,
   }
   for (; o < p->out_c; ++o) {
     float total = 0.0f;
-    for (k = 0; k < k_size; ++k) total += patch[k] * p->filter[k * oc + (size_t)o];
+    const float *w = ebnn__conv_filter_col(p, o, k_size, &step);
+    for (k = 0; k < k_size; ++k) total += patch[k] * w[k * step];
     if (p->bias != NULL) total += p->bias[o];
     out[o] = ebnn__act(total, p->activation);
   }
@@ -145,7 +146,7 @@ void ebnn__conv2d_row(const ebnn_conv2d_params_t *p, const ebnn__geom_t *g,
         dst += p->in_c;
       }
     }
-    if (p->filter_layout == EBNN_FILTER_HWIO) {
+    if (p->filter_layout != EBNN_FILTER_OHWI) {
       conv2d_pixel_hwio(p, patch, k_size, out);
       continue;
     }

@@ -22,6 +22,7 @@ ebnn_status_t ebnn__fused_plan(const ebnn_fused_params_t *p, ebnn__fused_plan_t 
     if (p->conv == NULL) return EBNN_ERROR_NULL_POINTER;
     st = ebnn__conv2d_check(p->conv, &pl->conv_g);
     if (st != EBNN_OK) return st;
+    if (p->conv->filter_layout == EBNN_FILTER_HWIO16) return EBNN_ERROR_UNSUPPORTED; /* OHWI / HWIO rows only */
     pl->prod_h = pl->conv_g.out_h;
     pl->prod_w = pl->conv_g.out_w;
     pl->channels = p->conv->out_c;

@@ -29,6 +29,25 @@ static inline float ebnn__act(float x, ebnn_activation_t act) {
   }
 }
 
+/* CONV_2D filter column of output channel o: element (o, k) is
+ * base[k * *step], k < K = k_size (the tap order fy, fx, c), in any of the
+ * layouts (ebnn.h). */
+static inline const float *ebnn__conv_filter_col(const ebnn_conv2d_params_t *p, int32_t o, size_t k_size,
+                                                 size_t *step) {
+  const size_t oc = (size_t)p->out_c, uo = (size_t)o;
+  if (p->filter_layout == EBNN_FILTER_HWIO) {
+    *step = oc;
+    return p->filter + uo;
+  }
+  if (p->filter_layout == EBNN_FILTER_HWIO16) {
+    const size_t block = uo / 16u * 16u;
+    *step = oc - block < 16u ? oc - block : 16u;
+    return p->filter + block * k_size + uo % 16u;
+  }
+  *step = 1u;
+  return p->filter + uo * k_size;
+}
+
 static inline int ebnn__act_valid(ebnn_activation_t act) {
   return act == EBNN_ACT_NONE || act == EBNN_ACT_RELU ||
          act == EBNN_ACT_RELU_N1_TO_1 || act == EBNN_ACT_RELU6;

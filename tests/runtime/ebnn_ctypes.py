@@ -336,13 +336,24 @@ class Runtime:
     # ------------------------------------------------------------- float
     def conv2d_params(self, in_shape, filt, bias=None, *, stride=(1, 1), dilation=(1, 1),
                       padding="VALID", activation="NONE", hwio=False):
-        """filt is OHWI; hwio=True hands the kernel its [fh][fw][in_c][out_c] transpose."""
+        """filt is OHWI; hwio=True hands the kernel its [fh][fw][in_c][out_c] transpose, hwio="hwio16"
+        the HWIO16 layout (ebnn.h: element (o, k) at (o // 16) * 16 * K + k * width + o % 16)."""
         filt = _f32(filt)
         b = None if bias is None else _f32(bias)
-        data = np.ascontiguousarray(filt.transpose(1, 2, 3, 0)) if hwio else filt
+        layout = 2 if hwio == "hwio16" else 1 if hwio else 0
+        if layout == 2:
+            oc = filt.shape[0]
+            flat = filt.reshape(oc, -1)
+            k = flat.shape[1]
+            data = np.empty(oc * k, np.float32)
+            for o in range(oc):
+                width = min(16, oc - o // 16 * 16)
+                data[o // 16 * 16 * k + np.arange(k) * width + o % 16] = flat[o]
+        else:
+            data = np.ascontiguousarray(filt.transpose(1, 2, 3, 0)) if hwio else filt
         p = Conv2DParams(in_shape[0], in_shape[1], in_shape[2], filt.shape[0], filt.shape[1],
                          filt.shape[2], stride[0], stride[1], dilation[0], dilation[1],
-                         PADDING[padding], ACT[activation], _pf(data), _pf(b), 1 if hwio else 0)
+                         PADDING[padding], ACT[activation], _pf(data), _pf(b), layout)
         return p, (filt, b, data)
 
     def conv2d(self, x, filt, bias=None, **kw):
