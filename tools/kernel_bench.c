@@ -98,10 +98,11 @@ static void conv_stem(void) { /* MNIST bcnn: 28x28x1 -> 26x26x32, 3x3 VALID, HWI
   TIME("conv2d 28x28x1 -> 32, 3x3", 50, ebnn_conv2d_opt(&p, x, y2));
 }
 
-/* QuickNet's float convs, HWIO, as exported for opt: the 3x3x3 / 2 stem and
- * the 1x1 transitions; cold: 64 MiB read before each call, so the filter
- * comes from DRAM as in a whole invoke */
-static void conv_float(int hw, int in_c, int out_c, int k, int stride, int cold) {
+/* QuickNet's float convs: the 3x3x3 / 2 stem and the 1x1 transitions, the
+ * filter HWIO or (blocked, runtimes that have it) HWIO16 as exported for
+ * opt; cold: 64 MiB read before each call, so the filter comes from DRAM as
+ * in a whole invoke */
+static void conv_float(int hw, int in_c, int out_c, int k, int stride, int cold, int blocked) {
   const int oh = (hw + stride - 1) / stride;
   const size_t n_out = (size_t)oh * (size_t)oh * (size_t)out_c;
   float *x = floats((size_t)hw * (size_t)hw * (size_t)in_c), *w = floats((size_t)k * (size_t)k * (size_t)in_c * (size_t)out_c);
@@ -114,10 +115,25 @@ static void conv_float(int hw, int in_c, int out_c, int k, int stride, int cold)
   p.padding = EBNN_PADDING_SAME; p.activation = EBNN_ACT_NONE;
   p.filter = w; p.bias = b; p.filter_layout = EBNN_FILTER_HWIO;
   ebnn_conv2d_ref(&p, x, y1);
+#ifdef EBNN_FILTER_HWIO16
+  if (blocked) { /* the same filter in blocks of 16 output channels, as the generator writes it */
+    const size_t kk = (size_t)k * (size_t)k * (size_t)in_c;
+    float *wb = floats(kk * (size_t)out_c);
+    size_t o, t;
+    for (o = 0; o < (size_t)out_c; ++o) {
+      const size_t width = (size_t)out_c - o / 16 * 16 < 16 ? (size_t)out_c - o / 16 * 16 : 16;
+      for (t = 0; t < kk; ++t) wb[o / 16 * 16 * kk + t * width + o % 16] = w[t * (size_t)out_c + o];
+    }
+    p.filter = wb;
+    p.filter_layout = EBNN_FILTER_HWIO16;
+  }
+#else
+  if (blocked) return;
+#endif
   ebnn_conv2d_opt(&p, x, y2);
   check("conv2d", y1, y2, n_out);
-  snprintf(name, sizeof name, "conv2d %dx%dx%d -> %d, %dx%d / %d %s", hw, hw, in_c, out_c, k, k, stride,
-           cold ? "cold" : "warm");
+  snprintf(name, sizeof name, "conv2d %dx%dx%d -> %d, %dx%d/%d %s %s", hw, hw, in_c, out_c, k, k, stride,
+           blocked ? "hwio16" : "hwio", cold ? "cold" : "warm");
   if (cold) {
     double best = 1e30;
     int r;
@@ -287,11 +303,12 @@ int main(int argc, char **argv) {
   }
   if (want(argc, argv, "stem")) conv_stem();
   if (want(argc, argv, "conv")) {
-    for (io = 0; io < 2; ++io) {
-      conv_float(224, 3, 32, 3, 2, io);
-      conv_float(56, 64, 128, 1, 1, io);
-      conv_float(14, 128, 256, 1, 1, io);
-      conv_float(7, 256, 512, 1, 1, io);
+    for (io = 0; io < 4; ++io) { /* warm / cold x HWIO / HWIO16 */
+      conv_float(224, 3, 32, 3, 2, io & 1, io >> 1);
+      conv_float(56, 32, 64, 1, 1, io & 1, io >> 1);
+      conv_float(28, 64, 128, 1, 1, io & 1, io >> 1);
+      conv_float(14, 128, 256, 1, 1, io & 1, io >> 1);
+      conv_float(7, 256, 512, 1, 1, io & 1, io >> 1);
     }
   }
   if (want(argc, argv, "pool")) max_pool();
