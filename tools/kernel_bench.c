@@ -83,6 +83,21 @@ static void evict(void) { /* read 64 MiB of other memory */
   sink = s;
 }
 
+/* best over `rounds` single calls, each after evict(): operands from DRAM */
+#define TIME_COLD(name, rounds, stmt)                                 \
+  do {                                                                \
+    double best = 1e30;                                               \
+    int r_;                                                           \
+    for (r_ = 0; r_ < (rounds); ++r_) {                               \
+      double t0;                                                      \
+      evict();                                                        \
+      t0 = now_ns();                                                  \
+      stmt;                                                           \
+      if (now_ns() - t0 < best) best = now_ns() - t0;                 \
+    }                                                                 \
+    printf("%-40s %9.2f us\n", name, best / 1e3);                     \
+  } while (0)
+
 static void conv_stem(void) { /* MNIST bcnn: 28x28x1 -> 26x26x32, 3x3 VALID, HWIO */
   float *x = floats(28 * 28), *w = floats(9 * 32), *b = floats(32);
   float *y1 = floats(26 * 26 * 32), *y2 = floats(26 * 26 * 32);
@@ -135,16 +150,7 @@ static void conv_float(int hw, int in_c, int out_c, int k, int stride, int cold,
   snprintf(name, sizeof name, "conv2d %dx%dx%d -> %d, %dx%d/%d %s %s", hw, hw, in_c, out_c, k, k, stride,
            blocked ? "hwio16" : "hwio", cold ? "cold" : "warm");
   if (cold) {
-    double best = 1e30;
-    int r;
-    for (r = 0; r < 30; ++r) {
-      double t0;
-      evict();
-      t0 = now_ns();
-      ebnn_conv2d_opt(&p, x, y2);
-      if (now_ns() - t0 < best) best = now_ns() - t0;
-    }
-    printf("%-40s %9.2f us\n", name, best / 1e3);
+    TIME_COLD(name, 30, ebnn_conv2d_opt(&p, x, y2));
   } else {
     TIME(name, 3, ebnn_conv2d_opt(&p, x, y2));
   }
@@ -216,16 +222,7 @@ static void fully_connected(int n_in, int n_out, int io, int cold) {
   check("fully_connected", y1, y2, (size_t)n_out);
   snprintf(name, sizeof name, "fully_connected %d -> %d %s %s", n_in, n_out, io ? "io" : "oi", cold ? "cold" : "warm");
   if (cold) {
-    double best = 1e30;
-    int r;
-    for (r = 0; r < 50; ++r) {
-      double t0;
-      evict();
-      t0 = now_ns();
-      ebnn_fully_connected_opt(&p, x, y2);
-      if (now_ns() - t0 < best) best = now_ns() - t0;
-    }
-    printf("%-40s %9.2f us\n", name, best / 1e3);
+    TIME_COLD(name, 50, ebnn_fully_connected_opt(&p, x, y2));
   } else {
     TIME(name, 5, ebnn_fully_connected_opt(&p, x, y2));
   }
