@@ -35,7 +35,8 @@ class Operator:
     code: object  # builtin name ("RELU") or custom code
     inputs: list
     outputs: list
-    options: object = None  # ("Pool2DOptions", {"Padding": 1, "StrideW": 2, ...}) for builtins
+    options: object = None  # ("Pool2DOptions", {"Padding": 1, "StrideW": 2, ...}) for builtins;
+    # for a custom op, a dict written as its flexbuffer custom options (LCE's)
     custom: bool = False
 
 
@@ -84,8 +85,11 @@ def _subgraph(b, sub, buffers, codes):
         key = (op.code, op.custom)
         if key not in codes:
             codes[key] = len(codes)
-        opt = None
-        if op.options is not None:
+        opt = custom_opts = None
+        if op.options is not None and op.custom:
+            from flatbuffers import flexbuffers
+            custom_opts = b.CreateByteVector(bytes(flexbuffers.Dumps(op.options)))
+        elif op.options is not None:
             opt = _options(b, *op.options)
         ins = _vec(b, tflite.OperatorStartInputsVector, list(op.inputs), b.PrependInt32)
         outs = _vec(b, tflite.OperatorStartOutputsVector, list(op.outputs), b.PrependInt32)
@@ -96,6 +100,8 @@ def _subgraph(b, sub, buffers, codes):
         if opt is not None:
             tflite.OperatorAddBuiltinOptionsType(b, opt[1])
             tflite.OperatorAddBuiltinOptions(b, opt[0])
+        if custom_opts is not None:
+            tflite.OperatorAddCustomOptions(b, custom_opts)
         ops.append(tflite.OperatorEnd(b))
     t_vec = _vec(b, tflite.SubGraphStartTensorsVector, tens, b.PrependUOffsetTRelative)
     o_vec = _vec(b, tflite.SubGraphStartOperatorsVector, ops, b.PrependUOffsetTRelative)
