@@ -774,7 +774,10 @@ def train(config, run_dir, *, resume=False, force=False, callbacks=(), data_dir=
     run_dir = Path(run_dir)
     config, role = _resolve_config(config, run_dir, resume, force)
     strategy = _start_tensorflow(config, role, deterministic)
-    run = _plan_run(config, role, strategy, run_dir, _load_split(config, dataset, data_dir))
+    data = _load_split(config, dataset, data_dir)
+    if role.chief:  # only now, so that a missing dataset leaves no RUN_DIR behind (nor removes one)
+        config = _prepare_run_dir(config, run_dir, resume, force)
+    run = _plan_run(config, role, strategy, run_dir, data)
     model = _compile(run)
     progress = _restore(run, model, resume)
     _train_epochs(run, model, progress, callbacks)
@@ -843,13 +846,17 @@ class _Progress:
 def _resolve_config(config, run_dir: Path, resume: bool, force: bool):
     """Return ``(config, role)``: the configuration to train with and this process's role.
 
-    ``TF_CONFIG`` is read here, once (:func:`worker_role`); the chief
-    creates or checks ``run_dir`` (:func:`_prepare_run_dir`).
+    ``TF_CONFIG`` is read here, once (:func:`worker_role`). Nothing is
+    written: the chief checks ``run_dir`` (:func:`check_run_dir`) and a
+    resumed run's stored configuration is read and compared; :func:`train`
+    creates ``run_dir`` once the data has loaded.
     """
     if config is None:  # --resume with RUN_DIR/config.yml as it is (reading only)
         config = _prepare_run_dir(None, run_dir, resume, force, write=False)
     role = worker_role(config.strategy)
-    return _prepare_run_dir(config, run_dir, resume, force, write=role.chief), role
+    if role.chief:
+        check_run_dir(run_dir, resume=resume, force=force)
+    return _prepare_run_dir(config, run_dir, resume, force, write=False), role
 
 
 def _start_tensorflow(config: TrainConfig, role: WorkerRole, deterministic: bool):

@@ -79,6 +79,30 @@ def test_existing_run_dir_is_never_overwritten(tmp_path):
     assert (run / "keep.txt").read_text() == "x"
 
 
+@pytest.mark.tf
+def test_a_missing_dataset_leaves_no_run_dir(tmp_path, monkeypatch):
+    """The data loads before RUN_DIR is written: a run that cannot find its dataset creates nothing,
+    so the same command succeeds once the files are in place (no --force needed), and with --force it
+    does not remove the run that is there."""
+    from edgebnn.errors import DatasetError
+
+    monkeypatch.delenv("EDGEBNN_DATA", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no Keras cache
+    monkeypatch.setenv("EDGEBNN_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)  # no ../shared/data beside the working directory
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    run = tmp_path / "run"
+    with pytest.raises(DatasetError, match="was not found"):
+        train(TrainConfig(epochs=1, dataset="fashion_mnist"), run, data_dir=empty)
+    assert not run.exists()
+    run.mkdir()
+    (run / "keep.txt").write_text("x")
+    with pytest.raises(DatasetError, match="was not found"):
+        train(TrainConfig(epochs=1, dataset="fashion_mnist"), run, data_dir=empty, force=True)
+    assert (run / "keep.txt").read_text() == "x"
+
+
 def test_resume_with_a_different_configuration_names_the_key(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
