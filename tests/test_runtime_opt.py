@@ -61,6 +61,13 @@ BCONV = [
     ((4, 4), 32, 2048, 1, 1, 1, "VALID", 1, "NONE", True),
     ((5, 23), 2048, 32, 3, 1, 1, "SAME", 1, "NONE", True),  # 1152 window words: delegated
     ((14, 14), 128, 256, 2, 2, 1, "VALID", 1, "NONE", True),
+    # fewer pixels than a tile (AVX-512: the filter in one ordered pass): dense layers' one pixel with
+    # 4096 channels, 3 and 2 pixels with channel tails, padded windows, windows of 27 and 2 words
+    ((1, 1), 1024, 4096, 1, 1, 1, "VALID", 1, "NONE", False),
+    ((1, 1), 1024, 4096, 1, 1, 1, "VALID", 1, "NONE", True),
+    ((1, 3), 96, 100, 3, 1, 1, "SAME", 0, "NONE", False),
+    ((2, 1), 70, 40, 3, 1, 1, "SAME", 1, "NONE", True),
+    ((1, 2), 33, 17, 1, 1, 1, "VALID", 1, "RELU6", False),
 ]
 
 

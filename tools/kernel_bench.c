@@ -15,7 +15,7 @@
  * the weights come from DRAM, as a model's last layer finds them. Where a
  * kernel has the weights_layout field (this commit on), the head runs both
  * layouts; older runtimes print only "oi". Arguments name the groups to
- * run (stem conv pool mul dw fc bconv; none: all).
+ * run (stem conv pool mul dw fc bconv bdense; none: all).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -280,8 +280,38 @@ static void bconv(int hw, int ch) {
 #endif
 }
 
+/* A binary dense layer as the generator runs it: one pixel, n_in -> n_out
+ * as a 1x1 bconv, float output, filter_t given (BinaryAlexNet's and
+ * DoReFa-Net's 4096 -> 4096: 2 MiB of filter bits, read once per call);
+ * warm, and cold after evict() */
+static void bdense(int n_in, int n_out, int cold) {
+  const int k = (n_in + 31) / 32;
+  int32_t *x = words((size_t)k), *w = words((size_t)n_out * (size_t)k), *wt = words((size_t)n_out * (size_t)k);
+  float *m = floats((size_t)n_out), *b = floats((size_t)n_out);
+  float *y1 = floats((size_t)n_out), *y2 = floats((size_t)n_out);
+  char name[64];
+  int o, t;
+  ebnn_bconv2d_params_t p;
+  for (o = 0; o < n_out; ++o)
+    for (t = 0; t < k; ++t) wt[(size_t)t * (size_t)n_out + (size_t)o] = w[(size_t)o * (size_t)k + (size_t)t];
+  memset(&p, 0, sizeof p);
+  p.in_h = p.in_w = 1; p.in_c = n_in; p.out_c = n_out; p.filter_h = p.filter_w = 1;
+  p.stride_h = p.stride_w = p.dilation_h = p.dilation_w = 1;
+  p.padding = EBNN_PADDING_VALID; p.pad_value = 1; p.activation = EBNN_ACT_NONE;
+  p.filter = w; p.multiplier = m; p.bias = b; p.filter_t = wt;
+  ebnn_bconv2d_ref(&p, x, y1);
+  ebnn_bconv2d_opt(&p, x, y2);
+  check("bdense", y1, y2, (size_t)n_out);
+  snprintf(name, sizeof name, "bconv2d 1x1x%d -> %d %s", n_in, n_out, cold ? "cold" : "warm");
+  if (cold) {
+    TIME_COLD(name, 50, ebnn_bconv2d_opt(&p, x, y2));
+  } else {
+    TIME(name, 5, ebnn_bconv2d_opt(&p, x, y2));
+  }
+}
+
 /* argv: run only the cases whose group name is given (stem conv pool mul dw fc
- * bconv); none: all */
+ * bconv bdense); none: all */
 static int want(int argc, char **argv, const char *group) {
   int i;
   if (argc < 2) return 1;
@@ -297,6 +327,11 @@ int main(int argc, char **argv) {
     bconv(28, 128);
     bconv(14, 256);
     bconv(7, 512);
+  }
+  if (want(argc, argv, "bdense")) {
+    bdense(4096, 4096, 0);
+    bdense(4096, 4096, 1);
+    bdense(1024, 4096, 1);
   }
   if (want(argc, argv, "stem")) conv_stem();
   if (want(argc, argv, "conv")) {

@@ -296,6 +296,48 @@ static void bopt_split(const uint32_t *src, size_t n, uint32_t *dst) {
 }
 #endif
 
+#if defined(EBNN_BOPT_ISA_AVX512)
+/* Counts of n < EBNN_BOPT_P virtual pixels (rows as bopt_tile's), the
+ * filter read once in its stored order ([k][oc]). For so few pixels (a
+ * dense layer's one, its bitplanes) the tile's walk down one block of
+ * channels reads each filter row oc * 4 bytes after the last, a cache
+ * miss per row that the prefetchers do not hide; here every row streams
+ * in order, and EBNN_BOPT_GEMV_K of them at a time are summed in a
+ * register before the count in cnt is updated. */
+#define EBNN_BOPT_GEMV_K 8
+static void bopt_gemv_counts(const bopt_ctx_t *c, const uint32_t *const *rows, int32_t n, int32_t *cnt) {
+  const ebnn_bconv2d_params_t *p = c->p;
+  const int32_t fh = p->filter_h;
+  const size_t oc = (size_t)p->out_c, full = oc & ~(size_t)15, k_words = (size_t)fh * c->row_len;
+  uint32_t xs[EBNN_BOPT_P][EBNN_BOPT_GEMV_K];
+  size_t k0, kn, k, o;
+  int32_t i, fy;
+  for (i = 0; i < n; ++i)
+    for (o = 0; o < oc; ++o) cnt[(size_t)i * oc + o] = 0;
+  for (k0 = 0; k0 < k_words; k0 += kn) {
+    const uint32_t *w = c->wt + k0 * oc;
+    kn = k_words - k0 < EBNN_BOPT_GEMV_K ? k_words - k0 : EBNN_BOPT_GEMV_K;
+    for (k = 0; k < kn; ++k) { /* window word k0 + k: row fy, word t of that row */
+      fy = (int32_t)((k0 + k) / c->row_len);
+      for (i = 0; i < n; ++i) xs[i][k] = rows[i * fh + fy][(k0 + k) % c->row_len];
+    }
+    for (o = 0; o < full; o += 16)
+      for (i = 0; i < n; ++i) {
+        int32_t *ct = cnt + (size_t)i * oc + o;
+        __m512i acc = _mm512_loadu_si512((const void *)ct);
+        for (k = 0; k < kn; ++k) {
+          const __m512i v = _mm512_loadu_si512((const void *)(w + k * oc + o));
+          acc = _mm512_add_epi32(acc, _mm512_popcnt_epi32(_mm512_xor_si512(_mm512_set1_epi32((int)xs[i][k]), v)));
+        }
+        _mm512_storeu_si512((void *)ct, acc);
+      }
+    for (; o < oc; ++o) /* channels past the last 16 */
+      for (i = 0; i < n; ++i)
+        for (k = 0; k < kn; ++k) cnt[(size_t)i * oc + o] += EBNN_POPCOUNT32(xs[i][k] ^ w[k * oc + o]);
+  }
+}
+#endif
+
 /* Row pointers of pixel (oy, ox)'s window: straight into the input when the
  * window is inside it, else gathered into patch (0 words = +1 outside, as
  * the reference, which only runs this without same-zero padding). */
@@ -393,6 +435,13 @@ static void bopt_chunk_counts(const bopt_ctx_t *c, const int32_t *input, int32_t
         for (k = 0; k < k_words; ++k, wk += oc) total += EBNN_POPCOUNT32((xa[2 * k] | (xa[2 * k + 1] << 4)) ^ wk[0]);
         cnt[(size_t)i * oc + (size_t)o] = total;
       }
+    return;
+  }
+#endif
+#if defined(EBNN_BOPT_ISA_AVX512)
+  if (n < EBNN_BOPT_P) { /* fewer pixels than one tile: the filter in one ordered pass */
+    for (i = 0; i < n; ++i) bopt_vwindow(c, input, q0 + i, patch[i], rows + i * fh);
+    bopt_gemv_counts(c, rows, n, cnt);
     return;
   }
 #endif
