@@ -134,20 +134,24 @@ def test_lconv_opt_is_bit_identical_to_ref(pair, case, filter_pop):
     assert checks.bitexact(got, want)
 
 
-def test_lconv_opt_threads_match_one_thread(pair):
+@pytest.mark.parametrize("shape", [((13, 13), 96, 64, (3, 3), "SAME"), ((1, 1), 1024, 1000, (1, 1), "VALID")],
+                         ids=["conv", "dense"])
+def test_lconv_opt_threads_match_one_thread(pair, shape):
+    """A conv shares its pixels; a dense layer (one pixel, 2 planes) its blocks of 64 channels (AVX-512)."""
     ref, opt = pair
     if not hasattr(opt.lib, "ebnn_set_threads"):
         pytest.skip("built without EBNN_THREADS")
+    hw, in_c, out_c, k, pad = shape
     rng = np.random.default_rng(3)
-    x = _codes(rng, (13, 13, 96), 3)
-    signs, scale, bias = _layer(rng, 64, (3, 3), 96)
+    x = _codes(rng, hw + (in_c,), 3)
+    signs, scale, bias = _layer(rng, out_c, k, in_c)
     outs = []
-    for n in (1, 2, 3):
+    for n in (3, 2, 1):  # threaded first: a one-thread call would leave the right counts on the stack
         opt.lib.ebnn_set_threads(ctypes.c_int32(n))
-        outs.append(opt.lconv2d(x, 3, signs, scale, bias, padding="SAME"))
+        outs.append(opt.lconv2d(x, 3, signs, scale, bias, padding=pad))
     opt.lib.ebnn_set_threads(ctypes.c_int32(1))
     assert all(o.tobytes() == outs[0].tobytes() for o in outs)
-    assert outs[0].tobytes() == ref.lconv2d(x, 3, signs, scale, bias, padding="SAME").tobytes()
+    assert outs[0].tobytes() == ref.lconv2d(x, 3, signs, scale, bias, padding=pad).tobytes()
 
 
 def test_lconv_rejects_bad_params(pair):

@@ -22,23 +22,32 @@ def lib(tmp_path_factory):
         "-O3", "-march=native", "-ffp-contract=off", "-DEBNN_THREADS=1", "-pthread"])
 
 
+# (in h, w, in channels, out channels, filter size, padding): a conv split by pixels, and dense layers of
+# 1 and 3 pixels (fewer than a tile: split by blocks of 64 channels on AVX-512, 1000 = 15 x 64 + 40;
+# both big enough for ebnn__parallel_for to use 2 and 3 threads)
+BCONV_SHAPES = [((13, 12), 96, 40, 3, "SAME"), ((1, 1), 1024, 1000, 1, "VALID"), ((1, 3), 1024, 600, 1, "VALID")]
+
+
+@pytest.mark.parametrize("shape", BCONV_SHAPES, ids=["conv", "dense1", "dense3"])
 @pytest.mark.parametrize("packed", [False, True], ids=["float", "packed"])
-def test_bconv_results_identical_for_any_thread_count(lib, packed):
+def test_bconv_results_identical_for_any_thread_count(lib, packed, shape):
+    (h, w), in_c, out_c, k, pad = shape
     rt = E.Runtime(lib, variant="opt", filter_t=True)
     rng = np.random.default_rng(11)
-    x = rng.integers(-2**31, 2**31, size=(13, 12, 3), dtype=np.int64).astype(np.int32)
-    filt = rng.integers(-2**31, 2**31, size=(40, 3, 3, 3), dtype=np.int64).astype(np.int32)
-    kw = dict(padding="SAME", pad_value=1)
+    x = rng.integers(-2**31, 2**31, size=(h, w, E.words(in_c)), dtype=np.int64).astype(np.int32)
+    filt = rng.integers(-2**31, 2**31, size=(out_c, k, k, E.words(in_c)), dtype=np.int64).astype(np.int32)
+    kw = dict(padding=pad, pad_value=1)
     if packed:
-        kw["thresholds"] = rng.integers(0, 864, size=40).astype(np.int32)
+        kw["thresholds"] = rng.integers(0, k * k * in_c, size=out_c).astype(np.int32)
     else:
-        kw.update(multiplier=rng.normal(size=40).astype(np.float32), bias=rng.normal(size=40).astype(np.float32))
+        kw.update(multiplier=rng.normal(size=out_c).astype(np.float32),
+                  bias=rng.normal(size=out_c).astype(np.float32))
     outs = []
-    for n in (1, 2, 3):
+    for n in (3, 2, 1):  # threaded first: a one-thread call would leave the right counts on the stack
         assert rt.lib.ebnn_set_threads(ctypes.c_int32(n)) == 0
-        outs.append(rt.bconv2d(x, 96, filt, **kw))
+        outs.append(rt.bconv2d(x, in_c, filt, **kw))
     assert outs[0].size > 0 and all(checks.bitexact(o, outs[0]) for o in outs[1:])
-    assert checks.bitexact(outs[0], E.Runtime(lib).bconv2d(x, 96, filt, **kw))
+    assert checks.bitexact(outs[0], E.Runtime(lib).bconv2d(x, in_c, filt, **kw))
     assert rt.lib.ebnn_set_threads(ctypes.c_int32(0)) != 0
 
 

@@ -36,7 +36,7 @@
  *
  * Delegated to ebnn_bconv2d_ref (ebnn_bconv2d_add_ref): windows over EBNN_BOPT_PATCH_WORDS words,
  * more than EBNN_BOPT_MAX_OC channels, no filter_t with a filter over the
- * stack buffer. Stack: about 240 KiB (hosts only, like ebnn_fused_opt.c; glibc
+ * stack buffer. Stack: about 270 KiB (hosts only, like ebnn_fused_opt.c; glibc
  * threads get the stack rlimit, usually 8 MiB).
  */
 #include <string.h>
@@ -46,7 +46,7 @@
 #include "ebnn_opt_internal.h"
 
 #define EBNN_BOPT_P 4
-#define EBNN_BOPT_MAX_OC 2048
+#define EBNN_BOPT_MAX_OC 4096
 #define EBNN_BOPT_PATCH_WORDS 1024
 #define EBNN_BOPT_MAX_FH 32
 #define EBNN_BOPT_CNT 16384 /* int32 counts per chunk */
@@ -296,48 +296,6 @@ static void bopt_split(const uint32_t *src, size_t n, uint32_t *dst) {
 }
 #endif
 
-#if defined(EBNN_BOPT_ISA_AVX512)
-/* Counts of n < EBNN_BOPT_P virtual pixels (rows as bopt_tile's), the
- * filter read once in its stored order ([k][oc]). For so few pixels (a
- * dense layer's one, its bitplanes) the tile's walk down one block of
- * channels reads each filter row oc * 4 bytes after the last, a cache
- * miss per row that the prefetchers do not hide; here every row streams
- * in order, and EBNN_BOPT_GEMV_K of them at a time are summed in a
- * register before the count in cnt is updated. */
-#define EBNN_BOPT_GEMV_K 8
-static void bopt_gemv_counts(const bopt_ctx_t *c, const uint32_t *const *rows, int32_t n, int32_t *cnt) {
-  const ebnn_bconv2d_params_t *p = c->p;
-  const int32_t fh = p->filter_h;
-  const size_t oc = (size_t)p->out_c, full = oc & ~(size_t)15, k_words = (size_t)fh * c->row_len;
-  uint32_t xs[EBNN_BOPT_P][EBNN_BOPT_GEMV_K];
-  size_t k0, kn, k, o;
-  int32_t i, fy;
-  for (i = 0; i < n; ++i)
-    for (o = 0; o < oc; ++o) cnt[(size_t)i * oc + o] = 0;
-  for (k0 = 0; k0 < k_words; k0 += kn) {
-    const uint32_t *w = c->wt + k0 * oc;
-    kn = k_words - k0 < EBNN_BOPT_GEMV_K ? k_words - k0 : EBNN_BOPT_GEMV_K;
-    for (k = 0; k < kn; ++k) { /* window word k0 + k: row fy, word t of that row */
-      fy = (int32_t)((k0 + k) / c->row_len);
-      for (i = 0; i < n; ++i) xs[i][k] = rows[i * fh + fy][(k0 + k) % c->row_len];
-    }
-    for (o = 0; o < full; o += 16)
-      for (i = 0; i < n; ++i) {
-        int32_t *ct = cnt + (size_t)i * oc + o;
-        __m512i acc = _mm512_loadu_si512((const void *)ct);
-        for (k = 0; k < kn; ++k) {
-          const __m512i v = _mm512_loadu_si512((const void *)(w + k * oc + o));
-          acc = _mm512_add_epi32(acc, _mm512_popcnt_epi32(_mm512_xor_si512(_mm512_set1_epi32((int)xs[i][k]), v)));
-        }
-        _mm512_storeu_si512((void *)ct, acc);
-      }
-    for (; o < oc; ++o) /* channels past the last 16 */
-      for (i = 0; i < n; ++i)
-        for (k = 0; k < kn; ++k) cnt[(size_t)i * oc + o] += EBNN_POPCOUNT32(xs[i][k] ^ w[k * oc + o]);
-  }
-}
-#endif
-
 /* Row pointers of pixel (oy, ox)'s window: straight into the input when the
  * window is inside it, else gathered into patch (0 words = +1 outside, as
  * the reference, which only runs this without same-zero padding). */
@@ -378,6 +336,84 @@ static void bopt_vwindow(const bopt_ctx_t *c, const int32_t *input, int32_t v, u
   const int32_t q = v / c->planes, ow = c->g.g.out_w;
   bopt_window(c, input + (size_t)(v % c->planes) * c->plane_words, q / ow, q % ow, patch, rows);
 }
+
+#if defined(EBNN_BOPT_ISA_AVX512)
+/* Counts of n < EBNN_BOPT_P virtual pixels (rows as bopt_tile's), the
+ * filter read once in its stored order ([k][oc]). For so few pixels (a
+ * dense layer's one, its bitplanes) the tile's walk down one block of
+ * channels reads each filter row oc * 4 bytes after the last, a cache
+ * miss per row that the prefetchers do not hide; here every row streams
+ * in order, and EBNN_BOPT_GEMV_K of them at a time are summed in a
+ * register before the count in cnt is updated. */
+#define EBNN_BOPT_GEMV_K 8
+static void bopt_gemv_counts(const bopt_ctx_t *c, const uint32_t *const *rows, int32_t n, int32_t *cnt,
+                             size_t o0, size_t o1) {
+  const ebnn_bconv2d_params_t *p = c->p;
+  const int32_t fh = p->filter_h;
+  const size_t oc = (size_t)p->out_c, full = o0 + ((o1 - o0) & ~(size_t)15), k_words = (size_t)fh * c->row_len;
+  uint32_t xs[EBNN_BOPT_P][EBNN_BOPT_GEMV_K];
+  size_t k0, kn, k, o;
+  int32_t i, fy;
+  for (i = 0; i < n; ++i)
+    for (o = o0; o < o1; ++o) cnt[(size_t)i * oc + o] = 0;
+  for (k0 = 0; k0 < k_words; k0 += kn) {
+    const uint32_t *w = c->wt + k0 * oc;
+    kn = k_words - k0 < EBNN_BOPT_GEMV_K ? k_words - k0 : EBNN_BOPT_GEMV_K;
+    for (k = 0; k < kn; ++k) { /* window word k0 + k: row fy, word t of that row */
+      fy = (int32_t)((k0 + k) / c->row_len);
+      for (i = 0; i < n; ++i) xs[i][k] = rows[i * fh + fy][(k0 + k) % c->row_len];
+    }
+    for (o = o0; o < full; o += 16)
+      for (i = 0; i < n; ++i) {
+        int32_t *ct = cnt + (size_t)i * oc + o;
+        __m512i acc = _mm512_loadu_si512((const void *)ct);
+        for (k = 0; k < kn; ++k) {
+          const __m512i v = _mm512_loadu_si512((const void *)(w + k * oc + o));
+          acc = _mm512_add_epi32(acc, _mm512_popcnt_epi32(_mm512_xor_si512(_mm512_set1_epi32((int)xs[i][k]), v)));
+        }
+        _mm512_storeu_si512((void *)ct, acc);
+      }
+    for (; o < o1; ++o) /* channels past the last 16 */
+      for (i = 0; i < n; ++i)
+        for (k = 0; k < kn; ++k) cnt[(size_t)i * oc + o] += EBNN_POPCOUNT32(xs[i][k] ^ w[k * oc + o]);
+  }
+}
+
+/* One thread's share of bopt_gemv: channel blocks [begin, end) of
+ * EBNN_BOPT_GEMV_OC channels. */
+#define EBNN_BOPT_GEMV_OC 64
+typedef struct {
+  const bopt_ctx_t *c;
+  const uint32_t *const *rows;
+  int32_t n;
+  int32_t *cnt;
+} bopt_gemv_job_t;
+
+static void bopt_gemv_job(const void *arg, int32_t begin, int32_t end) {
+  const bopt_gemv_job_t *j = (const bopt_gemv_job_t *)arg;
+  const size_t oc = (size_t)j->c->p->out_c, o1 = (size_t)end * EBNN_BOPT_GEMV_OC;
+  bopt_gemv_counts(j->c, j->rows, j->n, j->cnt, (size_t)begin * EBNN_BOPT_GEMV_OC, o1 < oc ? o1 : oc);
+}
+
+/* Counts of virtual pixels [0, n), n < EBNN_BOPT_P (the whole layer),
+ * into cnt[v * oc + o]: the filter in one ordered pass, its channels
+ * shared among the threads (a layer of one pixel has nothing else to
+ * share). */
+static void bopt_gemv(const bopt_ctx_t *c, const int32_t *input, int32_t n, int32_t *cnt) {
+  uint32_t patch[EBNN_BOPT_P][EBNN_BOPT_PATCH_WORDS];
+  const uint32_t *rows[EBNN_BOPT_P * EBNN_BOPT_MAX_FH];
+  const int32_t fh = c->p->filter_h, oc = c->p->out_c;
+  bopt_gemv_job_t job;
+  int32_t i;
+  for (i = 0; i < n; ++i) bopt_vwindow(c, input, i, patch[i], rows + i * fh);
+  job.c = c;
+  job.rows = rows;
+  job.n = n;
+  job.cnt = cnt;
+  ebnn__parallel_for((oc + EBNN_BOPT_GEMV_OC - 1) / EBNN_BOPT_GEMV_OC,
+                     (int64_t)n * (int64_t)oc * (int64_t)fh * (int64_t)c->row_len, bopt_gemv_job, &job);
+}
+#endif
 
 /* Counts of virtual pixels [q0, q0 + n) (output pixels, flattened
  * oy * out_w + ox, for a bconv): cnt[(q - q0) * oc + o]. */
@@ -435,13 +471,6 @@ static void bopt_chunk_counts(const bopt_ctx_t *c, const int32_t *input, int32_t
         for (k = 0; k < k_words; ++k, wk += oc) total += EBNN_POPCOUNT32((xa[2 * k] | (xa[2 * k + 1] << 4)) ^ wk[0]);
         cnt[(size_t)i * oc + (size_t)o] = total;
       }
-    return;
-  }
-#endif
-#if defined(EBNN_BOPT_ISA_AVX512)
-  if (n < EBNN_BOPT_P) { /* fewer pixels than one tile: the filter in one ordered pass */
-    for (i = 0; i < n; ++i) bopt_vwindow(c, input, q0 + i, patch[i], rows + i * fh);
-    bopt_gemv_counts(c, rows, n, cnt);
     return;
   }
 #endif
@@ -629,6 +658,15 @@ static ebnn_status_t bopt_run(const ebnn_bconv2d_params_t *p, const ebnn__bgeom_
       c.b[o] = (float)((double)p->bias[o] + (double)c.g.k * (double)mul);
     }
   }
+#if defined(EBNN_BOPT_ISA_AVX512)
+  if (c.g.g.out_h * c.g.g.out_w < EBNN_BOPT_P) { /* a dense layer: counts split by channels */
+    int32_t cnt[EBNN_BOPT_CNT], zacc[EBNN_BOPT_MAX_OC], q;
+    const int32_t n_pix = c.g.g.out_h * c.g.g.out_w;
+    bopt_gemv(&c, input, n_pix, cnt);
+    for (q = 0; q < n_pix; ++q) bopt_transform(&c, cnt + (size_t)q * (size_t)p->out_c, q, output, zacc);
+    return EBNN_OK;
+  }
+#endif
   {
     bopt_job_t job;
     job.c = &c;
@@ -674,12 +712,29 @@ typedef struct {
   float *output;
 } lopt_job_t;
 
+/* Output pixel q from its planes' counts ct[j * oc + o]: the exact integer
+ * sum, then the reference's float operations. */
+static void lopt_transform(const lopt_job_t *jb, const int32_t *ct, int32_t q) {
+  const ebnn_bconv2d_params_t *p = jb->c->p;
+  const int32_t oc = p->out_c, planes = jb->c->planes;
+  float *out = jb->output + (size_t)q * (size_t)oc;
+  int32_t j, o;
+  for (o = 0; o < oc; ++o) {
+    int32_t s = 0;
+    float y;
+    for (j = 0; j < planes; ++j) s += (ct[(size_t)j * (size_t)oc + (size_t)o] - jb->pop[o]) * (1 << j);
+    y = p->multiplier[o] * (float)s;
+    y = y + p->bias[o];
+    out[o] = ebnn__act(y, jb->lp->activation);
+  }
+}
+
 static void lopt_pixels(const lopt_job_t *jb, int32_t q0, int32_t q1) {
   int32_t cnt[EBNN_BOPT_CNT];
   const bopt_ctx_t *c = jb->c;
   const ebnn_bconv2d_params_t *p = c->p;
   const int32_t oc = p->out_c, planes = c->planes;
-  int32_t chunk = EBNN_BOPT_CNT / (oc * planes), q, i, j, o;
+  int32_t chunk = EBNN_BOPT_CNT / (oc * planes), q, i;
 #if defined(EBNN_BOPT_ISA_AVX2)
   {
     const int32_t k_words = p->filter_h * (int32_t)c->row_len;
@@ -696,18 +751,7 @@ static void lopt_pixels(const lopt_job_t *jb, int32_t q0, int32_t q1) {
   for (q = q0; q < q1; q += chunk) {
     const int32_t n = q1 - q < chunk ? q1 - q : chunk;
     bopt_chunk_counts(c, jb->packed, q * planes, n * planes, cnt);
-    for (i = 0; i < n; ++i) {
-      float *out = jb->output + (size_t)(q + i) * (size_t)oc;
-      const int32_t *ct = cnt + (size_t)i * (size_t)planes * (size_t)oc;
-      for (o = 0; o < oc; ++o) {
-        int32_t s = 0;
-        float y;
-        for (j = 0; j < planes; ++j) s += (ct[(size_t)j * (size_t)oc + (size_t)o] - jb->pop[o]) * (1 << j);
-        y = p->multiplier[o] * (float)s;
-        y = y + p->bias[o];
-        out[o] = ebnn__act(y, jb->lp->activation);
-      }
-    }
+    for (i = 0; i < n; ++i) lopt_transform(jb, cnt + (size_t)i * (size_t)planes * (size_t)oc, q + i);
   }
 }
 
@@ -759,6 +803,14 @@ ebnn_status_t ebnn_lconv2d_opt(const ebnn_lconv2d_params_t *params,
   job.output = output;
   {
     const int32_t n_pix = c.g.g.out_h * c.g.g.out_w;
+#if defined(EBNN_BOPT_ISA_AVX512)
+    if (n_pix * planes < EBNN_BOPT_P) { /* a dense layer's planes: counts split by channels */
+      int32_t cnt[EBNN_BOPT_CNT], q;
+      bopt_gemv(&c, job.packed, n_pix * planes, cnt);
+      for (q = 0; q < n_pix; ++q) lopt_transform(&job, cnt + (size_t)q * (size_t)planes * (size_t)p->out_c, q);
+      return EBNN_OK;
+    }
+#endif
     ebnn__parallel_for(n_pix, (int64_t)n_pix * (int64_t)p->out_c * (int64_t)k_words * planes, lopt_job, &job);
   }
   return EBNN_OK;
