@@ -239,24 +239,33 @@ static int32_t *words(size_t n) {
   return p;
 }
 
+/* A bconv's parameters as the generator writes them: hw x hw x in_c ->
+ * out_c, fk x fk, stride 1, pad value 1, float output, random packed
+ * input and filter, filter_t its transpose; the input in *x */
+static void bconv_params(ebnn_bconv2d_params_t *p, int hw, int in_c, int out_c, int fk, int padding,
+                         int32_t **x) {
+  const int wpp = (in_c + 31) / 32, k = fk * fk * wpp;
+  int32_t *w = words((size_t)out_c * (size_t)k), *wt = words((size_t)out_c * (size_t)k);
+  int o, t;
+  *x = words((size_t)hw * (size_t)hw * (size_t)wpp);
+  for (o = 0; o < out_c; ++o)
+    for (t = 0; t < k; ++t) wt[(size_t)t * (size_t)out_c + (size_t)o] = w[(size_t)o * (size_t)k + (size_t)t];
+  memset(p, 0, sizeof *p);
+  p->in_h = p->in_w = hw; p->in_c = in_c; p->out_c = out_c; p->filter_h = p->filter_w = fk;
+  p->stride_h = p->stride_w = p->dilation_h = p->dilation_w = 1;
+  p->padding = padding; p->pad_value = 1; p->activation = EBNN_ACT_NONE;
+  p->filter = w; p->multiplier = floats((size_t)out_c); p->bias = floats((size_t)out_c); p->filter_t = wt;
+}
+
 /* QuickNet's binary convs: hw x hw x ch -> ch, 3x3 SAME (pad value 1), float
  * output (the block's residual ADD follows), filter_t given as exported */
 static void bconv(int hw, int ch) {
-  const int wpp = (ch + 31) / 32, k = 9 * wpp;
   const size_t n_out = (size_t)hw * (size_t)hw * (size_t)ch;
-  int32_t *x = words((size_t)hw * (size_t)hw * (size_t)wpp), *w = words((size_t)ch * (size_t)k);
-  int32_t *wt = words((size_t)ch * (size_t)k);
-  float *m = floats((size_t)ch), *b = floats((size_t)ch), *y1 = floats(n_out), *y2 = floats(n_out);
+  float *y1 = floats(n_out), *y2 = floats(n_out);
+  int32_t *x;
   char name[64];
-  int o, t;
   ebnn_bconv2d_params_t p;
-  for (o = 0; o < ch; ++o)
-    for (t = 0; t < k; ++t) wt[(size_t)t * (size_t)ch + (size_t)o] = w[(size_t)o * (size_t)k + (size_t)t];
-  memset(&p, 0, sizeof p);
-  p.in_h = p.in_w = hw; p.in_c = ch; p.out_c = ch; p.filter_h = p.filter_w = 3;
-  p.stride_h = p.stride_w = p.dilation_h = p.dilation_w = 1;
-  p.padding = EBNN_PADDING_SAME; p.pad_value = 1; p.activation = EBNN_ACT_NONE;
-  p.filter = w; p.multiplier = m; p.bias = b; p.filter_t = wt;
+  bconv_params(&p, hw, ch, ch, 3, EBNN_PADDING_SAME, &x);
   ebnn_bconv2d_ref(&p, x, y1);
   ebnn_bconv2d_opt(&p, x, y2);
   check("bconv2d", y1, y2, n_out);
@@ -285,20 +294,11 @@ static void bconv(int hw, int ch) {
  * DoReFa-Net's 4096 -> 4096: 2 MiB of filter bits, read once per call);
  * warm, and cold after evict() */
 static void bdense(int n_in, int n_out, int cold) {
-  const int k = (n_in + 31) / 32;
-  int32_t *x = words((size_t)k), *w = words((size_t)n_out * (size_t)k), *wt = words((size_t)n_out * (size_t)k);
-  float *m = floats((size_t)n_out), *b = floats((size_t)n_out);
   float *y1 = floats((size_t)n_out), *y2 = floats((size_t)n_out);
+  int32_t *x;
   char name[64];
-  int o, t;
   ebnn_bconv2d_params_t p;
-  for (o = 0; o < n_out; ++o)
-    for (t = 0; t < k; ++t) wt[(size_t)t * (size_t)n_out + (size_t)o] = w[(size_t)o * (size_t)k + (size_t)t];
-  memset(&p, 0, sizeof p);
-  p.in_h = p.in_w = 1; p.in_c = n_in; p.out_c = n_out; p.filter_h = p.filter_w = 1;
-  p.stride_h = p.stride_w = p.dilation_h = p.dilation_w = 1;
-  p.padding = EBNN_PADDING_VALID; p.pad_value = 1; p.activation = EBNN_ACT_NONE;
-  p.filter = w; p.multiplier = m; p.bias = b; p.filter_t = wt;
+  bconv_params(&p, 1, n_in, n_out, 1, EBNN_PADDING_VALID, &x);
   ebnn_bconv2d_ref(&p, x, y1);
   ebnn_bconv2d_opt(&p, x, y2);
   check("bdense", y1, y2, (size_t)n_out);
