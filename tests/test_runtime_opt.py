@@ -1,6 +1,6 @@
 """The "opt" kernels (ebnn_bconv_opt.c, ebnn_conv_opt.c, ebnn_float_opt.c, ...) against
 the _ref kernels, bit for bit, on a grid of shapes: odd channel counts (tails
-of the 16/32-channel blocks and of the 4-pixel tiles), padding, strides,
+of the 16/32-channel blocks and of the 4- and 6-pixel tiles), padding, strides,
 dilations, every activation. Both libraries are built from the same sources:
 the opt one with the host flags (-O3 -march=native: AVX2 or AVX-512 here),
 and with -DEBNN_OPT_PLAIN_C (the scalar fallback). Bitpacked results and
@@ -68,6 +68,9 @@ BCONV = [
     ((1, 3), 96, 100, 3, 1, 1, "SAME", 0, "NONE", False),
     ((2, 1), 70, 40, 3, 1, 1, "SAME", 1, "NONE", True),
     ((1, 2), 33, 17, 1, 1, 1, "VALID", 1, "RELU6", False),
+    # around the AVX-512 tile of 6 pixels (4 elsewhere): 5 (the GEMV's most), 7 (one tile and a partial one)
+    ((1, 5), 64, 48, 1, 1, 1, "VALID", 1, "NONE", True),
+    ((1, 7), 96, 40, 3, 1, 1, "SAME", 1, "NONE", False),
 ]
 
 
