@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from edgebnn.bench.flips import ZERO_TOL, first_sign_flip, with_output
+from edgebnn.bench.flips import ZERO_TOL, describe, first_sign_flip, with_output
 from edgebnn.errors import ModelError
 from edgebnn.graph import load_graph
 from edgebnn.pretrained import get_pretrained
@@ -98,6 +98,8 @@ def test_first_sign_flip_finds_the_first_flipped_binarization(target, kind):
     else:
         assert r["flip_max_abs"] >= 3.0
     assert len(set(calls)) <= 2  # bisection over 3 quantizes: at most 2 distinct probes
+    line = describe(r)  # goes into markdown tables: no "|"
+    assert line.startswith("rounding flip at op" if kind == "rounding" else "DIFFERENCE at op") and "|" not in line
 
 
 def test_no_flip_is_reported_as_none():

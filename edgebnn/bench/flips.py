@@ -142,9 +142,9 @@ def explain_lce_vs_c(path, x, *, kernels=None) -> dict:
 
 
 def describe(report: dict) -> str:
-    """One line for a table: ``rounding flip at op 18 (1 sign, |x| <= 9.5e-07 of 6.4)``."""
+    """One line for a table (no "|"): ``rounding flip at op 18 (1 sign, abs(x) <= 9.5e-07 of 6.4)``."""
     if report["kind"] == "none":
         return "no binarization flipped"
     what = "rounding flip" if report["kind"] == "rounding" else "DIFFERENCE"
     return (f"{what} at op {report['op']} ({report['flips']} sign{'s' if report['flips'] != 1 else ''}, "
-            f"|x| <= {report['flip_max_abs']:.1e} of {report['scale']:.2g})")
+            f"abs(x) <= {report['flip_max_abs']:.1e} of {report['scale']:.2g})")
