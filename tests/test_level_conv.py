@@ -82,6 +82,7 @@ GRID = [
     ((1, 1), 1024, 4096, (1, 1), (1, 1), (1, 1), "VALID", 3, "NONE"),  # a FULLY_CONNECTED row
     ((3, 1), 300, 70, (1, 1), (1, 1), (1, 1), "VALID", 3, "RELU"),   # FULLY_CONNECTED, 3 rows
     ((4, 4), 64, 2200, (3, 3), (1, 1), (1, 1), "SAME", 3, "NONE"),   # more channels than a bconv's opt
+    ((1, 2), 64, 5000, (1, 1), (1, 1), (1, 1), "VALID", 3, "NONE"),  # 4 planes' counts over a chunk: no GEMV
 ]
 IDS = [f"{hw[0]}x{hw[1]}x{c}-{o}-k{k[0]}{k[1]}-s{s[0]}-d{d[0]}-{pad}-L{lv}-{act}"
        for hw, c, o, k, s, d, pad, lv, act in GRID]

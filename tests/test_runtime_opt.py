@@ -70,6 +70,7 @@ BCONV = [
     ((1, 2), 33, 17, 1, 1, 1, "VALID", 1, "RELU6", False),
     # around the AVX-512 tile of 6 pixels (4 elsewhere): 5 (the GEMV's most), 7 (one tile and a partial one)
     ((1, 5), 64, 48, 1, 1, 1, "VALID", 1, "NONE", True),
+    ((1, 5), 64, 4096, 1, 1, 1, "VALID", 1, "NONE", False),  # 5 x 4096 counts: more than one chunk holds
     ((1, 7), 96, 40, 3, 1, 1, "SAME", 1, "NONE", False),
 ]
 

@@ -401,7 +401,8 @@ static void bopt_gemv_job(const void *arg, int32_t begin, int32_t end) {
   bopt_gemv_counts(j->c, j->rows, j->n, j->cnt, (size_t)begin * EBNN_BOPT_GEMV_OC, o1 < oc ? o1 : oc);
 }
 
-/* Counts of virtual pixels [0, n), n < EBNN_BOPT_P (the whole layer),
+/* Counts of virtual pixels [0, n), n < EBNN_BOPT_P (the whole layer; the
+ * callers check n * oc <= EBNN_BOPT_CNT, else they chunk the tile path),
  * into cnt[v * oc + o]: the filter in one ordered pass, its channels
  * shared among the threads (a layer of one pixel has nothing else to
  * share). */
@@ -665,7 +666,8 @@ static ebnn_status_t bopt_run(const ebnn_bconv2d_params_t *p, const ebnn__bgeom_
     }
   }
 #if defined(EBNN_BOPT_ISA_AVX512)
-  if (c.g.g.out_h * c.g.g.out_w < EBNN_BOPT_P) { /* a dense layer: counts split by channels */
+  if (c.g.g.out_h * c.g.g.out_w < EBNN_BOPT_P && /* a dense layer: counts split by channels */
+      (size_t)c.g.g.out_h * (size_t)c.g.g.out_w * (size_t)p->out_c <= EBNN_BOPT_CNT) {
     int32_t cnt[EBNN_BOPT_CNT], zacc[EBNN_BOPT_MAX_OC], q;
     const int32_t n_pix = c.g.g.out_h * c.g.g.out_w;
     bopt_gemv(&c, input, n_pix, cnt);
@@ -810,7 +812,8 @@ ebnn_status_t ebnn_lconv2d_opt(const ebnn_lconv2d_params_t *params,
   {
     const int32_t n_pix = c.g.g.out_h * c.g.g.out_w;
 #if defined(EBNN_BOPT_ISA_AVX512)
-    if (n_pix * planes < EBNN_BOPT_P) { /* a dense layer's planes: counts split by channels */
+    if (n_pix * planes < EBNN_BOPT_P && /* a dense layer's planes: counts split by channels */
+        (size_t)(n_pix * planes) * (size_t)p->out_c <= EBNN_BOPT_CNT) {
       int32_t cnt[EBNN_BOPT_CNT], q;
       bopt_gemv(&c, job.packed, n_pix * planes, cnt);
       for (q = 0; q < n_pix; ++q) lopt_transform(&job, cnt + (size_t)q * (size_t)planes * (size_t)p->out_c, q);
