@@ -13,7 +13,8 @@ rounding flip from a real error:
   intermediate tensor (the vector of output indices is patched in a copy,
   nothing else changes), so any engine can be asked for that tensor.
 * :func:`first_sign_flip` finds, by bisection over the model's
-  ``LceQuantize`` ops (once one binarization differs, every later one does),
+  ``LceQuantize`` ops (it assumes that once one binarization differs the
+  later ones do, as a flipped popcount's difference normally spreads),
   the first whose float input has a different sign pattern in the two
   engines, and reports how far from zero the flipped values are and how far
   the two tensors are apart. A flip of values within ``1e-5`` of the
@@ -39,6 +40,34 @@ ZERO_TOL = 1e-5
 TENSOR_TOL = 1e-4
 
 
+def _output_slot(data: bytes) -> tuple:
+    """``(byte offset of the one subgraph output index, its Graph)`` of a checked flatbuffer.
+
+    Raises:
+        ModelError: the file does not load, or has more than one subgraph or output.
+    """
+    import tflite
+
+    graph = load_graph(data)  # checks the file before the raw offsets below are used
+    model = tflite.Model.GetRootAsModel(data, 0)
+    if model.SubgraphsLength() != 1:
+        raise ModelError(f"with_output needs a model of one subgraph; found {model.SubgraphsLength()}")
+    sub = model.Subgraphs(0)
+    if sub.OutputsLength() != 1:
+        raise ModelError(f"with_output needs a model of one output; found {sub.OutputsLength()}")
+    return sub._tab.Vector(sub._tab.Offset(8)), graph  # SubGraph field 2: outputs ([int])
+
+
+def _patched(data: bytes, slot: tuple, tensor: int) -> bytes:
+    offset, graph = slot
+    n_tensors = len(graph.tensors)
+    if not 0 <= int(tensor) < n_tensors:
+        raise ModelError(f"tensor {tensor} is not in the model (it has {n_tensors} tensors)")
+    buf = bytearray(data)
+    struct.pack_into("<i", buf, offset, int(tensor))
+    return bytes(buf)
+
+
 def with_output(data: bytes, tensor: int) -> bytes:
     """A copy of the flatbuffer ``data`` whose (single) subgraph output is ``tensor``.
 
@@ -46,21 +75,8 @@ def with_output(data: bytes, tensor: int) -> bytes:
         ModelError: the model has more than one subgraph or output, or
             ``tensor`` is not one of its tensors.
     """
-    import tflite
-
-    buf = bytearray(data)
-    graph = load_graph(bytes(buf))  # checks the file before the raw offsets below are used
-    if not 0 <= int(tensor) < len(graph.tensors):
-        raise ModelError(f"tensor {tensor} is not in the model (it has {len(graph.tensors)} tensors)")
-    model = tflite.Model.GetRootAsModel(buf, 0)
-    if model.SubgraphsLength() != 1:
-        raise ModelError(f"with_output needs a model of one subgraph; found {model.SubgraphsLength()}")
-    sub = model.Subgraphs(0)
-    if sub.OutputsLength() != 1:
-        raise ModelError(f"with_output needs a model of one output; found {sub.OutputsLength()}")
-    slot = sub._tab.Offset(8)  # SubGraph field 2: outputs ([int])
-    struct.pack_into("<i", buf, sub._tab.Vector(slot), int(tensor))
-    return bytes(buf)
+    data = bytes(data)
+    return _patched(data, _output_slot(data), tensor)
 
 
 def _compare(a: np.ndarray, b: np.ndarray) -> dict:
@@ -89,14 +105,15 @@ def first_sign_flip(data: bytes, x, run_a, run_b) -> dict:
         index), ``tensor``, ``flips``, ``flip_max_abs``, ``scale`` and
         ``tensor_max_diff``. Each probe runs both engines once.
     """
-    graph = load_graph(data)
+    data = bytes(data)
+    slot = _output_slot(data)  # the file is parsed once, not once per probe
+    graph = slot[1]
     quantizes = [op for op in graph.ops if op.type == "LceQuantize"]
     cache = {}
 
     def probe(i):
         if i not in cache:
-            t = quantizes[i].inputs[0]
-            probe_model = with_output(data, t)
+            probe_model = _patched(data, slot, quantizes[i].inputs[0])
             cache[i] = _compare(np.asarray(run_a(probe_model, x)), np.asarray(run_b(probe_model, x)))
         return cache[i]
 
